@@ -1,0 +1,142 @@
+from django.contrib import admin
+from django.db.models import Count
+
+from .models import Image, ImportBatch, ImportedFeedback, Project, ProjectMembership, Sample, Turn
+
+
+class MembershipInline(admin.TabularInline):
+    model = ProjectMembership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "score_min", "score_max", "llm_model", "prompt_version", "created_at"]
+    search_fields = ["name", "slug", "description"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(ProjectMembership)
+class ProjectMembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "role"]
+    list_filter = ["role", "project"]
+    search_fields = ["user__username", "project__name"]
+    autocomplete_fields = ["user", "project"]
+
+
+class MissingFileFilter(admin.SimpleListFilter):
+    title = "file"
+    parameter_name = "file_state"
+
+    def lookups(self, request, model_admin):
+        return [("present", "present"), ("missing", "missing")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "missing":
+            return queryset.filter(file="")
+        if self.value() == "present":
+            return queryset.exclude(file="")
+        return queryset
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ["file_name", "project", "width", "height", "format", "has_file", "caption_count", "box_count"]
+    list_filter = ["project", MissingFileFilter, "format"]
+    search_fields = ["file_name", "sha256", "captions"]
+    readonly_fields = ["sha256", "byte_size", "created_at", "updated_at"]
+    list_select_related = ["project"]
+
+    @admin.display(boolean=True, description="file")
+    def has_file(self, obj):
+        return not obj.is_missing
+
+    @admin.display(description="captions")
+    def caption_count(self, obj):
+        return len(obj.captions)
+
+    @admin.display(description="boxes")
+    def box_count(self, obj):
+        return len(obj.object_boxes)
+
+
+class TurnInline(admin.StackedInline):
+    model = Turn
+    extra = 0
+    fields = ["index", "user_message", "model_response"]
+
+
+@admin.register(Sample)
+class SampleAdmin(admin.ModelAdmin):
+    list_display = [
+        "external_id",
+        "project",
+        "target_criterion",
+        "image",
+        "source_dataset",
+        "source_model",
+        "turn_total",
+        "updated_at",
+    ]
+    list_filter = ["project", "target_criterion", "source_dataset", "source_model", "import_batch"]
+    search_fields = ["external_id", "image__file_name", "reference_answer", "turns__user_message"]
+    list_select_related = ["project", "image"]
+    raw_id_fields = ["image", "import_batch"]
+    readonly_fields = ["content_hash", "import_batch", "import_line", "created_at", "updated_at"]
+    inlines = [TurnInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(turn_total=Count("turns"))
+
+    @admin.display(description="turns", ordering="turn_total")
+    def turn_total(self, obj):
+        return obj.turn_total
+
+
+@admin.register(Turn)
+class TurnAdmin(admin.ModelAdmin):
+    list_display = ["sample", "index", "short_user_message", "has_response"]
+    list_filter = ["sample__project"]
+    search_fields = ["user_message", "model_response", "sample__external_id"]
+    raw_id_fields = ["sample"]
+    list_select_related = ["sample"]
+
+    @admin.display(description="user message")
+    def short_user_message(self, obj):
+        return obj.user_message[:80]
+
+    @admin.display(boolean=True, description="response")
+    def has_response(self, obj):
+        return obj.model_response is not None
+
+
+@admin.register(ImportedFeedback)
+class ImportedFeedbackAdmin(admin.ModelAdmin):
+    list_display = ["turn", "criterion", "score", "rating_raw", "source"]
+    list_filter = ["criterion", "score", "turn__sample__project"]
+    search_fields = ["critique", "refinement", "turn__sample__external_id"]
+    raw_id_fields = ["turn"]
+    list_select_related = ["turn"]
+
+
+@admin.register(ImportBatch)
+class ImportBatchAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "project",
+        "format",
+        "file_name",
+        "status",
+        "records_read",
+        "created",
+        "updated",
+        "skipped",
+        "rejected",
+        "created_at",
+    ]
+    list_filter = ["project", "format", "status"]
+    search_fields = ["file_name", "file_sha256"]
+    readonly_fields = [f.name for f in ImportBatch._meta.fields]
+    list_select_related = ["project"]

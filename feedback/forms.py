@@ -1,0 +1,13 @@
+from django import forms
+
+from .importers.service import FORMAT_LABELS
+
+
+class ImportForm(forms.Form):
+    format = forms.ChoiceField(choices=sorted(FORMAT_LABELS.items()))
+    file = forms.FileField(help_text="JSONL or JSON in the chosen format.")
+    images = forms.FileField(required=False, help_text="Optional zip of image files, matched by file name.")
+    criterion = forms.CharField(
+        required=False, help_text="For DRESS files: the file's criterion (else taken from its name)."
+    )
+    source_model = forms.CharField(required=False, help_text="The LVLM whose responses the file holds.")

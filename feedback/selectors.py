@@ -1,0 +1,79 @@
+"""Reads: what a user may see, and the counts the pages show (a fixed number of queries each)."""
+
+from __future__ import annotations
+
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from .models import Image, ImportedFeedback, Project, Sample, Turn
+from .permissions import is_platform_admin
+
+
+def project_by_key(key: str) -> Project:
+    query = Q(slug=key) | Q(name=key)
+    if key.isdigit():
+        query |= Q(pk=int(key))
+    project = Project.objects.filter(query).first()
+    if project is None:
+        raise LookupError(f"no project with slug, name or id {key!r}")
+    return project
+
+
+def projects_for_user(user) -> QuerySet[Project]:
+    projects = Project.objects.all()
+    if not is_platform_admin(user):
+        projects = projects.filter(memberships__user=user).distinct()
+    return projects.annotate(sample_count=_count_of(Sample), image_count=_count_of(Image))
+
+
+def _count_of(model) -> Coalesce:
+    """A per-project count as a subquery: joining both tables at once would multiply rows."""
+    per_project = model.objects.filter(project=OuterRef("pk")).order_by().values("project").annotate(n=Count("id"))
+    return Coalesce(Subquery(per_project.values("n")), 0)
+
+
+def project_counts(project: Project) -> dict[str, int]:
+    samples = Sample.objects.filter(project=project).aggregate(
+        samples=Count("id"),
+        without_image=Count("id", filter=Q(image__isnull=True)),
+        image_missing=Count("id", filter=Q(image__file="")),
+    )
+    images = Image.objects.filter(project=project).aggregate(
+        images=Count("id"), images_missing=Count("id", filter=Q(file=""))
+    )
+    turns = Turn.objects.filter(sample__project=project).aggregate(
+        turns=Count("id"), awaiting_response=Count("id", filter=Q(model_response__isnull=True))
+    )
+    feedback = ImportedFeedback.objects.filter(turn__sample__project=project).count()
+    return {**samples, **images, **turns, "imported_feedback": feedback}
+
+
+def sample_page_queryset(project: Project, *, criterion: str | None = None, missing_image: bool = False):
+    samples = (
+        Sample.objects.filter(project=project)
+        .select_related("image")
+        .annotate(turn_count=Count("turns"))
+        .order_by("id")
+    )
+    if criterion is not None:
+        samples = samples.filter(target_criterion=criterion)
+    if missing_image:
+        samples = samples.filter(Q(image__file="") | Q(image__isnull=True))
+    return samples
+
+
+def sample_detail(project: Project, pk: int) -> Sample:
+    return (
+        Sample.objects.select_related("image", "import_batch")
+        .prefetch_related("turns__imported_feedback")
+        .get(project=project, pk=pk)
+    )
+
+
+def samples_by_criterion(project: Project) -> list[dict]:
+    return list(
+        Sample.objects.filter(project=project)
+        .values("target_criterion")
+        .annotate(count=Count("id"))
+        .order_by("target_criterion")
+    )

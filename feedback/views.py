@@ -1,0 +1,113 @@
+"""Browser pages. Each one checks the role, calls a selector or a service, and renders."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from . import selectors
+from .forms import ImportForm
+from .importers.service import FORMAT_LABELS
+from .importers.uploads import import_upload_create
+from .models import Image, ImportBatch, Project, Role
+from .permissions import require_role
+
+
+def project_list(request):
+    return render(request, "feedback/project_list.html", {"projects": selectors.projects_for_user(request.user)})
+
+
+def project_detail(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    roles = require_role(request.user, project)
+    return render(
+        request,
+        "feedback/project_detail.html",
+        {
+            "project": project,
+            "roles": roles,
+            "is_admin": Role.ADMIN in roles,
+            "counts": selectors.project_counts(project),
+            "by_criterion": selectors.samples_by_criterion(project),
+            "batches": project.import_batches.select_related("created_by")[:10],
+        },
+    )
+
+
+def sample_list(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    require_role(request.user, project)
+    criterion = request.GET.get("criterion")
+    missing = request.GET.get("missing") == "1"
+    page = Paginator(selectors.sample_page_queryset(project, criterion=criterion, missing_image=missing), 50).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "feedback/sample_list.html",
+        {"project": project, "page": page, "criterion": criterion, "missing": missing},
+    )
+
+
+def sample_detail(request, slug, pk):
+    project = get_object_or_404(Project, slug=slug)
+    require_role(request.user, project)
+    try:
+        sample = selectors.sample_detail(project, pk)
+    except project.samples.model.DoesNotExist:
+        raise Http404("No such sample.") from None
+    return render(request, "feedback/sample_detail.html", {"project": project, "sample": sample})
+
+
+def image_file(request, pk):
+    image = get_object_or_404(Image.objects.select_related("project"), pk=pk)
+    require_role(request.user, image.project)
+    if image.is_missing:
+        raise Http404("The image file has not been imported yet.")
+    return FileResponse(image.file.open("rb"), content_type=f"image/{(image.format or 'octet-stream').lower()}")
+
+
+@require_http_methods(["GET", "POST"])
+def import_new(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    require_role(request.user, project, Role.ADMIN)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        batch = import_upload_create(
+            project=project,
+            user=request.user,
+            format=form.cleaned_data["format"],
+            upload=form.cleaned_data["file"],
+            images=form.cleaned_data["images"],
+            criterion=form.cleaned_data["criterion"],
+            source_model=form.cleaned_data["source_model"],
+        )
+        messages.info(request, f"Import #{batch.pk} queued; this page follows its progress.")
+        return redirect("feedback:import-detail", slug=project.slug, pk=batch.pk)
+    return render(request, "feedback/import_new.html", {"project": project, "form": form, "formats": FORMAT_LABELS})
+
+
+def import_detail(request, slug, pk):
+    project = get_object_or_404(Project, slug=slug)
+    require_role(request.user, project, Role.ADMIN)
+    batch = get_object_or_404(ImportBatch, project=project, pk=pk)
+    if request.GET.get("format") == "json":
+        return JsonResponse(batch_progress(batch))
+    return render(request, "feedback/import_detail.html", {"project": project, "batch": batch})
+
+
+def batch_progress(batch: ImportBatch) -> dict:
+    return {
+        "id": batch.pk,
+        "status": batch.status,
+        "bytes_done": batch.bytes_done,
+        "bytes_total": batch.bytes_total,
+        "records_read": batch.records_read,
+        "created": batch.created,
+        "updated": batch.updated,
+        "skipped": batch.skipped,
+        "rejected": batch.rejected,
+        "images_attached": batch.images_attached,
+        "failure": batch.failure,
+    }

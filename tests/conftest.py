@@ -1,0 +1,67 @@
+"""Shared fixtures. Tests that need a real service skip with a message when it is unreachable,
+and fail instead when ANNOTATOR_REQUIRE_SERVICES=1 (CI sets it)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from feedback.models import Project, ProjectMembership, Role
+
+SHARED_FORMATS = Path(__file__).resolve().parents[1] / "feedback" / "fixtures" / "formats"
+
+
+def services_required() -> bool:
+    return os.environ.get("ANNOTATOR_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    """Skip (or, under CI, fail) when a service cannot be reached."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as exc:
+        message = f"{name} at {host}:{port} is unreachable ({exc})"
+        if services_required():
+            pytest.fail(f"{message}; ANNOTATOR_REQUIRE_SERVICES=1 makes this a failure")
+        pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def media_root(tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def project(db) -> Project:
+    return Project.objects.create(name="Test project", slug="test")
+
+
+def make_user(username: str, *, project: Project | None = None, role: str | None = None, **extra) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username, **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+        if project is not None:
+            ProjectMembership.objects.create(project=project, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def admin_user(project) -> User:
+    return make_user("ada", project=project, role=Role.ADMIN)
+
+
+@pytest.fixture
+def annotator_user(project) -> User:
+    return make_user("ann", project=project, role=Role.ANNOTATOR)
+
+
+@pytest.fixture
+def researcher_user(project) -> User:
+    return make_user("rex", project=project, role=Role.RESEARCHER)
