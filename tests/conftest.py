@@ -65,3 +65,13 @@ def annotator_user(project) -> User:
 @pytest.fixture
 def researcher_user(project) -> User:
     return make_user("rex", project=project, role=Role.RESEARCHER)
+
+
+@pytest.fixture
+def eager_tasks():
+    """Tasks run in-process when enqueued: for tests of a page or endpoint, not of the worker."""
+    from annotator.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False

@@ -1,0 +1,18 @@
+from django.core.management.base import BaseCommand
+
+from feedback.demo import demo_setup
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo project, its images and samples, and the demo logins."
+
+    def handle(self, *args, **options):
+        project, logins, batches = demo_setup()
+        for batch in batches:
+            self.stdout.write(
+                f"  {batch.format:7} {batch.file_name}: {batch.status}, {batch.created} created, "
+                f"{batch.skipped} unchanged, {batch.rejected} rejected"
+            )
+        self.stdout.write(f"Demo project '{project.name}': {project.samples.count()} samples.")
+        for username, password in logins.items():
+            self.stdout.write(f"  login: {username} / {password}")

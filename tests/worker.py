@@ -1,0 +1,94 @@
+"""A real Celery worker in a child process, on the configured broker, against the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import connection
+
+from .conftest import need_service
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django made, for the worker to share it."""
+    cfg = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{cfg['NAME']}"
+    user = cfg.get("USER") or ""
+    password = f":{cfg['PASSWORD']}" if cfg.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{cfg.get('HOST') or '127.0.0.1'}:{cfg.get('PORT') or 5432}/{cfg['NAME']}"
+
+
+def require_broker() -> None:
+    url = settings.CELERY_BROKER_URL
+    if url.startswith(("redis://", "amqp://", "pyamqp://")):
+        parts = urlsplit(url)
+        need_service(f"broker {parts.scheme}", parts.hostname or "127.0.0.1", parts.port or 6379)
+
+
+class WorkerProcess:
+    def __init__(self, queues: str = "default", log_path: Path | None = None) -> None:
+        require_broker()
+        env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "ANNOTATOR_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "DJANGO_SETTINGS_MODULE": "annotator.settings",
+        }
+        self.log_path = log_path
+        self.log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "annotator",
+                "worker",
+                "--queues",
+                queues,
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_for(self, predicate, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited with {self.process.returncode}: {self.output()}")
+            time.sleep(0.2)
+        return False
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:] if self.log_path else ""
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.log_path:
+            self.log.close()
