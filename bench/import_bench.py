@@ -483,10 +483,11 @@ def print_table(rows: list[Row]) -> None:
     print("-" * len(header))
     for row in rows:
         r = row.result
+        check = "FAIL" if row.failures() else "ok"
         print(
             f"{row.format:<8} {row.kind:<9} {row.records:>8,} {row.seconds:>8.1f} {row.records / row.seconds:>10,.0f} "
             f"{r['rss_before_kb'] / 1024:>13.1f} {row.peak_mb:>11.1f} {row.growth_mb:>13.1f} {r['created']:>8,} "
-            f"{r['skipped']:>8,} {r['rejected']:>8,} {r['images_attached']:>7,}  {'ok' if not row.failures() else 'FAIL'}"
+            f"{r['skipped']:>8,} {r['rejected']:>8,} {r['images_attached']:>7,}  {check}"
         )
 
 
@@ -501,7 +502,7 @@ def print_memory_trace(rows: list[Row]) -> None:
         print(f"  {row.format:<8} {row.kind:<9} {row.records:>8,}: {trace}")
 
 
-def print_targets(rows: list[Row], sizes: list[int]) -> bool:
+def print_targets(rows: list[Row]) -> bool:
     ok = True
     print("\nTargets:")
     imports = [r for r in rows if r.kind == "import"]
@@ -574,6 +575,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     db = Database.parse(args.database_url)
     whole = time.perf_counter()
+    ok = False
     with tempfile.TemporaryDirectory(prefix="annotator-bench-") as tmp:
         work = Path(tmp)
         os.environ.update(
@@ -610,7 +612,9 @@ def main(argv: list[str]) -> int:
                     (write_native if fmt == "native" else write_dress)(path, size, args.images)
                     files[fmt, size] = path
             sizes_mb = ", ".join(f"{fmt} {n:,}: {p.stat().st_size / 1e6:.1f} MB" for (fmt, n), p in files.items())
-            print(f"generated {args.images:,} JPEGs and the files ({sizes_mb}) in {time.perf_counter() - started:.1f} s")
+            print(
+                f"generated {args.images:,} JPEGs and the files ({sizes_mb}) in {time.perf_counter() - started:.1f} s"
+            )
             print()
 
             rows: list[Row] = []
@@ -648,7 +652,7 @@ def main(argv: list[str]) -> int:
             print()
             print_table(rows)
             print_memory_trace(rows)
-            ok = print_targets(rows, args.sizes)
+            ok = print_targets(rows)
             if profile_path:
                 print_profile(profile_path)
         finally:

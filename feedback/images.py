@@ -39,7 +39,8 @@ def inspect_image(data: bytes, *, max_pixels: int | None = None) -> ImageInfo:
     limit = max_pixels or settings.IMAGE_MAX_PIXELS
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            # The check below holds the image to our limit, which may be above Pillow's warning level.
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data)) as img:
                 width, height, fmt = img.width, img.height, img.format or ""
                 if width * height > limit:
@@ -54,15 +55,24 @@ def inspect_image(data: bytes, *, max_pixels: int | None = None) -> ImageInfo:
         raise
     except UnidentifiedImageError:
         raise ImageRefused("not an image Pillow can read") from None
-    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
-        raise ImageRefused(f"too many pixels: {exc}") from None
+    except PILImage.DecompressionBombError as exc:
+        # Pillow refuses past twice its own limit before the check above can run.
+        if limit < 2 * (PILImage.MAX_IMAGE_PIXELS or 0):
+            raise ImageRefused(
+                f"the header claims too many pixels, over the limit of {limit:,} (ANNOTATOR_IMAGE_MAX_PIXELS)"
+            ) from None
+        raise ImageRefused(f"too many pixels for the image library: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageRefused(f"damaged or truncated image: {exc}") from None
     return ImageInfo(hashlib.sha256(data).hexdigest(), width, height, fmt, len(data))
 
 
-def stored_name(info: ImageInfo, file_name: str) -> str:
-    suffix = PurePosixPath(file_name).suffix.lower() or f".{info.format.lower() or 'img'}"
+# The suffix follows the content, not the original name, so that identical bytes get one name.
+FORMAT_SUFFIXES = {"JPEG": ".jpg", "MPO": ".jpg", "TIFF": ".tif"}
+
+
+def stored_name(info: ImageInfo) -> str:
+    suffix = FORMAT_SUFFIXES.get(info.format, f".{info.format.lower() or 'img'}")
     return f"images/{info.sha256[:2]}/{info.sha256}{suffix}"
 
 
@@ -81,7 +91,7 @@ def store_bytes(data: bytes, name: str) -> None:
 def apply_file(image: Image, data: bytes) -> ImageInfo:
     """Check and store the bytes, and set the image's file fields (the caller saves)."""
     info = inspect_image(data)
-    name = stored_name(info, image.file_name)
+    name = stored_name(info)
     store_bytes(data, name)
     image.file.name = name
     image.sha256 = info.sha256

@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from . import selectors
+from .api.serializers import ImportBatchSerializer
 from .forms import ImportForm
 from .importers.service import FORMAT_LABELS
 from .importers.uploads import import_upload_create
@@ -93,21 +94,5 @@ def import_detail(request, slug, pk):
     require_role(request.user, project, Role.ADMIN)
     batch = get_object_or_404(ImportBatch, project=project, pk=pk)
     if request.GET.get("format") == "json":
-        return JsonResponse(batch_progress(batch))
+        return JsonResponse(ImportBatchSerializer(batch).data)
     return render(request, "feedback/import_detail.html", {"project": project, "batch": batch})
-
-
-def batch_progress(batch: ImportBatch) -> dict:
-    return {
-        "id": batch.pk,
-        "status": batch.status,
-        "bytes_done": batch.bytes_done,
-        "bytes_total": batch.bytes_total,
-        "records_read": batch.records_read,
-        "created": batch.created,
-        "updated": batch.updated,
-        "skipped": batch.skipped,
-        "rejected": batch.rejected,
-        "images_attached": batch.images_attached,
-        "failure": batch.failure,
-    }

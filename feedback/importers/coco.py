@@ -23,7 +23,6 @@ from .records import (
     get_str,
     image_file_name,
     parse_bbox,
-    type_name,
 )
 
 CocoItem = tuple[str, ImageRecord | RecordError]
@@ -85,10 +84,7 @@ def attach_annotation(entry: Any, where: str, images: dict[Any, ImageRecord], ca
     if image is None:
         raise RecordError(f"{where}.image_id", f"no image with id {obj.get('image_id')!r} in this file")
     if "caption" in obj:
-        caption = obj["caption"]
-        if not isinstance(caption, str):
-            raise RecordError(f"{where}.caption", f"expected a string, got {type_name(caption)}")
-        caption = caption.strip()
+        caption = get_str(obj, "caption", where, allow_empty=True).strip()
         if caption and caption not in image.captions:
             image.captions.append(caption)
     elif "bbox" in obj:

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import dataclass, field
 from typing import Any
+
+# The database's integer columns (image width and height) hold no more.
+MAX_INTEGER = 2_147_483_647
+NUL_MESSAGE = "must not contain a NUL character"
 
 CRITERION_ALIASES = {
     "helpfulness": "helpfulness",
@@ -71,14 +76,21 @@ class SampleRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def content_hash(self) -> str:
-        canonical = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        # The records' own attribute dicts stand for them: no deep copy, as asdict would make.
+        canonical = json.dumps(self, default=vars, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def type_name(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        int: "number",
+        float: "number",
+        bool: "boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def expect_object(value: Any, path: str) -> dict[str, Any]:
@@ -96,6 +108,8 @@ def get_str(obj: dict[str, Any], key: str, path: str = "", *, required: bool = T
     value = obj[key]
     if not isinstance(value, str):
         raise RecordError(where, f"expected a string, got {type_name(value)}")
+    if "\x00" in value:
+        raise RecordError(where, NUL_MESSAGE)
     if required and not allow_empty and not value.strip():
         raise RecordError(where, "must not be empty")
     return value
@@ -122,7 +136,27 @@ def get_optional_int(obj: dict[str, Any], key: str, path: str = "") -> int | Non
         raise RecordError(where, f"expected an integer, got {type_name(value)}")
     if value < 0:
         raise RecordError(where, "must not be negative")
+    if value > MAX_INTEGER:
+        raise RecordError(where, f"must not exceed {MAX_INTEGER}")
     return value
+
+
+def reject_unstorable(value: Any, path: str) -> None:
+    """What the database cannot store, found anywhere in a value: NUL in text (PostgreSQL refuses it)
+    and the NaN and Infinity that Python's JSON reader accepts but JSON columns refuse."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise RecordError(path, NUL_MESSAGE)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise RecordError(path, f"expected a finite number, got {json.dumps(value)}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_unstorable(key, path)
+            reject_unstorable(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            reject_unstorable(item, f"{path}[{i}]")
 
 
 def reject_unknown(obj: dict[str, Any], allowed: set[str], path: str = "") -> None:
@@ -175,6 +209,7 @@ def parse_bbox(value: Any, path: str) -> list[float]:
     for i, part in enumerate(value):
         if isinstance(part, bool) or not isinstance(part, int | float):
             raise RecordError(f"{path}[{i}]", f"expected a number, got {type_name(part)}")
+        reject_unstorable(part, f"{path}[{i}]")
     if value[2] < 0 or value[3] < 0:
         raise RecordError(path, "width and height must not be negative")
     return [int(v) if float(v).is_integer() else float(v) for v in value]

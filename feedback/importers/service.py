@@ -21,7 +21,7 @@ from ..models import ImportBatch, Project
 from . import coco, dress, llava, native, vlsafe
 from .base import ParseContext, SampleFormat
 from .reader import SourceError
-from .records import RecordError, SampleRecord
+from .records import RecordError, SampleRecord, reject_unstorable
 from .writer import ImageResolver, SampleWriter, check_limits
 
 log = logging.getLogger(__name__)
@@ -204,6 +204,7 @@ class _Run:
                 self.reject(raw.line, raw.error.field, raw.error.message)
                 continue
             try:
+                reject_unstorable(raw.value, "")
                 record = fmt.parse(raw.value, ctx)
                 check_limits(record)
             except RecordError as exc:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import DatabaseError, transaction
+from django.utils import timezone
 
 from ..images import ImageRefused, ImageSource, apply_file
 from ..models import Image, ImportBatch, ImportedFeedback, Project, Sample, Turn
@@ -70,41 +71,74 @@ class ImageResolver:
         self.tried: set[str] = set()
 
     def resolve(self, refs: list[tuple[int, ImageRecord]]) -> tuple[dict[str, Image], set[str], set[str]]:
-        """The images by file name, the names registered now, and the names whose row changed."""
+        """The images by file name, the names registered now, and the names whose existing row changed.
+
+        New images are inserted complete (annotations and file), so a first import writes each
+        image row once.
+        """
         names = {ref.file_name for _, ref in refs}
         images = {img.file_name: img for img in Image.objects.filter(project=self.project, file_name__in=names)}
-        missing = names - images.keys()
-        if missing:
-            Image.objects.bulk_create(
-                [Image(project=self.project, file_name=name) for name in sorted(missing)], ignore_conflicts=True
-            )
-            images.update(
-                {img.file_name: img for img in Image.objects.filter(project=self.project, file_name__in=missing)}
-            )
+        fresh = {name: Image(project=self.project, file_name=name) for name in names - images.keys()}
         changed: dict[str, Image] = {}
         for line, ref in refs:
-            image = images[ref.file_name]
-            if merge_image(image, ref):
+            image = images.get(ref.file_name) or fresh[ref.file_name]
+            touched = merge_image(image, ref)
+            touched = (image.is_missing and self.attach(line, image)) or touched
+            if touched and image.file_name in images:
                 changed[image.file_name] = image
-            if image.is_missing and self.attach(line, image):
-                changed[image.file_name] = image
-        if changed:
-            Image.objects.bulk_update(
-                list(changed.values()),
-                [
-                    "captions",
-                    "object_boxes",
-                    "regions",
-                    "notes",
-                    "width",
-                    "height",
-                    "file",
-                    "sha256",
-                    "format",
-                    "byte_size",
-                ],
-            )
-        return images, missing, set(changed)
+        if fresh:
+            Image.objects.bulk_create(fresh.values(), ignore_conflicts=True)
+            stored = {img.file_name: img for img in Image.objects.filter(project=self.project, file_name__in=fresh)}
+            for name, row in stored.items():
+                # Another import may have registered the name first: bring ours into its row.
+                if self.absorb(row, fresh[name]):
+                    changed[name] = row
+            images.update(stored)
+        self.save(list(changed.values()))
+        return images, set(fresh), set(changed)
+
+    @staticmethod
+    def absorb(row: Image, ours: Image) -> bool:
+        ref = ImageRecord(
+            ours.file_name, ours.width, ours.height, ours.captions, ours.object_boxes, ours.regions, ours.notes
+        )
+        touched = merge_image(row, ref)
+        if row.is_missing and not ours.is_missing:
+            for name in ("file", "sha256", "format", "byte_size", "width", "height"):
+                setattr(row, name, getattr(ours, name))
+            touched = True
+        return touched
+
+    def attach_missing(self, refs: list[tuple[int, ImageRecord]]) -> None:
+        """Attaches files to images still without one, leaving their annotations alone."""
+        lines: dict[str, int] = {}
+        for line, ref in refs:
+            lines.setdefault(ref.file_name, line)
+        images = Image.objects.filter(project=self.project, file_name__in=list(lines), file="")
+        self.save([image for image in images if self.attach(lines[image.file_name], image)])
+
+    def save(self, images: list[Image]) -> None:
+        if not images:
+            return
+        now = timezone.now()
+        for image in images:
+            image.updated_at = now
+        Image.objects.bulk_update(
+            images,
+            [
+                "captions",
+                "object_boxes",
+                "regions",
+                "notes",
+                "width",
+                "height",
+                "file",
+                "sha256",
+                "format",
+                "byte_size",
+                "updated_at",
+            ],
+        )
 
     def attach(self, line: int, image: Image) -> bool:
         if self.source is None or image.file_name in self.tried:
@@ -130,9 +164,15 @@ class SampleWriter:
         self.batch = batch
         self.images = images
         self.reject = reject
+        # Ids found stored unchanged, with their line: their rows still name an earlier batch, so a
+        # later use of the id in this file is told apart from an update only by this.
+        self.unchanged_lines: dict[str, int] = {}
 
     def write_chunk(self, chunk: list[tuple[int, SampleRecord]]) -> None:
-        pending = self.classify(chunk)
+        pending, unchanged = self.classify(chunk)
+        if unchanged and self.images.source is not None:
+            # Files may arrive after their samples: importing the same file again with images attaches them.
+            self.images.attach_missing([(p.line, p.record.image) for p in unchanged if p.record.image])
         if not pending:
             return
         attached, tried = self.batch.images_attached, set(self.images.tried)
@@ -151,8 +191,11 @@ class SampleWriter:
         except DatabaseError as exc:
             self.reject(item.line, "", f"the database refused the record: {str(exc).splitlines()[0]}")
 
-    def classify(self, chunk: list[tuple[int, SampleRecord]]) -> list[Pending]:
-        """Drops what is already stored unchanged; rejects an id used twice in this file with different content."""
+    def classify(self, chunk: list[tuple[int, SampleRecord]]) -> tuple[list[Pending], list[Pending]]:
+        """Records to write, and those already stored unchanged (skipped).
+
+        Rejects an id used twice in this file with different content.
+        """
         first_seen: dict[str, Pending] = {}
         for line, record in chunk:
             item = Pending(line, record, record.content_hash())
@@ -173,24 +216,29 @@ class SampleWriter:
                 "id", "external_id", "content_hash", "import_batch_id", "import_line"
             )
         }
-        pending = []
+        pending, unchanged = [], []
         for external_id, item in first_seen.items():
             row = existing.get(external_id)
+            earlier_line = self.unchanged_lines.get(external_id)
+            if earlier_line is None and row is not None and row["import_batch_id"] == self.batch.pk:
+                earlier_line = row["import_line"]
             if row is None:
                 pending.append(item)
             elif row["content_hash"] == item.content_hash:
                 self.batch.skipped += 1
-            elif row["import_batch_id"] == self.batch.pk:
+                if earlier_line is None:
+                    self.unchanged_lines[external_id] = item.line
+                    unchanged.append(item)
+            elif earlier_line is not None:
                 self.reject(
                     item.line,
                     "id",
-                    f"{external_id!r} was already used at line {row['import_line']} of this file, "
-                    "with different content",
+                    f"{external_id!r} was already used at line {earlier_line} of this file, with different content",
                 )
             else:
                 item.existing_id = row["id"]
                 pending.append(item)
-        return pending
+        return pending, unchanged
 
     def store(self, pending: list[Pending]) -> None:
         created = updated = 0
@@ -214,7 +262,7 @@ class SampleWriter:
                 new_samples.append(Sample(project=self.project, external_id=rec.external_id, **fields))
                 new_items.append(item)
             else:
-                Sample.objects.filter(pk=item.existing_id).update(**fields)
+                Sample.objects.filter(pk=item.existing_id).update(**fields, updated_at=timezone.now())
                 self.replace_turns(item.existing_id, rec)
                 updated += 1
         if new_samples:
