@@ -6,6 +6,7 @@ apart as ImportedFeedback, marked as such.
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -65,6 +66,29 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """The rubric's shape, which JSON columns cannot state as constraints."""
+        errors: dict[str, str] = {}
+        criteria = self.criteria
+        if (
+            not isinstance(criteria, list)
+            or not criteria
+            or not all(isinstance(c, str) and c.strip() for c in criteria)
+        ):
+            errors["criteria"] = "A non-empty list of criterion names."
+        elif len(set(criteria)) != len(criteria):
+            errors["criteria"] = "Each criterion once."
+        levels = self.level_descriptions
+        if not isinstance(levels, dict) or not all(isinstance(v, str) for v in levels.values()):
+            errors["level_descriptions"] = 'An object from score to description, e.g. {"1": "Fails badly."}.'
+        elif self.score_min is not None and self.score_max is not None:
+            scale = {str(n) for n in range(self.score_min, self.score_max + 1)}
+            stray = sorted(set(levels) - scale)
+            if stray:
+                errors["level_descriptions"] = f"Scores {', '.join(stray)} are outside the scale."
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def score_range(self) -> range:

@@ -17,11 +17,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..images import open_source
-from ..models import ImportBatch, Project
+from ..models import Image, ImportBatch, Project
 from . import coco, dress, llava, native, vlsafe
 from .base import ParseContext, SampleFormat
 from .reader import SourceError
-from .records import RecordError, SampleRecord, reject_unstorable
+from .records import ImageRecord, RecordError, SampleRecord, reject_unstorable
 from .writer import ImageResolver, SampleWriter, check_limits
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 SAMPLE_FORMATS: dict[str, SampleFormat] = {
     f.name: f for f in (native.FORMAT, dress.FORMAT, vlsafe.FORMAT, llava.FORMAT)
 }
+IMAGES_FORMAT = "images"
 FORMAT_LABELS = {
+    IMAGES_FORMAT: "Image files only (a folder or zip), for images already registered",
     **{name: f.label for name, f in SAMPLE_FORMATS.items()},
     "coco": "COCO annotations (captions / instances)",
 }
@@ -101,17 +103,21 @@ def import_batch_run(
     run = _Run(batch, on_progress)
     source = None
     try:
-        if not path.is_file():
-            raise ImportFailed(f"file {path} does not exist")
-        batch.file_sha256 = _sha256(path)
-        source = open_source(batch.images_path or None)
-        if batch.format == "coco":
-            run.annotations(path, source)
+        if batch.format == IMAGES_FORMAT:
+            source = open_source(path)  # the folder or zip is the "file" here
+            run.images(source)
         else:
-            run.samples(SAMPLE_FORMATS[batch.format], path, source)
+            if not path.is_file():
+                raise ImportFailed(f"file {path} does not exist")
+            batch.file_sha256 = _sha256(path)
+            source = open_source(batch.images_path or None)
+            if batch.format == "coco":
+                run.annotations(path, source)
+            else:
+                run.samples(SAMPLE_FORMATS[batch.format], path, source)
+            if batch.records_read == 0:
+                batch.warnings.append({"line": None, "field": "", "message": "the file holds no records"})
         batch.status = ImportBatch.Status.COMPLETED
-        if batch.records_read == 0:
-            batch.warnings.append({"line": None, "field": "", "message": "the file holds no records"})
     except (ImportFailed, SourceError, ValueError) as exc:
         batch.status = ImportBatch.Status.FAILED
         batch.failure = str(exc)
@@ -236,6 +242,21 @@ class _Run:
         if chunk:
             self.write_images(resolver, chunk)
         self.checkpoint(self.batch.bytes_total)
+
+    def images(self, source) -> None:
+        """Attaches files to the project's images that still lack one, a page of images at a time."""
+        resolver = ImageResolver(self.project, source, self.batch, self.warn)
+        missing = Image.objects.filter(project=self.project, file="").order_by("pk")
+        last_pk = 0
+        while page := list(missing.filter(pk__gt=last_pk).values_list("pk", "file_name")[: self.chunk_size]):
+            last_pk = page[-1][0]
+            before = self.batch.images_attached
+            with transaction.atomic():
+                resolver.attach_missing([(0, ImageRecord(file_name=name)) for _, name in page])
+            self.batch.records_read += len(page)
+            self.batch.updated += self.batch.images_attached - before
+            self.batch.skipped += len(page) - (self.batch.images_attached - before)
+            self.checkpoint(0)
 
     def write_images(self, resolver: ImageResolver, chunk) -> None:
         with transaction.atomic():

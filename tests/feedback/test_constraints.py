@@ -69,3 +69,29 @@ def test_membership_role_valid_and_unique(project, django_user_model):
     assert refused(lambda: ProjectMembership.objects.create(project=project, user=user, role="owner"))
     ProjectMembership.objects.create(project=project, user=user, role="annotator")
     assert refused(lambda: ProjectMembership.objects.create(project=project, user=user, role="admin"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"criteria": []}, "criteria"),
+        ({"criteria": ["helpfulness", "helpfulness"]}, "criteria"),
+        ({"criteria": "helpfulness"}, "criteria"),
+        ({"level_descriptions": {"9": "beyond the scale"}}, "level_descriptions"),
+        ({"level_descriptions": ["not", "an", "object"]}, "level_descriptions"),
+    ],
+)
+def test_project_rubric_is_validated(changes, field):
+    from django.core.exceptions import ValidationError
+
+    project = Project(name="p", slug="p", **changes)
+    with pytest.raises(ValidationError) as caught:
+        project.full_clean()
+    assert field in caught.value.message_dict
+
+
+def test_default_rubric_is_valid():
+    project = Project(name="p", slug="p")
+    project.full_clean()
+    assert project.criteria == ["helpfulness", "honesty", "harmlessness"]
+    assert list(project.score_range) == [1, 2, 3, 4, 5, 6, 7]

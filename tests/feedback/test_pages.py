@@ -120,3 +120,18 @@ def test_admin_uploads_an_import_from_the_browser(
     progress = client.get(response.url + "?format=json").json()
     assert progress["status"] == "completed" and progress["created"] == 3
     assert "3" in client.get(response.url).content.decode()
+
+
+@pytest.mark.parametrize(
+    "model", ["project", "projectmembership", "image", "sample", "turn", "importedfeedback", "importbatch"]
+)
+def test_admin_lists_search_and_filter_every_model(client, model):
+    demo_setup()
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.get(username="admin"))
+    url = reverse(f"admin:feedback_{model}_changelist")
+    assert client.get(url).status_code == 200
+    assert client.get(url, {"q": "bus"}).status_code == 200
+    listing = client.get(url).content.decode()
+    assert "filter" in listing.lower() or model == "project"

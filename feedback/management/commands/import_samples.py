@@ -1,11 +1,14 @@
-"""python manage.py import_samples --project P --format F FILE [--images DIR|ZIP]"""
+"""python manage.py import_samples --project P --format F FILE [--images DIR|ZIP]
+
+With --format images, FILE is a folder or zip of image files for images already registered.
+"""
 
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from feedback.importers.service import FORMAT_LABELS, import_file
+from feedback.importers.service import FORMAT_LABELS, IMAGES_FORMAT, import_file
 from feedback.models import ImportBatch
 from feedback.selectors import project_by_key
 
@@ -25,14 +28,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         path: Path = opts["file"]
-        if not path.is_file():
+        if opts["format"] == IMAGES_FORMAT:
+            if not path.exists():
+                raise CommandError(f"{path} is neither a folder nor a zip of images")
+        elif not path.is_file():
             raise CommandError(f"{path} is not a file")
         try:
             project = project_by_key(opts["project"])
         except LookupError as exc:
             raise CommandError(str(exc)) from None
         bar = tqdm(
-            total=path.stat().st_size,
+            total=path.stat().st_size if path.is_file() else None,
             unit="B",
             unit_scale=True,
             desc=path.name,
