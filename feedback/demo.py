@@ -181,7 +181,7 @@ def demo_users(project: Project) -> dict[str, str]:
             user.set_password(password)
             user.is_staff = user.is_superuser = role == Role.ADMIN
             user.save()
-            user.groups.add(Group.objects.get(name=role))
+            user.groups.add(Group.objects.get_or_create(name=role)[0])
         ProjectMembership.objects.get_or_create(project=project, user=user, defaults={"role": role})
     return dict.fromkeys(logins, password)
 

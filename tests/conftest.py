@@ -46,7 +46,7 @@ def project(db) -> Project:
 def make_user(username: str, *, project: Project | None = None, role: str | None = None, **extra) -> User:
     user = User.objects.create_user(username=username, password="pw-" + username, **extra)
     if role:
-        user.groups.add(Group.objects.get(name=role))
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
         if project is not None:
             ProjectMembership.objects.create(project=project, user=user, role=role)
     return user
