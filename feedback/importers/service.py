@@ -96,10 +96,15 @@ def import_batch_run(
 ) -> ImportBatch:
     """Runs a created batch; a worker calls this for uploads (path defaults to the upload)."""
     path = Path(path or batch.upload_path)
+    # A batch run again (its worker was lost mid-way) starts its report afresh; the records it had
+    # stored are found unchanged and counted as skipped.
+    for name in ("records_read", "created", "updated", "skipped", "rejected", "images_attached", "bytes_done"):
+        setattr(batch, name, 0)
+    batch.errors, batch.warnings, batch.failure = [], [], ""
     batch.status = ImportBatch.Status.RUNNING
     batch.started_at = timezone.now()
     batch.bytes_total = path.stat().st_size if path.is_file() else 0
-    batch.save(update_fields=["status", "started_at", "bytes_total"])
+    batch.save()
     run = _Run(batch, on_progress)
     source = None
     try:
