@@ -30,9 +30,10 @@ def test_database_url() -> str:
 
 def require_broker() -> None:
     url = settings.CELERY_BROKER_URL
-    if url.startswith(("redis://", "amqp://", "pyamqp://")):
-        parts = urlsplit(url)
-        need_service(f"broker {parts.scheme}", parts.hostname or "127.0.0.1", parts.port or 6379)
+    default_ports = {"redis": 6379, "amqp": 5672, "pyamqp": 5672}
+    parts = urlsplit(url)
+    if parts.scheme in default_ports:
+        need_service(f"broker {parts.scheme}", parts.hostname or "127.0.0.1", parts.port or default_ports[parts.scheme])
 
 
 class WorkerProcess:
