@@ -159,6 +159,19 @@ class Image(models.Model):
 class ImportBatch(models.Model):
     """One import of one file: what it read, what it did, and every record it refused."""
 
+    # What a run reports as it goes; saved at every checkpoint.
+    PROGRESS_FIELDS = (
+        "bytes_done",
+        "records_read",
+        "created",
+        "updated",
+        "skipped",
+        "rejected",
+        "images_attached",
+        "errors",
+        "warnings",
+    )
+
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"

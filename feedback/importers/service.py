@@ -98,9 +98,9 @@ def import_batch_run(
     path = Path(path or batch.upload_path)
     # A batch run again (its worker was lost mid-way) starts its report afresh; the records it had
     # stored are found unchanged and counted as skipped.
-    for name in ("records_read", "created", "updated", "skipped", "rejected", "images_attached", "bytes_done"):
-        setattr(batch, name, 0)
-    batch.errors, batch.warnings, batch.failure = [], [], ""
+    for name in ImportBatch.PROGRESS_FIELDS:
+        setattr(batch, name, [] if name in ("errors", "warnings") else 0)
+    batch.failure = ""
     batch.status = ImportBatch.Status.RUNNING
     batch.started_at = timezone.now()
     batch.bytes_total = path.stat().st_size if path.is_file() else 0
@@ -169,20 +169,7 @@ class _Run:
 
     def checkpoint(self, position: int) -> None:
         self.batch.bytes_done = min(position, self.batch.bytes_total)
-        self.batch.save(
-            update_fields=[
-                "bytes_done",
-                "records_read",
-                "created",
-                "updated",
-                "skipped",
-                "rejected",
-                "images_attached",
-                "errors",
-                "warnings",
-                "file_sha256",
-            ]
-        )
+        self.batch.save(update_fields=[*ImportBatch.PROGRESS_FIELDS, "file_sha256"])
         if self.on_progress:
             self.on_progress(self.batch)
 
