@@ -220,7 +220,8 @@ class Sample(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="samples")
     external_id = models.CharField(max_length=300)
-    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.PROTECT, related_name="samples")
+    # RESTRICT: an image still used by samples cannot be deleted alone, but goes with its project.
+    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.RESTRICT, related_name="samples")
     target_criterion = models.CharField(max_length=50, blank=True, help_text="Empty: all criteria.")
     reference_answer = models.TextField(blank=True)
     source_dataset = models.CharField(max_length=200, blank=True)

@@ -66,7 +66,7 @@ def image_file(request, pk):
     require_role(request.user, image.project)
     if image.is_missing:
         raise Http404("The image file has not been imported yet.")
-    return FileResponse(image.file.open("rb"), content_type=f"image/{(image.format or 'octet-stream').lower()}")
+    return FileResponse(image.file.open("rb"))  # the type follows the stored name's suffix
 
 
 @require_http_methods(["GET", "POST"])

@@ -95,3 +95,15 @@ def test_default_rubric_is_valid():
     project.full_clean()
     assert project.criteria == ["helpfulness", "honesty", "harmlessness"]
     assert list(project.score_range) == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_an_image_in_use_cannot_be_deleted_alone_but_goes_with_its_project(project):
+    from django.db.models import RestrictedError
+
+    image = Image.objects.create(project=project, file_name="a.jpg")
+    Sample.objects.create(project=project, external_id="s1", content_hash="h", image=image)
+    with pytest.raises(RestrictedError):
+        image.delete()
+    project.delete()
+    assert not Image.objects.exists()
+    assert not Sample.objects.exists()
