@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+EXTERNAL_ID_MAX = 300
+FILE_NAME_MAX = 500
 DEFAULT_CRITERIA = ["helpfulness", "honesty", "harmlessness"]
 
 
@@ -50,7 +52,7 @@ class Project(models.Model):
     llm_model = models.CharField(max_length=200, blank=True)
     llm_temperature = models.FloatField(default=0.2)
     prompt_version = models.CharField(max_length=50, default="v1")
-    members = models.ManyToManyField(
+    members: models.ManyToManyField = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="ProjectMembership", related_name="projects", blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -119,7 +121,7 @@ class Image(models.Model):
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
-    file_name = models.CharField(max_length=500, help_text="Original name, such as COCO's 000000151112.jpg.")
+    file_name = models.CharField(max_length=FILE_NAME_MAX, help_text="Original name, such as COCO's 000000151112.jpg.")
     file = models.FileField(upload_to="images/", max_length=300, blank=True)
     sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     width = models.PositiveIntegerField(null=True, blank=True)
@@ -219,7 +221,7 @@ class Sample(models.Model):
     """One conversation about one image in one project."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="samples")
-    external_id = models.CharField(max_length=300)
+    external_id = models.CharField(max_length=EXTERNAL_ID_MAX)
     # RESTRICT: an image still used by samples cannot be deleted alone, but goes with its project.
     image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.RESTRICT, related_name="samples")
     target_criterion = models.CharField(max_length=50, blank=True, help_text="Empty: all criteria.")

@@ -14,7 +14,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from ..images import ImageRefused, ImageSource, apply_file
-from ..models import Image, ImportBatch, ImportedFeedback, Project, Sample, Turn
+from ..models import EXTERNAL_ID_MAX, FILE_NAME_MAX, Image, ImportBatch, ImportedFeedback, Project, Sample, Turn
 from .records import FeedbackRecord, ImageRecord, RecordError, SampleRecord
 
 # (field of Image, field of ImageRecord)
@@ -296,7 +296,7 @@ class SampleWriter:
         current = {t.index: t for t in Turn.objects.filter(sample_id=sample_id)}
         ImportedFeedback.objects.filter(turn__sample_id=sample_id).delete()
         Turn.objects.filter(sample_id=sample_id, index__gte=len(rec.turns)).delete()
-        feedback = []
+        feedback: list[ImportedFeedback] = []
         for i, t in enumerate(rec.turns):
             turn = current.get(i)
             if turn is None:
@@ -310,9 +310,9 @@ class SampleWriter:
 
 def check_limits(record: SampleRecord) -> None:
     """Lengths the database would refuse, caught first so the message names the field."""
-    if len(record.external_id) > Sample._meta.get_field("external_id").max_length:
-        raise RecordError("id", "longer than 300 characters")
-    if record.image and len(record.image.file_name) > Image._meta.get_field("file_name").max_length:
-        raise RecordError("image", "file name longer than 500 characters")
+    if len(record.external_id) > EXTERNAL_ID_MAX:
+        raise RecordError("id", f"longer than {EXTERNAL_ID_MAX} characters")
+    if record.image and len(record.image.file_name) > FILE_NAME_MAX:
+        raise RecordError("image", f"file name longer than {FILE_NAME_MAX} characters")
     if len(record.turns) > 1000:
         raise RecordError("turns", "more than 1000 turns")

@@ -4,6 +4,7 @@ With --format images, FILE is a folder or zip of image files for images already 
 """
 
 from pathlib import Path
+from typing import TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -38,12 +39,12 @@ class Command(BaseCommand):
         except LookupError as exc:
             raise CommandError(str(exc)) from None
         bar = tqdm(
-            total=path.stat().st_size if path.is_file() else None,
+            total=path.stat().st_size if path.is_file() else 0,
             unit="B",
             unit_scale=True,
             desc=path.name,
             disable=opts["no_progress"],
-            file=self.stderr._out,
+            file=cast(TextIO, self.stderr._out),  # the real stream: the bar redraws in place
         )
 
         def progress(batch: ImportBatch) -> None:
