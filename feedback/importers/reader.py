@@ -21,6 +21,17 @@ class RawRecord:
     position: int  # bytes read so far, for progress
     value: Any = None
     error: RecordError | None = None
+    # Whether the text may hold what a database cannot store (NUL, NaN, Infinity); only then is
+    # the decoded value walked in search of it.
+    suspect: bool = True
+
+
+UNSTORABLE_TOKENS = ("\\u0000", "NaN", "Infinity")
+
+
+def may_hold_unstorable(text: str) -> bool:
+    """A raw NUL cannot appear inside a JSON string, so these tokens are the only ways in."""
+    return any(token in text for token in UNSTORABLE_TOKENS)
 
 
 def iter_jsonl(stream: BinaryIO) -> Iterator[RawRecord]:
@@ -44,7 +55,7 @@ def iter_jsonl(stream: BinaryIO) -> Iterator[RawRecord]:
         except json.JSONDecodeError as exc:
             yield RawRecord(line_no, position, error=RecordError("", f"invalid JSON: {exc.msg} at column {exc.colno}"))
             continue
-        yield RawRecord(line_no, position, value=value)
+        yield RawRecord(line_no, position, value=value, suspect=may_hold_unstorable(text))
 
 
 def load_json_document(path: Path) -> str:
@@ -95,7 +106,7 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
                 ),
             )
             return
-        yield RawRecord(line, end, value=value)
+        yield RawRecord(line, end, value=value, suspect=may_hold_unstorable(text[pos:end]))
         pos = _skip_ws(text, end)
         if pos < total and text[pos] == ",":
             pos = _skip_ws(text, pos + 1)

@@ -202,7 +202,8 @@ class _Run:
                 self.reject(raw.line, raw.error.field, raw.error.message)
                 continue
             try:
-                reject_unstorable(raw.value, "")
+                if raw.suspect:
+                    reject_unstorable(raw.value, "")
                 record = fmt.parse(raw.value, ctx)
                 check_limits(record)
             except RecordError as exc:
