@@ -12,7 +12,7 @@ from typing import Any
 from PIL import Image as PILImage
 
 from feedback.importers.service import import_file
-from feedback.models import ImportBatch, Project
+from feedback.models import Image, ImportBatch, ImportedFeedback, Project, Sample, Turn
 
 FORMATS_DIR = Path(__file__).resolve().parents[2] / "feedback" / "fixtures" / "formats"
 DRESS_EXAMPLE = FORMATS_DIR / "dress_nlf_example.jsonl"
@@ -89,3 +89,12 @@ def png_claiming(width: int, height: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     data = zlib.compress(b"\x00" + b"\x00" * min(width, 1024))
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
+
+
+def row_counts() -> dict[str, int]:
+    return {
+        "samples": Sample.objects.count(),
+        "turns": Turn.objects.count(),
+        "feedback": ImportedFeedback.objects.count(),
+        "images": Image.objects.count(),
+    }

@@ -13,21 +13,13 @@ from .import_helpers import (
     image_bytes,
     native_record,
     png_claiming,
+    row_counts,
     run_import,
     write_json,
     write_jsonl,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-def row_counts() -> dict[str, int]:
-    return {
-        "samples": Sample.objects.count(),
-        "turns": Turn.objects.count(),
-        "feedback": ImportedFeedback.objects.count(),
-        "images": Image.objects.count(),
-    }
 
 
 def errors(batch: ImportBatch) -> list[tuple]:

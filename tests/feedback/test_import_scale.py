@@ -3,9 +3,9 @@
 import pytest
 from django.db.models import Max
 
-from feedback.models import Image, ImportBatch, ImportedFeedback, Sample, Turn
+from feedback.models import Image, ImportBatch, Sample
 
-from .import_helpers import counts, image_bytes, run_import, write_jsonl
+from .import_helpers import counts, image_bytes, row_counts, run_import, write_jsonl
 
 pytestmark = pytest.mark.django_db
 
@@ -71,15 +71,6 @@ def image_folder(tmp_path):
     for n in range(IMAGES):
         (folder / f"img_{n:03d}.png").write_bytes(image_bytes("PNG", (8, 8), (n, 255 - n, (7 * n) % 256)))
     return folder.parent
-
-
-def row_counts() -> dict[str, int]:
-    return {
-        "samples": Sample.objects.count(),
-        "turns": Turn.objects.count(),
-        "feedback": ImportedFeedback.objects.count(),
-        "images": Image.objects.count(),
-    }
 
 
 def test_thousands_of_records_across_chunks_import_exactly_once(project, tmp_path, settings):
