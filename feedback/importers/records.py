@@ -225,6 +225,12 @@ def parse_objects(items: list[Any], path: str) -> list[dict[str, Any]]:
             "label": get_str(obj, "label", where),
             "bbox": parse_bbox(obj.get("bbox"), f"{where}.bbox"),
         }
+        if obj.get("score") is not None:  # a detector's confidence, kept as given
+            score = obj["score"]
+            if isinstance(score, bool) or not isinstance(score, int | float):
+                raise RecordError(f"{where}.score", f"expected a number, got {type_name(score)}")
+            reject_unstorable(score, f"{where}.score")
+            entry["score"] = score
         result.append(entry)
     return result
 

@@ -10,7 +10,16 @@ import pytest
 from feedback.models import Image, ImportBatch, ImportedFeedback, Role, Sample, Turn
 
 from ..conftest import make_user
-from .import_helpers import DRESS_EXAMPLE, FORMATS_DIR, VLSAFE_EXAMPLE, counts, run_import, write_json, write_jsonl
+from .import_helpers import (
+    DRESS_EXAMPLE,
+    FORMATS_DIR,
+    VLSAFE_EXAMPLE,
+    counts,
+    native_record,
+    run_import,
+    write_json,
+    write_jsonl,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -350,3 +359,19 @@ def test_example_files_equal_the_shared_copies():
         copy = FORMATS_DIR / name
         assert copy.is_file(), f"feedback/fixtures/formats lacks {name}"
         assert copy.read_bytes() == (SHARED_FORMATS / name).read_bytes(), f"{name} differs from the shared copy"
+
+
+def test_native_object_confidence_is_kept_and_checked(project, tmp_path):
+    boxes = [{"label": "cat", "bbox": [1, 2, 3, 4], "score": 0.87}]
+    bad = [{"label": "cat", "bbox": [1, 2, 3, 4], "score": "high"}]
+    path = write_jsonl(
+        tmp_path / "s.jsonl",
+        [
+            native_record("a", {"file_name": "a.png", "objects": boxes}),
+            native_record("b", {"file_name": "b.png", "objects": bad}),
+        ],
+    )
+    batch = run_import(project, "native", path)
+    assert batch.created == 1
+    assert batch.errors[0]["field"] == "image.objects[0].score"
+    assert Image.objects.get(file_name="a.png").object_boxes == boxes
