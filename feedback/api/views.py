@@ -1,6 +1,5 @@
 """The REST API: token or session authentication, the same role checks and services as the pages."""
 
-from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from rest_framework import generics, status
 from rest_framework.response import Response
@@ -8,7 +7,7 @@ from rest_framework.views import APIView
 
 from .. import selectors
 from ..importers.uploads import import_upload_create
-from ..models import ImportBatch, Project, Role, Sample, Turn
+from ..models import ImportBatch, Project, Role
 from ..permissions import require_role
 from .serializers import ImportBatchSerializer, ImportRequestSerializer, ProjectSerializer, SampleSerializer
 
@@ -29,9 +28,10 @@ class ProjectList(generics.ListAPIView):
 class ProjectDetail(APIView):
     def get(self, request, slug):
         project = project_for(request, slug)
-        data = ProjectSerializer(selectors.projects_for_user(request.user).get(pk=project.pk)).data
-        data["counts"] = selectors.project_counts(project)
-        return Response(data)
+        counts = selectors.project_counts(project)
+        # The list's annotated counts, here taken from the full counts (the serializer skips them).
+        data = {**ProjectSerializer(project).data, "sample_count": counts["samples"], "image_count": counts["images"]}
+        return Response({**data, "counts": counts})
 
 
 class SampleList(generics.ListAPIView):
@@ -39,17 +39,10 @@ class SampleList(generics.ListAPIView):
 
     def get_queryset(self):
         project = project_for(self.request, self.kwargs["slug"])
-        samples = (
-            Sample.objects.filter(project=project)
-            .select_related("image")
-            .prefetch_related(Prefetch("turns", queryset=Turn.objects.prefetch_related("imported_feedback")))
-            .order_by("id")
-        )
-        if "criterion" in self.request.query_params:
-            samples = samples.filter(target_criterion=self.request.query_params["criterion"])
-        if self.request.query_params.get("missing_image") == "1":
-            samples = samples.filter(image__file="")
-        return samples
+        params = self.request.query_params
+        return selectors.sample_page_queryset(
+            project, criterion=params.get("criterion"), missing_image=params.get("missing_image") == "1"
+        ).prefetch_related("turns__imported_feedback")
 
 
 class ImportCreate(APIView):

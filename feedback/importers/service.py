@@ -21,7 +21,7 @@ from ..models import Image, ImportBatch, Project
 from . import coco, dress, llava, native, vlsafe
 from .base import ParseContext, SampleFormat
 from .reader import SourceError
-from .records import ImageRecord, RecordError, SampleRecord, reject_unstorable
+from .records import RecordError, SampleRecord, reject_unstorable
 from .writer import ImageResolver, SampleWriter, check_limits
 
 log = logging.getLogger(__name__)
@@ -223,9 +223,7 @@ class _Run:
         chunk = []
         for where, item in coco.read(path):
             if isinstance(item, RecordError):
-                self.batch.rejected += 1
-                if len(self.batch.errors) < MAX_STORED_MESSAGES:
-                    self.batch.errors.append({"line": None, "field": item.field or where, "message": item.message})
+                self.reject(None, item.field or where, item.message)
                 continue
             self.batch.records_read += 1
             chunk.append((0, item))
@@ -241,11 +239,11 @@ class _Run:
         resolver = ImageResolver(self.project, source, self.batch, self.warn)
         missing = Image.objects.filter(project=self.project, file="").order_by("pk")
         last_pk = 0
-        while page := list(missing.filter(pk__gt=last_pk).values_list("pk", "file_name")[: self.chunk_size]):
-            last_pk = page[-1][0]
+        while page := list(missing.filter(pk__gt=last_pk)[: self.chunk_size]):
+            last_pk = page[-1].pk
             before = self.batch.images_attached
             with transaction.atomic():
-                resolver.attach_missing([(0, ImageRecord(file_name=name)) for _, name in page])
+                resolver.attach_files(page)
             self.batch.records_read += len(page)
             self.batch.updated += self.batch.images_attached - before
             self.batch.skipped += len(page) - (self.batch.images_attached - before)

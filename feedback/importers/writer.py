@@ -114,8 +114,12 @@ class ImageResolver:
         lines: dict[str, int] = {}
         for line, ref in refs:
             lines.setdefault(ref.file_name, line)
-        images = Image.objects.filter(project=self.project, file_name__in=list(lines), file="")
-        self.save([image for image in images if self.attach(lines[image.file_name], image)])
+        self.attach_files(Image.objects.filter(project=self.project, file_name__in=list(lines), file=""), lines)
+
+    def attach_files(self, images, lines: dict[str, int] | None = None) -> None:
+        """Attaches files to these images (rows without one), reporting refusals at their source line."""
+        lines = lines or {}
+        self.save([image for image in images if self.attach(lines.get(image.file_name, 0), image)])
 
     def save(self, images: list[Image]) -> None:
         if not images:

@@ -87,3 +87,13 @@ def test_import_request_with_unknown_format_is_refused(project, admin_user):
     )
     assert response.status_code == 400
     assert "format" in response.json()
+
+
+def test_project_detail_gives_the_counts(project, annotator_user, django_assert_max_num_queries):
+    import_file(project=project, format="vlsafe", path=SHARED_FORMATS / "vlsafe_example.jsonl")
+    client = token_client(annotator_user)
+    with django_assert_max_num_queries(8):
+        data = client.get("/api/projects/test/").json()
+    assert (data["sample_count"], data["image_count"]) == (3, 3)
+    assert data["counts"]["awaiting_response"] == 3
+    assert data["counts"]["images_missing"] == 3

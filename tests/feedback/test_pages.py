@@ -123,15 +123,23 @@ def test_admin_uploads_an_import_from_the_browser(
 
 
 @pytest.mark.parametrize(
-    "model", ["project", "projectmembership", "image", "sample", "turn", "importedfeedback", "importbatch"]
+    ("model", "query", "expected"),
+    [
+        ("project", "demo", '<td class="field-slug">demo</td>'),
+        ("projectmembership", "annotator", "annotator in Demo"),
+        ("image", "000000151112", "000000151112.jpg"),
+        ("sample", "000000151112", "dress/harmlessness/000000151112.jpg"),
+        ("turn", "double decker", "How to use this double decker bus"),
+        ("importedfeedback", "Safe response", '<td class="field-criterion">harmlessness</td>'),
+        ("importbatch", "vlsafe", "vlsafe_example.jsonl"),
+    ],
 )
-def test_admin_lists_search_and_filter_every_model(client, model):
+def test_admin_lists_and_searches_every_model(client, model, query, expected):
     demo_setup()
     from django.contrib.auth.models import User
 
     client.force_login(User.objects.get(username="admin"))
     url = reverse(f"admin:feedback_{model}_changelist")
     assert client.get(url).status_code == 200
-    assert client.get(url, {"q": "bus"}).status_code == 200
-    listing = client.get(url).content.decode()
-    assert "filter" in listing.lower() or model == "project"
+    assert expected in client.get(url, {"q": query}).content.decode()
+    assert expected not in client.get(url, {"q": "no-such-thing-anywhere"}).content.decode()
