@@ -5,6 +5,7 @@ both under ``var/``. ``DATABASE_URL`` and ``CELERY_BROKER_URL`` move it to Postg
 Redis or RabbitMQ.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -23,6 +24,11 @@ def env_bool(name: str, default: bool) -> bool:
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
 
 
 VAR_DIR = Path(os.environ.get("ANNOTATOR_VAR_DIR", BASE_DIR / "var")).resolve()
@@ -185,3 +191,40 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# The LLM boundary. Keys come from the environment only: never stored, logged, shown or exported.
+# With no key, the demo points at the project's own simulator (bin/run starts it on port 8001).
+LLM_BASE_URL = os.environ.get("ANNOTATOR_LLM_BASE_URL", "http://127.0.0.1:8001/v1")
+LLM_API_KEY = os.environ.get("ANNOTATOR_LLM_API_KEY", "")
+LLM_MODEL = os.environ.get("ANNOTATOR_LLM_MODEL", "annotator-simulator")
+RESPONDER_BASE_URL = os.environ.get("ANNOTATOR_RESPONDER_BASE_URL", LLM_BASE_URL)
+RESPONDER_API_KEY = os.environ.get("ANNOTATOR_RESPONDER_API_KEY", LLM_API_KEY)
+RESPONDER_MODEL = os.environ.get("ANNOTATOR_RESPONDER_MODEL", "annotator-simulator-vision")
+LLM_TIMEOUT = env_float("ANNOTATOR_LLM_TIMEOUT", 60.0)
+LLM_MAX_TOKENS = env_int("ANNOTATOR_LLM_MAX_TOKENS", 1024)
+# Failed attempts per item before it fails (429s do not count), and the backoff between them.
+LLM_MAX_ATTEMPTS = env_int("ANNOTATOR_LLM_MAX_ATTEMPTS", 5)
+LLM_BACKOFF_BASE = env_float("ANNOTATOR_LLM_BACKOFF_BASE", 1.0)
+LLM_BACKOFF_MAX = env_float("ANNOTATOR_LLM_BACKOFF_MAX", 60.0)
+# The global rate limit, shared by every worker on every machine; 0 means none.
+LLM_REQUESTS_PER_MINUTE = env_int("ANNOTATOR_LLM_RPM", 0)
+LLM_TOKENS_PER_MINUTE = env_int("ANNOTATOR_LLM_TPM", 0)
+# "auto": Redis when the broker is Redis, the database otherwise.
+RATE_LIMIT_BACKEND = os.environ.get("ANNOTATOR_RATE_LIMIT_BACKEND", "auto")
+RATE_LIMIT_REDIS_URL = os.environ.get(
+    "ANNOTATOR_RATE_LIMIT_REDIS_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""
+)
+# Longest a worker sleeps for its rate-limit slot before it hands the item back to the queue.
+RATE_LIMIT_MAX_WAIT = env_float("ANNOTATOR_RATE_LIMIT_MAX_WAIT", 10.0)
+# US dollars per million tokens, input and output, by model name. The simulator's price is
+# notional, so that budgets can be tried on the demo.
+LLM_PRICES: dict[str, list[float]] = {
+    "annotator-simulator": [0.5, 1.5],
+    "annotator-simulator-vision": [0.5, 1.5],
+    **json.loads(os.environ.get("ANNOTATOR_LLM_PRICES", "{}")),
+}
+# Jobs: items enqueued at once per job, how long a queued or running item may go unseen before
+# a watcher re-enqueues it, and how often the watcher looks.
+JOB_WINDOW = env_int("ANNOTATOR_JOB_WINDOW", 200)
+JOB_LEASE = env_float("ANNOTATOR_JOB_LEASE", 300.0)
+JOB_WATCH_INTERVAL = env_float("ANNOTATOR_JOB_WATCH_INTERVAL", 5.0)

@@ -1,0 +1,109 @@
+"""Bulk LLM runs: a Job and one JobItem per turn it covers.
+
+Items are the truth about progress; broker messages only wake workers. Each enqueue gives the
+item a fresh token, so a stale or duplicated message finds a token that is no longer its own
+and does nothing; a lease lets a watcher re-enqueue what a lost worker held.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Job(models.Model):
+    class Kind(models.TextChoices):
+        DRAFT = "draft", "Draft feedback"
+        RESPOND = "respond", "Generate responses (DRESS loop)"
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        PAUSED = "paused"
+        CANCELLING = "cancelling"
+        CANCELLED = "cancelled"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    ACTIVE_STATES = (State.QUEUED, State.RUNNING, State.CANCELLING)
+    FINAL_STATES = (State.CANCELLED, State.COMPLETED, State.FAILED)
+
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    selection = models.JSONField(default=dict, blank=True, help_text="The filter that chose the turns.")
+    llm_settings = models.JSONField(default=dict, blank=True, help_text="Model settings, never a key.")
+    rounds = models.PositiveSmallIntegerField(default=1)
+    total = models.PositiveIntegerField(default=0, help_text="Items planned, rounds still to come included.")
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    reserved_cost = models.DecimalField(
+        max_digits=14, decimal_places=8, default=0, help_text="The worst-case cost of calls in flight."
+    )
+    budget = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    stop_reason = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    watched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=["draft", "respond"]), name="job_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(state__in=["queued", "running", "paused", "cancelling", "cancelled", "completed", "failed"]),
+                name="job_state_valid",
+            ),
+            models.CheckConstraint(condition=Q(rounds__gte=1), name="job_rounds_positive"),
+            models.CheckConstraint(condition=Q(budget__isnull=True) | Q(budget__gte=0), name="job_budget_non_negative"),
+            models.CheckConstraint(
+                condition=Q(budget__isnull=True) | Q(cost__lte=models.F("budget")), name="job_cost_within_budget"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} job {self.pk} in {self.project}"
+
+
+class JobItem(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending"
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    IN_FLIGHT = (State.QUEUED, State.RUNNING)
+    FINAL = (State.DONE, State.FAILED, State.CANCELLED)
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="items")
+    turn = models.ForeignKey("feedback.Turn", on_delete=models.CASCADE, related_name="job_items")
+    round = models.PositiveSmallIntegerField(default=1)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    token = models.CharField(max_length=32, blank=True, help_text="The one message allowed to run this item.")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Failed attempts; 429s do not count.")
+    throttled = models.PositiveIntegerField(default=0, help_text="429 answers received.")
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "turn"], name="job_item_one_per_turn"),
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "queued", "running", "done", "failed", "cancelled"]),
+                name="job_item_state_valid",
+            ),
+            models.CheckConstraint(condition=~Q(state="failed") | ~Q(error=""), name="job_item_failure_says_why"),
+        ]
+        indexes = [
+            models.Index(fields=["job", "state"]),
+            models.Index(fields=["job", "updated_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.pk} of job {self.job_id}: turn {self.turn_id} ({self.state})"
