@@ -17,7 +17,8 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from .importers.service import import_file
-from .models import ImportBatch, Project, ProjectMembership, Role
+from .jobs.service import job_create
+from .models import ImportBatch, Job, Project, ProjectMembership, Role
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "formats"
 
@@ -202,6 +203,7 @@ def demo_setup() -> tuple[Project, dict[str, str], list[ImportBatch]]:
         },
     )
     if project.import_batches.exists():
+        demo_jobs(project)
         return project, demo_users(project), []
     batches = [
         import_file(project=project, format="coco", path=sources["coco"], images=images),
@@ -216,4 +218,18 @@ def demo_setup() -> tuple[Project, dict[str, str], list[ImportBatch]]:
         import_file(project=project, format="native", path=sources["native"], images=images),
         import_file(project=project, format="llava", path=sources["llava"], images=images),
     ]
-    return project, demo_users(project), batches
+    users = demo_users(project)
+    demo_jobs(project)
+    return project, users, batches
+
+
+def demo_jobs(project: Project) -> list[Job]:
+    """On a project without jobs: draft every turn that has a response, and run two rounds of the
+    DRESS loop on the prompts awaiting one. The worker takes them as soon as it starts."""
+    if project.jobs.exists():
+        return []
+    admin = User.objects.filter(username="admin").first()
+    return [
+        job_create(project=project, kind=Job.Kind.DRAFT, selection={"status": "never"}, user=admin),
+        job_create(project=project, kind=Job.Kind.RESPOND, selection={"status": "never"}, rounds=2, user=admin),
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from .models import Image, ImportedFeedback, Project, Sample, Turn
+from .models import CallStatus, Draft, Image, ImportedFeedback, Project, Sample, Turn
 from .permissions import is_platform_admin
 
 
@@ -45,7 +45,9 @@ def project_counts(project: Project) -> dict[str, int]:
         turns=Count("id"), awaiting_response=Count("id", filter=Q(model_response__isnull=True))
     )
     feedback = ImportedFeedback.objects.filter(turn__sample__project=project).count()
-    return {**samples, **images, **turns, "imported_feedback": feedback}
+    drafted = Draft.objects.filter(turn__sample__project=project).exclude(status=CallStatus.FAILED)
+    drafted_turns = drafted.values("turn").distinct().count()
+    return {**samples, **images, **turns, "imported_feedback": feedback, "drafted_turns": drafted_turns}
 
 
 def sample_page_queryset(project: Project, *, criterion: str | None = None, missing_image: bool = False):
@@ -65,7 +67,7 @@ def sample_page_queryset(project: Project, *, criterion: str | None = None, miss
 def sample_detail(project: Project, pk: int) -> Sample:
     return (
         Sample.objects.select_related("image", "import_batch")
-        .prefetch_related("turns__imported_feedback")
+        .prefetch_related("turns__imported_feedback", "turns__drafts", "turns__generations")
         .get(project=project, pk=pk)
     )
 

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .jobs import views as job_views
 
 app_name = "feedback"
 
@@ -11,5 +12,13 @@ urlpatterns = [
     path("projects/<slug:slug>/samples/<int:pk>/", views.sample_detail, name="sample-detail"),
     path("projects/<slug:slug>/imports/new/", views.import_new, name="import-new"),
     path("projects/<slug:slug>/imports/<int:pk>/", views.import_detail, name="import-detail"),
+    path("projects/<slug:slug>/jobs/", job_views.job_list, name="job-list"),
+    path("projects/<slug:slug>/jobs/new/", job_views.job_new, name="job-new"),
+    path("projects/<slug:slug>/jobs/<int:pk>/", job_views.job_detail, name="job-detail"),
+    path(
+        "projects/<slug:slug>/jobs/<int:pk>/<str:action>/",
+        job_views.job_action,
+        name="job-action",
+    ),
     path("images/<int:pk>/file", views.image_file, name="image-file"),
 ]

@@ -62,7 +62,9 @@ class Draft(LLMCall):
                 condition=Q(status=CallStatus.FAILED) | (~Q(critique="") & Q(overall__isnull=False)),
                 name="draft_complete_unless_failed",
             ),
-            models.CheckConstraint(condition=~Q(status=CallStatus.FAILED) | ~Q(error=""), name="draft_failure_says_why"),
+            models.CheckConstraint(
+                condition=~Q(status=CallStatus.FAILED) | ~Q(error=""), name="draft_failure_says_why"
+            ),
         ]
         indexes = [models.Index(fields=["job", "status"])]
 
@@ -74,9 +76,7 @@ class Generation(LLMCall):
     """A response of the model under study, generated for a turn that awaited one."""
 
     turn = models.ForeignKey("feedback.Turn", on_delete=models.CASCADE, related_name="generations")
-    job = models.ForeignKey(
-        "feedback.Job", null=True, blank=True, on_delete=models.PROTECT, related_name="generations"
-    )
+    job = models.ForeignKey("feedback.Job", null=True, blank=True, on_delete=models.PROTECT, related_name="generations")
 
     class Meta:
         ordering = ["turn_id", "created_at", "id"]

@@ -53,7 +53,9 @@ class Job(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=["draft", "respond"]), name="job_kind_valid"),
             models.CheckConstraint(
-                condition=Q(state__in=["queued", "running", "paused", "cancelling", "cancelled", "completed", "failed"]),
+                condition=Q(
+                    state__in=["queued", "running", "paused", "cancelling", "cancelled", "completed", "failed"]
+                ),
                 name="job_state_valid",
             ),
             models.CheckConstraint(condition=Q(rounds__gte=1), name="job_rounds_positive"),

@@ -14,5 +14,7 @@ class Command(BaseCommand):
                 f"{batch.skipped} unchanged, {batch.rejected} rejected"
             )
         self.stdout.write(f"Demo project '{project.name}': {project.samples.count()} samples.")
+        for job in project.jobs.order_by("pk"):
+            self.stdout.write(f"  job #{job.pk}: {job.get_kind_display()}, {job.state}")
         for username, password in logins.items():
             self.stdout.write(f"  login: {username} / {password}")

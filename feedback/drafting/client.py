@@ -1,0 +1,143 @@
+"""The one place that talks to an OpenAI-compatible endpoint.
+
+The SDK's own retries are off: retries, backoff and the global rate limit are the job layer's.
+Every failure becomes an LLMError that says whether trying again could help and how long the
+server asked us to wait. No message here ever carries the API key.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+SIMULATOR_FINGERPRINT = "annotator-simulator"
+
+_clients: dict[tuple[str, str, float], openai.OpenAI] = {}
+_clients_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    text: str
+    finish_reason: str
+    tokens_in: int
+    tokens_out: int
+    latency_ms: int
+    model: str
+    simulated: bool
+
+
+class LLMError(Exception):
+    """A call that produced no answer. ``throttled``: the server said 429 (does not use up the retry
+    budget). ``retryable``: a later attempt may succeed. ``retry_after``: seconds the server asked for."""
+
+    def __init__(
+        self, message: str, *, retryable: bool, throttled: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.throttled = throttled
+        self.retry_after = retry_after
+
+
+def _client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
+    key = (base_url, api_key, timeout)
+    client = _clients.get(key)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                # The SDK refuses an empty key; local servers and the simulator need none.
+                client = openai.OpenAI(base_url=base_url, api_key=api_key or "no-key", max_retries=0, timeout=timeout)
+                _clients[key] = client
+    return client
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """The wait a server asked for: ``retry-after-ms``, else ``Retry-After`` in seconds or as a date."""
+    if headers is None:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _status_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    detail = ""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        detail = error.get("message", "") if isinstance(error, dict) else str(error)
+    return f"HTTP {exc.status_code}: {(detail or exc.message)[:300]}"
+
+
+def chat(
+    *,
+    base_url: str,
+    api_key: str,
+    model: str,
+    messages: list[dict[str, Any]],
+    temperature: float,
+    max_tokens: int,
+    timeout: float,
+    response_format: dict[str, Any] | None = None,
+) -> ChatResult:
+    client = _client(base_url, api_key, timeout)
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+    }
+    if response_format is not None:
+        kwargs["response_format"] = response_format
+    started = time.monotonic()
+    try:
+        completion = client.chat.completions.create(**kwargs)
+    except openai.APITimeoutError:
+        raise LLMError(f"no answer within {timeout:g} s", retryable=True) from None
+    except openai.APIConnectionError as exc:
+        raise LLMError(f"connection failed: {type(exc.__cause__ or exc).__name__}", retryable=True) from None
+    except openai.RateLimitError as exc:
+        raise LLMError(
+            _status_message(exc), retryable=True, throttled=True, retry_after=retry_after_seconds(exc.response.headers)
+        ) from None
+    except openai.APIStatusError as exc:
+        transient = exc.status_code >= 500 or exc.status_code in (408, 409)
+        raise LLMError(
+            _status_message(exc), retryable=transient, retry_after=retry_after_seconds(exc.response.headers)
+        ) from None
+    except openai.APIError as exc:  # e.g. a body that is not a completion
+        raise LLMError(f"unusable answer: {str(exc)[:300]}", retryable=True) from None
+    latency_ms = int((time.monotonic() - started) * 1000)
+    if not completion.choices:
+        raise LLMError("the answer has no choices", retryable=True)
+    choice = completion.choices[0]
+    usage = completion.usage
+    return ChatResult(
+        text=choice.message.content or "",
+        finish_reason=choice.finish_reason or "",
+        tokens_in=usage.prompt_tokens if usage else 0,
+        tokens_out=usage.completion_tokens if usage else 0,
+        latency_ms=latency_ms,
+        model=completion.model or model,
+        simulated=completion.system_fingerprint == SIMULATOR_FINGERPRINT,
+    )

@@ -1,0 +1,124 @@
+"""Jobs in the REST API: launch, list, progress and the admin actions, for a project's admins."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from feedback.api.views import project_for
+from feedback.models import Job, Role
+
+from . import selectors, service
+from .selection import STATUSES
+
+
+class SelectionSerializer(serializers.Serializer):
+    criterion = serializers.CharField(required=False, allow_blank=True, default="")
+    status = serializers.ChoiceField(choices=list(STATUSES), default="never")
+    import_batch = serializers.IntegerField(required=False, allow_null=True, default=None)
+    sample_ids = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, default=None)
+
+
+class ModelSettingsSerializer(serializers.Serializer):
+    model = serializers.CharField(required=False, allow_blank=True)
+    base_url = serializers.URLField(required=False, allow_blank=True)
+    temperature = serializers.FloatField(required=False, min_value=0, max_value=2)
+    max_tokens = serializers.IntegerField(required=False, min_value=1)
+    structured = serializers.ChoiceField(choices=["json_schema", "json_object", "none"], required=False)
+    send_image = serializers.BooleanField(required=False)
+    prompt_version = serializers.CharField(required=False)
+
+
+class JobRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Job.Kind.values)
+    selection = SelectionSerializer(required=False, default=dict)
+    rounds = serializers.IntegerField(required=False, default=1, min_value=1, max_value=service.MAX_ROUNDS)
+    budget = serializers.DecimalField(required=False, allow_null=True, max_digits=14, decimal_places=8, min_value=0)
+    drafter = ModelSettingsSerializer(required=False, default=dict)
+    responder = ModelSettingsSerializer(required=False, default=dict)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    created_by: serializers.StringRelatedField = serializers.StringRelatedField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "kind",
+            "state",
+            "selection",
+            "llm_settings",
+            "rounds",
+            "total",
+            "tokens_in",
+            "tokens_out",
+            "cost",
+            "budget",
+            "stop_reason",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class JobListCreate(APIView):
+    def get(self, request, slug):
+        project = project_for(request, slug, Role.ADMIN)
+        return Response(JobSerializer(selectors.jobs_of(project)[:50], many=True).data)
+
+    def post(self, request, slug):
+        project = project_for(request, slug, Role.ADMIN)
+        form = JobRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        try:
+            job = service.job_create(
+                project=project,
+                user=request.user,
+                kind=data["kind"],
+                selection=dict(data["selection"]),
+                rounds=data["rounds"],
+                budget=data.get("budget"),
+                drafter=dict(data["drafter"]),
+                responder=dict(data["responder"]),
+            )
+        except ValueError as exc:
+            field, _, message = str(exc).partition(": ")
+            return Response({field if message else "non_field_errors": [message or str(exc)]}, status=400)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobDetail(APIView):
+    def get(self, request, slug, pk):
+        project = project_for(request, slug, Role.ADMIN)
+        job = get_object_or_404(Job, project=project, pk=pk)
+        service.job_watch_kick(job)
+        return Response({**JobSerializer(job).data, "progress": selectors.job_progress(job)})
+
+
+class JobAction(APIView):
+    """POST .../jobs/<id>/pause|resume|cancel|retry; resume takes an optional new ``budget``."""
+
+    def post(self, request, slug, pk, action):
+        project = project_for(request, slug, Role.ADMIN)
+        job = get_object_or_404(Job, project=project, pk=pk)
+        try:
+            if action == "pause":
+                service.job_pause(job=job)
+            elif action == "resume":
+                service.job_resume(job=job, budget=request.data.get("budget"))
+            elif action == "cancel":
+                service.job_cancel(job=job)
+            elif action == "retry":
+                service.job_retry_failed(job=job)
+            else:
+                return Response({"detail": f"no action {action!r}"}, status=404)
+        except (service.JobStateError, ValueError) as exc:
+            return Response({"detail": str(exc)}, status=409)
+        job.refresh_from_db()
+        return Response({**JobSerializer(job).data, "progress": selectors.job_progress(job)})

@@ -1,0 +1,523 @@
+"""Jobs: launch, dispatch, run one item, watch, pause, resume, cancel, retry.
+
+The dispatcher pages through the selection and makes one JobItem per turn; at most
+``JOB_WINDOW`` items per job are on the broker at once and each finished item sends the next,
+so that pause, cancel and the budget act at once whatever the job's size. Items are the truth:
+a message runs its item only while the item still holds that message's token, and a watcher
+re-sends an item whose lease ran out (its worker was lost). Successful drafts are unique per
+turn and job in the database, so a turn run twice is still drafted once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from feedback.drafting.client import LLMError
+from feedback.drafting.pricing import cost_of
+from feedback.drafting.ratelimit import RateLimitWait
+from feedback.drafting.service import (
+    CallGate,
+    CallSettings,
+    draft_turn,
+    drafter_settings,
+    failure_record,
+    respond_turn,
+    responder_settings,
+)
+from feedback.models import CallStatus, Draft, Generation, Job, JobItem, Project, Sample, Turn
+
+from . import queue
+from .selection import Selection, samples_to_respond, selection_from, turns_to_draft
+
+log = logging.getLogger(__name__)
+CHUNK = 1000
+MAX_ROUNDS = 10
+
+
+class BudgetExhausted(Exception):
+    pass
+
+
+class JobStateError(ValueError):
+    """The job is not in a state that allows the action."""
+
+
+# --- launching -------------------------------------------------------------------------------
+
+
+def job_create(
+    *,
+    project: Project,
+    kind: str,
+    selection: dict[str, Any],
+    user: Any = None,
+    rounds: int = 1,
+    budget: Decimal | str | None = None,
+    drafter: dict[str, Any] | None = None,
+    responder: dict[str, Any] | None = None,
+) -> Job:
+    """Validate and queue a job; a ValueError names the field at fault. The dispatcher runs after commit."""
+    if kind not in Job.Kind.values:
+        raise ValueError(f"kind: {kind!r} is not one of {', '.join(Job.Kind.values)}")
+    chosen = selection_from(project, selection)
+    if not 1 <= int(rounds) <= MAX_ROUNDS:
+        raise ValueError(f"rounds: {rounds} is outside 1-{MAX_ROUNDS}")
+    if kind == Job.Kind.DRAFT and int(rounds) != 1:
+        raise ValueError("rounds: a draft job has one round; the DRESS loop is a respond job")
+    cap = _budget(budget)
+    llm_settings = {"drafter": drafter_settings(project, **(drafter or {})).as_dict()}
+    if kind == Job.Kind.RESPOND:
+        llm_settings["responder"] = responder_settings(**(responder or {})).as_dict()
+    with transaction.atomic():
+        job = Job.objects.create(
+            project=project,
+            kind=kind,
+            selection=chosen.as_dict(),
+            llm_settings=llm_settings,
+            rounds=int(rounds),
+            budget=cap,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+        queue.send_dispatch(job.pk)
+    return job
+
+
+def _budget(value: Decimal | str | None) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        cap = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"budget: {value!r} is not a number") from None
+    if not cap.is_finite() or cap < 0:
+        raise ValueError("budget: must be a non-negative amount of US dollars")
+    return cap
+
+
+def job_dispatch(*, job_id: int) -> None:
+    """Make the job's items from its selection (idempotent: a redelivered dispatch adds nothing),
+    then send the first window."""
+    job = Job.objects.select_related("project").get(pk=job_id)
+    if job.state != Job.State.QUEUED:
+        if job.state == Job.State.RUNNING:
+            _fill(job)
+        return
+    selection = Selection(**job.selection)
+    if job.kind == Job.Kind.DRAFT:
+        created = _items_from_turns(job, turns_to_draft(job.project, selection).values_list("pk", flat=True))
+    else:
+        created = _items_from_samples(job, samples_to_respond(job.project, selection))
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(
+        state=Job.State.RUNNING,
+        total=created * job.rounds,
+        started_at=now,
+        watched_at=None,
+        stop_reason="" if created else "Nothing matched the selection.",
+    )
+    job.refresh_from_db()
+    _fill(job)
+    _finish_if_done(job)
+    queue.send_watch(job.pk, settings.JOB_WATCH_INTERVAL)
+
+
+def _items_from_turns(job: Job, turn_ids: Any) -> int:
+    batch: list[JobItem] = []
+    for turn_id in turn_ids.iterator(chunk_size=CHUNK):
+        batch.append(JobItem(job=job, turn_id=turn_id))
+        if len(batch) >= CHUNK:
+            JobItem.objects.bulk_create(batch, ignore_conflicts=True)
+            batch = []
+    if batch:
+        JobItem.objects.bulk_create(batch, ignore_conflicts=True)
+    return JobItem.objects.filter(job=job).count()
+
+
+def _items_from_samples(job: Job, samples: Any) -> int:
+    """A respond job starts each sample at its last turn: awaiting a response, or, when that turn
+    was drafted with a refinement, at a new turn whose user message is the refinement."""
+    sample_ids = list(samples.values_list("pk", flat=True))
+    for start in range(0, len(sample_ids), CHUNK):
+        chunk = sample_ids[start : start + CHUNK]
+        last: dict[int, Turn] = {}
+        for turn in Turn.objects.filter(sample_id__in=chunk).order_by("sample_id", "index"):
+            last[turn.sample_id] = turn
+        refinements = dict(
+            Draft.objects.filter(turn__in=[t.pk for t in last.values() if t.model_response is not None])
+            .exclude(status=CallStatus.FAILED)
+            .order_by("turn_id", "created_at", "id")
+            .values_list("turn_id", "refinement")
+        )
+        items = []
+        with transaction.atomic():
+            for turn in last.values():
+                if turn.model_response is not None and refinements.get(turn.pk):
+                    turn, _ = Turn.objects.get_or_create(
+                        sample_id=turn.sample_id,
+                        index=turn.index + 1,
+                        defaults={"user_message": refinements[turn.pk]},
+                    )
+                items.append(JobItem(job=job, turn=turn))
+            JobItem.objects.bulk_create(items, ignore_conflicts=True)
+    return JobItem.objects.filter(job=job).count()
+
+
+# --- the window ------------------------------------------------------------------------------
+
+
+def _fill(job: Job, limit: int | None = None) -> int:
+    """Send pending items until ``JOB_WINDOW`` are in flight (or ``limit`` more). Returns how many."""
+    if job.state != Job.State.RUNNING:
+        return 0
+    if limit is None:
+        limit = settings.JOB_WINDOW - JobItem.objects.filter(job=job, state__in=JobItem.IN_FLIGHT).count()
+    if limit <= 0:
+        return 0
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    with transaction.atomic():
+        ids = list(
+            JobItem.objects.select_for_update(skip_locked=True)
+            .filter(job=job, state=JobItem.State.PENDING)
+            .order_by("id")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            JobItem.objects.filter(pk__in=ids).update(
+                state=JobItem.State.QUEUED,
+                token=token,
+                lease_until=now + timedelta(seconds=settings.JOB_LEASE),
+                updated_at=now,
+            )
+            queue.send_items(ids, token)
+    return len(ids)
+
+
+def _finish_if_done(job: Job) -> None:
+    open_items = JobItem.objects.filter(
+        job=job, state__in=(JobItem.State.PENDING, JobItem.State.QUEUED, JobItem.State.RUNNING)
+    )
+    if open_items.exists():
+        return
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
+        state=Job.State.COMPLETED, finished_at=now, reserved_cost=0
+    )
+    Job.objects.filter(pk=job.pk, state=Job.State.CANCELLING).update(
+        state=Job.State.CANCELLED, finished_at=now, reserved_cost=0
+    )
+
+
+# --- one item --------------------------------------------------------------------------------
+
+
+@dataclass
+class JobGate(CallGate):
+    """The job's budget on top of the global rate limit: each call reserves its worst-case cost
+    first, and is not made when the reservation would pass the cap."""
+
+    job_id: int = 0
+    budget: Decimal | None = None
+    reserved: Decimal = field(default_factory=Decimal)
+
+    def before(self, cs: CallSettings, estimate_in: int) -> None:
+        worst = Decimal(0)
+        if self.budget is not None:
+            worst = cost_of(cs.model, estimate_in, cs.max_tokens)
+            room = Q(budget__gte=F("cost") + F("reserved_cost") + worst)
+            if not Job.objects.filter(room, pk=self.job_id).update(reserved_cost=F("reserved_cost") + worst):
+                raise BudgetExhausted
+            self.reserved += worst
+        try:
+            super().before(cs, estimate_in)
+        except RateLimitWait:
+            if worst:
+                Job.objects.filter(pk=self.job_id).update(reserved_cost=F("reserved_cost") - worst)
+                self.reserved -= worst
+            raise
+
+    def settle(self) -> None:
+        if not (self.tokens_in or self.tokens_out or self.reserved):
+            return
+        Job.objects.filter(pk=self.job_id).update(
+            tokens_in=F("tokens_in") + self.tokens_in,
+            tokens_out=F("tokens_out") + self.tokens_out,
+            cost=F("cost") + self.cost,
+            reserved_cost=F("reserved_cost") - self.reserved,
+        )
+
+
+class _Permanent(Exception):
+    """An item that can never succeed as it stands (nothing to review, an answer unusable after a
+    re-ask). ``recorded``: a failed draft saying why is stored already."""
+
+    def __init__(self, message: str, *, recorded: bool = False) -> None:
+        super().__init__(message)
+        self.recorded = recorded
+
+
+def _running_lease() -> timedelta:
+    # A call, its re-ask, the longest rate-limit wait and a margin for the database writes.
+    return timedelta(seconds=2 * settings.LLM_TIMEOUT + settings.RATE_LIMIT_MAX_WAIT + 10)
+
+
+def item_run(*, item_id: int, token: str) -> None:
+    now = timezone.now()
+    claimed = JobItem.objects.filter(pk=item_id, token=token, state=JobItem.State.QUEUED).update(
+        state=JobItem.State.RUNNING, lease_until=now + _running_lease(), updated_at=now
+    )
+    if not claimed:
+        return  # a stale or duplicate message: the item has moved on
+    item = JobItem.objects.select_related("job__project", "turn__sample__image").get(pk=item_id)
+    job = item.job
+    if job.state == Job.State.PAUSED:
+        _set(item, token, state=JobItem.State.PENDING, token="", lease_until=None)
+        return
+    if job.state != Job.State.RUNNING:
+        _set(item, token, state=JobItem.State.CANCELLED, lease_until=None)
+        _finish_if_done(job)
+        return
+    gate = JobGate(job_id=job.pk, budget=job.budget)
+    finished = True
+    try:
+        _perform(item, job, gate)
+        _set(item, token, state=JobItem.State.DONE, error="", lease_until=None)
+    except BudgetExhausted:
+        finished = False
+        _set(item, token, state=JobItem.State.PENDING, token="", lease_until=None)
+        _pause_for_budget(job)
+    except RateLimitWait as wait:
+        finished = False
+        _retry_later(item, token, wait.seconds + random.uniform(0, 0.5), error="")
+    except LLMError as exc:
+        finished = _after_llm_error(item, job, token, exc)
+    except _Permanent as exc:
+        _fail(item, job, token, str(exc), recorded=exc.recorded)
+    except Exception as exc:  # a bug or a database hiccup: retry like a transient failure, then give up
+        log.exception("job %s item %s failed unexpectedly", job.pk, item.pk)
+        finished = _after_llm_error(
+            item, job, token, LLMError(f"internal error: {type(exc).__name__}: {exc}"[:500], retryable=True)
+        )
+    finally:
+        gate.settle()
+    if finished and not _fill(job, limit=1):
+        _finish_if_done(job)
+
+
+def _perform(item: JobItem, job: Job, gate: JobGate) -> None:
+    turn, sample = item.turn, item.turn.sample
+    drafter = CallSettings.from_dict(job.llm_settings["drafter"])
+    previous: list[Turn] | None = None if turn.index else []
+    if job.kind == Job.Kind.RESPOND and turn.model_response is None:
+        responder = CallSettings.from_dict(job.llm_settings["responder"])
+        respond_turn(turn=turn, sample=sample, cs=responder, gate=gate, job_id=job.pk, previous=previous)
+    if turn.model_response is None:
+        raise _Permanent(f"turn {turn.index} of sample {sample.external_id} has no response to review")
+    draft = draft_turn(
+        turn=turn, sample=sample, project=job.project, cs=drafter, gate=gate, job_id=job.pk, previous=previous
+    )
+    if draft.status == CallStatus.FAILED:
+        raise _Permanent(draft.error, recorded=True)
+    if job.kind == Job.Kind.RESPOND and item.round < job.rounds:
+        _next_round(item, job, turn, sample, draft.refinement)
+
+
+def _next_round(item: JobItem, job: Job, turn: Turn, sample: Sample, refinement: str) -> None:
+    """The DRESS loop: the refinement becomes the user's next message, for the next round."""
+    with transaction.atomic():
+        following, _ = Turn.objects.get_or_create(
+            sample=sample, index=turn.index + 1, defaults={"user_message": refinement}
+        )
+        JobItem.objects.get_or_create(job=job, turn=following, defaults={"round": item.round + 1})
+
+
+def _set(item: JobItem, held_token: str, /, **values: Any) -> int:
+    """Update the item only while this run's token is still its own."""
+    return JobItem.objects.filter(pk=item.pk, token=held_token).update(updated_at=timezone.now(), **values)
+
+
+def _retry_later(
+    item: JobItem, token: str, delay: float, *, error: str, attempt: bool = False, throttled: bool = False
+) -> None:
+    new_token = uuid.uuid4().hex
+    now = timezone.now()
+    changes: dict[str, Any] = {
+        "state": JobItem.State.QUEUED,
+        "token": new_token,
+        "lease_until": now + timedelta(seconds=delay + settings.JOB_LEASE),
+        "error": error,
+    }
+    if attempt:
+        changes["attempts"] = F("attempts") + 1
+    if throttled:
+        changes["throttled"] = F("throttled") + 1
+    if _set(item, token, **changes):
+        queue.send_item(item.pk, new_token, countdown=delay)
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: base * 2^attempt, capped, times a random factor in [0.5, 1]."""
+    delay = min(settings.LLM_BACKOFF_MAX, settings.LLM_BACKOFF_BASE * 2**attempt)
+    return delay * random.uniform(0.5, 1.0)
+
+
+def _after_llm_error(item: JobItem, job: Job, token: str, exc: LLMError) -> bool:
+    """Retry or fail the item; True when it failed for good."""
+    if exc.throttled:
+        # A 429 is the server's pace, not a failure: it never uses up the retry budget.
+        delay = exc.retry_after if exc.retry_after is not None else backoff(min(item.throttled, 6))
+        _retry_later(item, token, delay + random.uniform(0, 0.5), error=f"throttled: {exc.message}", throttled=True)
+        return False
+    attempts = item.attempts + 1
+    if exc.retryable and attempts < settings.LLM_MAX_ATTEMPTS:
+        delay = max(backoff(item.attempts), exc.retry_after or 0.0)
+        _retry_later(item, token, delay, error=f"attempt {attempts}: {exc.message}", attempt=True)
+        return False
+    reason = exc.message if not exc.retryable else f"gave up after {attempts} attempts: {exc.message}"
+    _fail(item, job, token, reason)
+    return True
+
+
+def _fail(item: JobItem, job: Job, token: str, reason: str, *, recorded: bool = False) -> None:
+    turn = item.turn
+    record: type[Draft] | type[Generation] = Draft
+    role = "drafter"
+    if job.kind == Job.Kind.RESPOND and turn.model_response is None:
+        record, role = Generation, "responder"
+    if not recorded:
+        failure_record(
+            record, turn=turn, job_id=job.pk, cs=CallSettings.from_dict(job.llm_settings[role]), error=reason
+        )
+    _set(item, token, state=JobItem.State.FAILED, error=reason, lease_until=None, attempts=F("attempts") + 1)
+    if job.kind == Job.Kind.RESPOND and item.round < job.rounds:
+        Job.objects.filter(pk=job.pk).update(total=F("total") - (job.rounds - item.round))
+
+
+def _pause_for_budget(job: Job) -> None:
+    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
+        state=Job.State.PAUSED,
+        stop_reason=f"Paused: the next call could pass the budget of ${job.budget}. Raise the budget to resume.",
+    )
+
+
+# --- the watcher -----------------------------------------------------------------------------
+
+
+def job_watch(*, job_id: int) -> None:
+    """Re-send items whose lease ran out, keep the window full, and finish the job when nothing is
+    left. One chain per job: a second one finds the job freshly watched and stops."""
+    now = timezone.now()
+    interval = settings.JOB_WATCH_INTERVAL
+    fresh = Q(watched_at__isnull=True) | Q(watched_at__lt=now - timedelta(seconds=0.8 * interval))
+    active = (Job.State.RUNNING, Job.State.CANCELLING)
+    if not Job.objects.filter(fresh, pk=job_id, state__in=active).update(watched_at=now):
+        return
+    job = Job.objects.get(pk=job_id)
+    expired = JobItem.objects.filter(job=job, state__in=JobItem.IN_FLIGHT, lease_until__lt=now)
+    if job.state == Job.State.CANCELLING:
+        expired.update(state=JobItem.State.CANCELLED, token="", updated_at=now)
+    else:
+        for item_id, old_token in expired.values_list("pk", "token"):
+            new_token = uuid.uuid4().hex
+            lease = now + timedelta(seconds=settings.JOB_LEASE)
+            if JobItem.objects.filter(pk=item_id, token=old_token).update(
+                state=JobItem.State.QUEUED, token=new_token, lease_until=lease, updated_at=now
+            ):
+                log.warning("job %s: item %s was lost with its worker; sent again", job.pk, item_id)
+                queue.send_item(item_id, new_token)
+        _fill(job)
+    _finish_if_done(job)
+    if Job.objects.filter(pk=job.pk, state__in=active).exists():
+        queue.send_watch(job.pk, interval)
+
+
+def job_watch_kick(job: Job) -> None:
+    """Start a watcher when none has looked lately (after a restart, or from the progress page)."""
+    stale = timezone.now() - timedelta(seconds=3 * settings.JOB_WATCH_INTERVAL)
+    if job.state in (Job.State.RUNNING, Job.State.CANCELLING) and (job.watched_at is None or job.watched_at < stale):
+        queue.send_watch(job.pk)
+
+
+# --- admin actions ---------------------------------------------------------------------------
+
+
+def job_pause(*, job: Job) -> Job:
+    if not Job.objects.filter(pk=job.pk, state__in=(Job.State.QUEUED, Job.State.RUNNING)).update(
+        state=Job.State.PAUSED, stop_reason="Paused."
+    ):
+        raise JobStateError(f"a {job.state} job cannot be paused")
+    job.refresh_from_db()
+    return job
+
+
+def job_resume(*, job: Job, budget: Decimal | str | None = None) -> Job:
+    changes: dict[str, Any] = {"state": Job.State.RUNNING, "stop_reason": "", "watched_at": None}
+    if budget not in (None, ""):
+        changes["budget"] = _budget(budget)
+    if not Job.objects.filter(pk=job.pk, state=Job.State.PAUSED).update(**changes):
+        raise JobStateError(f"a {job.state} job cannot be resumed")
+    job.refresh_from_db()
+    with transaction.atomic():
+        if job.started_at is None:  # paused before its dispatcher ran
+            Job.objects.filter(pk=job.pk).update(state=Job.State.QUEUED)
+            queue.send_dispatch(job.pk)
+        else:
+            _fill(job)
+            queue.send_watch(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def job_cancel(*, job: Job) -> Job:
+    """Stop launching calls: what is pending or queued is cancelled now, calls in flight finish."""
+    now = timezone.now()
+    with transaction.atomic():
+        cancellable = (Job.State.QUEUED, Job.State.RUNNING, Job.State.PAUSED)
+        if not Job.objects.filter(pk=job.pk, state__in=cancellable).update(
+            state=Job.State.CANCELLING, stop_reason="Cancelled."
+        ):
+            raise JobStateError(f"a {job.state} job cannot be cancelled")
+        JobItem.objects.filter(job=job, state__in=(JobItem.State.PENDING, JobItem.State.QUEUED)).update(
+            state=JobItem.State.CANCELLED, token="", updated_at=now
+        )
+    job.refresh_from_db()
+    _finish_if_done(job)
+    if job.started_at is None:
+        Job.objects.filter(pk=job.pk, state=Job.State.CANCELLING).update(state=Job.State.CANCELLED, finished_at=now)
+    else:
+        queue.send_watch(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def job_retry_failed(*, job: Job) -> int:
+    """Put the failed items back in the queue; earlier failed drafts stay as history."""
+    if job.state in (Job.State.CANCELLING, Job.State.CANCELLED, Job.State.QUEUED):
+        raise JobStateError(f"a {job.state} job's failures cannot be retried")
+    with transaction.atomic():
+        failed = JobItem.objects.select_for_update().filter(job=job, state=JobItem.State.FAILED)
+        rounds_back = (
+            sum(job.rounds - r for r in failed.values_list("round", flat=True)) if job.kind == Job.Kind.RESPOND else 0
+        )
+        count = failed.update(state=JobItem.State.PENDING, attempts=0, error="", token="", updated_at=timezone.now())
+        if not count:
+            return 0
+        Job.objects.filter(pk=job.pk).update(total=F("total") + rounds_back)
+        Job.objects.filter(pk=job.pk, state__in=Job.FINAL_STATES).update(
+            state=Job.State.RUNNING, finished_at=None, stop_reason="", watched_at=None
+        )
+        job.refresh_from_db()
+        _fill(job)
+        queue.send_watch(job.pk)
+    return count

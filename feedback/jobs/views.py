@@ -1,0 +1,86 @@
+"""Job pages, for a project's admins: the list, the launch form, and the live job page."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from feedback.models import Job, Project, Role
+from feedback.permissions import require_role
+
+from . import selectors, service
+from .forms import JobForm
+
+
+def _admin_project(request, slug: str) -> Project:
+    project = get_object_or_404(Project, slug=slug)
+    require_role(request.user, project, Role.ADMIN)
+    return project
+
+
+def key_status() -> dict[str, bool]:
+    """Whether keys are configured, never what they are."""
+    return {"drafter": bool(settings.LLM_API_KEY), "responder": bool(settings.RESPONDER_API_KEY)}
+
+
+def job_list(request, slug):
+    project = _admin_project(request, slug)
+    page = Paginator(selectors.jobs_of(project), 25).get_page(request.GET.get("page"))
+    return render(request, "feedback/job_list.html", {"project": project, "page": page})
+
+
+@require_http_methods(["GET", "POST"])
+def job_new(request, slug):
+    project = _admin_project(request, slug)
+    form = JobForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = service.job_create(project=project, user=request.user, **form.service_arguments())
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.info(request, f"Job #{job.pk} launched; this page follows its progress.")
+            return redirect("feedback:job-detail", slug=project.slug, pk=job.pk)
+    return render(request, "feedback/job_new.html", {"project": project, "form": form, "keys": key_status()})
+
+
+def job_detail(request, slug, pk):
+    project = _admin_project(request, slug)
+    job = get_object_or_404(Job.objects.select_related("created_by"), project=project, pk=pk)
+    service.job_watch_kick(job)
+    progress = selectors.job_progress(job)
+    if request.GET.get("format") == "json":
+        return JsonResponse(progress)
+    return render(
+        request,
+        "feedback/job_detail.html",
+        {"project": project, "job": job, "progress": progress, "simulated": job.drafts.filter(simulated=True).exists()},
+    )
+
+
+ACTIONS = ("pause", "resume", "cancel", "retry")
+
+
+@require_POST
+def job_action(request, slug, pk, action):
+    if action not in ACTIONS:
+        raise Http404("No such action.")
+    project = _admin_project(request, slug)
+    job = get_object_or_404(Job, project=project, pk=pk)
+    try:
+        if action == "pause":
+            service.job_pause(job=job)
+        elif action == "resume":
+            service.job_resume(job=job, budget=request.POST.get("budget") or None)
+        elif action == "cancel":
+            service.job_cancel(job=job)
+        elif action == "retry":
+            count = service.job_retry_failed(job=job)
+            messages.info(request, f"{count} failed item(s) queued again.")
+    except (service.JobStateError, ValueError) as exc:
+        messages.error(request, str(exc))
+    return redirect("feedback:job-detail", slug=project.slug, pk=job.pk)
