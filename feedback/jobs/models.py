@@ -60,9 +60,6 @@ class Job(models.Model):
             ),
             models.CheckConstraint(condition=Q(rounds__gte=1), name="job_rounds_positive"),
             models.CheckConstraint(condition=Q(budget__isnull=True) | Q(budget__gte=0), name="job_budget_non_negative"),
-            models.CheckConstraint(
-                condition=Q(budget__isnull=True) | Q(cost__lte=models.F("budget")), name="job_cost_within_budget"
-            ),
         ]
 
     def __str__(self) -> str:
