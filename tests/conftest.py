@@ -75,3 +75,7 @@ def eager_tasks():
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = False
+
+
+# The `llm_simulator` fixture, for every test module.
+from tests.simulator import llm_simulator_fixture  # noqa: E402,F401
