@@ -1,7 +1,19 @@
 from django.contrib import admin
 from django.db.models import Count
 
-from .models import Image, ImportBatch, ImportedFeedback, Project, ProjectMembership, Sample, Turn
+from .models import (
+    Draft,
+    Generation,
+    Image,
+    ImportBatch,
+    ImportedFeedback,
+    Job,
+    JobItem,
+    Project,
+    ProjectMembership,
+    Sample,
+    Turn,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -140,3 +152,59 @@ class ImportBatchAdmin(admin.ModelAdmin):
     search_fields = ["file_name", "file_sha256"]
     readonly_fields = [f.name for f in ImportBatch._meta.fields]
     list_select_related = ["project"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records of what the LLM did are immutable: the admin shows them and never edits them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Draft)
+class DraftAdmin(ReadOnlyAdmin):
+    list_display = ["id", "turn", "job", "status", "model", "overall", "prompt_version", "simulated", "created_at"]
+    list_filter = ["status", "simulated", "model", "prompt_version", "turn__sample__project"]
+    search_fields = ["critique", "refinement", "error", "turn__sample__external_id"]
+    raw_id_fields = ["turn", "job"]
+    list_select_related = ["turn", "job"]
+
+
+@admin.register(Generation)
+class GenerationAdmin(ReadOnlyAdmin):
+    list_display = ["id", "turn", "job", "status", "model", "simulated", "created_at"]
+    list_filter = ["status", "simulated", "model"]
+    search_fields = ["raw_output", "error", "turn__sample__external_id"]
+    raw_id_fields = ["turn", "job"]
+    list_select_related = ["turn", "job"]
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "project",
+        "kind",
+        "state",
+        "total",
+        "tokens_in",
+        "tokens_out",
+        "cost",
+        "budget",
+        "created_at",
+    ]
+    list_filter = ["state", "kind", "project"]
+    search_fields = ["stop_reason"]
+    list_select_related = ["project"]
+
+
+@admin.register(JobItem)
+class JobItemAdmin(ReadOnlyAdmin):
+    list_display = ["id", "job", "turn", "round", "state", "attempts", "throttled", "error", "updated_at"]
+    list_filter = ["state", "job__project"]
+    search_fields = ["error"]
+    raw_id_fields = ["job", "turn"]
+    list_select_related = ["job", "turn"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from .models import CallStatus, Draft, Image, ImportedFeedback, Project, Sample, Turn
@@ -41,13 +41,14 @@ def project_counts(project: Project) -> dict[str, int]:
     images = Image.objects.filter(project=project).aggregate(
         images=Count("id"), images_missing=Count("id", filter=Q(file=""))
     )
+    drafted = Exists(Draft.objects.filter(turn=OuterRef("pk")).exclude(status=CallStatus.FAILED))
     turns = Turn.objects.filter(sample__project=project).aggregate(
-        turns=Count("id"), awaiting_response=Count("id", filter=Q(model_response__isnull=True))
+        turns=Count("id"),
+        awaiting_response=Count("id", filter=Q(model_response__isnull=True)),
+        drafted_turns=Count("id", filter=Q(drafted)),
     )
     feedback = ImportedFeedback.objects.filter(turn__sample__project=project).count()
-    drafted = Draft.objects.filter(turn__sample__project=project).exclude(status=CallStatus.FAILED)
-    drafted_turns = drafted.values("turn").distinct().count()
-    return {**samples, **images, **turns, "imported_feedback": feedback, "drafted_turns": drafted_turns}
+    return {**samples, **images, **turns, "imported_feedback": feedback}
 
 
 def sample_page_queryset(project: Project, *, criterion: str | None = None, missing_image: bool = False):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -37,13 +39,27 @@ def require_broker() -> None:
 
 
 class WorkerProcess:
-    def __init__(self, queues: str = "default", log_path: Path | None = None) -> None:
+    """``pool="solo"`` runs one task at a time; ``"prefork"`` with ``concurrency`` is the deployed
+    shape. The worker leads its own process group, so ``kill()`` takes its children with it, as
+    the loss of a machine would."""
+
+    def __init__(
+        self,
+        queues: str = "default",
+        log_path: Path | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        pool: str = "solo",
+        concurrency: int = 1,
+        loglevel: str = "INFO",
+    ) -> None:
         require_broker()
         env = {
             **os.environ,
             "DATABASE_URL": test_database_url(),
             "ANNOTATOR_MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "DJANGO_SETTINGS_MODULE": "annotator.settings",
+            **(env or {}),
         }
         self.log_path = log_path
         self.log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -58,9 +74,11 @@ class WorkerProcess:
                 "--queues",
                 queues,
                 "--pool",
-                "solo",
+                pool,
+                "--concurrency",
+                str(concurrency),
                 "--loglevel",
-                "INFO",
+                loglevel,
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
@@ -69,6 +87,7 @@ class WorkerProcess:
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_for(self, predicate, timeout: float = 60.0) -> bool:
@@ -84,12 +103,22 @@ class WorkerProcess:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:] if self.log_path else ""
 
+    def kill(self) -> None:
+        """SIGKILL to the worker and its pool processes at once: no goodbye, no acks."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        if self.log_path:
+            self.log.close()
+
     def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
         self.process.terminate()
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         if self.log_path:
             self.log.close()
