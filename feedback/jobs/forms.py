@@ -23,7 +23,9 @@ class JobForm(forms.Form):
         min_value=1, max_value=10, initial=1, help_text="Respond jobs: rounds of respond, critique and refine."
     )
     model = forms.CharField(required=False, help_text="Drafting model; empty: the project's, else the default.")
-    endpoint = forms.URLField(required=False, help_text="OpenAI-compatible base URL; empty: the default.")
+    endpoint = forms.URLField(
+        required=False, assume_scheme="https", help_text="OpenAI-compatible base URL; empty: the default."
+    )
     temperature = forms.FloatField(required=False, min_value=0, max_value=2)
     structured = forms.ChoiceField(
         choices=[("json_schema", "JSON schema"), ("json_object", "JSON object"), ("none", "none")],
@@ -32,7 +34,7 @@ class JobForm(forms.Form):
     )
     send_image = forms.BooleanField(required=False, help_text="Send the image too, for vision models.")
     responder_model = forms.CharField(required=False, help_text="Respond jobs: the model under study.")
-    responder_endpoint = forms.URLField(required=False)
+    responder_endpoint = forms.URLField(required=False, assume_scheme="https")
     budget = forms.DecimalField(
         required=False, min_value=0, decimal_places=4, help_text="US dollars; no call is made that could pass it."
     )
