@@ -8,6 +8,7 @@ server asked us to wait. No message here ever carries the API key.
 from __future__ import annotations
 
 import email.utils
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -80,13 +81,24 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def _status_message(exc: openai.APIStatusError) -> str:
+def scrub(text: str, api_key: str) -> str:
+    """Remove the key from a server's message, whole or masked (servers echo "sk-ab***yz")."""
+    if not api_key:
+        return text
+    text = text.replace(api_key, "[key]")
+    if len(api_key) >= 8:
+        masked = re.compile(re.escape(api_key[:4]) + r"[\w*.\-]*")
+        text = masked.sub("[key]", text)
+    return text
+
+
+def _status_message(exc: openai.APIStatusError, api_key: str) -> str:
     body = exc.body
     detail = ""
     if isinstance(body, dict):
         error = body.get("error", body)
         detail = error.get("message", "") if isinstance(error, dict) else str(error)
-    return f"HTTP {exc.status_code}: {(detail or exc.message)[:300]}"
+    return scrub(f"HTTP {exc.status_code}: {(detail or exc.message)[:300]}", api_key)
 
 
 def chat(
@@ -118,15 +130,18 @@ def chat(
         raise LLMError(f"connection failed: {type(exc.__cause__ or exc).__name__}", retryable=True) from None
     except openai.RateLimitError as exc:
         raise LLMError(
-            _status_message(exc), retryable=True, throttled=True, retry_after=retry_after_seconds(exc.response.headers)
+            _status_message(exc, api_key),
+            retryable=True,
+            throttled=True,
+            retry_after=retry_after_seconds(exc.response.headers),
         ) from None
     except openai.APIStatusError as exc:
         transient = exc.status_code >= 500 or exc.status_code in (408, 409)
         raise LLMError(
-            _status_message(exc), retryable=transient, retry_after=retry_after_seconds(exc.response.headers)
+            _status_message(exc, api_key), retryable=transient, retry_after=retry_after_seconds(exc.response.headers)
         ) from None
     except openai.APIError as exc:  # e.g. a body that is not a completion
-        raise LLMError(f"unusable answer: {str(exc)[:300]}", retryable=True) from None
+        raise LLMError(scrub(f"unusable answer: {str(exc)[:300]}", api_key), retryable=True) from None
     latency_ms = int((time.monotonic() - started) * 1000)
     if not completion.choices:
         raise LLMError("the answer has no choices", retryable=True)
