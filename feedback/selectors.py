@@ -66,11 +66,21 @@ def sample_page_queryset(project: Project, *, criterion: str | None = None, miss
 
 
 def sample_detail(project: Project, pk: int) -> Sample:
-    return (
+    sample = (
         Sample.objects.select_related("image", "import_batch")
         .prefetch_related("turns__imported_feedback", "turns__drafts", "turns__generations")
         .get(project=project, pk=pk)
     )
+    for turn in sample.turns.all():
+        for draft in turn.drafts.all():
+            draft.score_list = scores_in_rubric_order(draft.scores, project.criteria)  # type: ignore[attr-defined]
+    return sample
+
+
+def scores_in_rubric_order(scores: dict, criteria: list[str]) -> list[tuple[str, int]]:
+    """The project's criteria first, in its order (JSON columns may reorder keys), then any others."""
+    ordered = [(name, scores[name]) for name in criteria if name in scores]
+    return ordered + [(name, value) for name, value in scores.items() if name not in criteria]
 
 
 def samples_by_criterion(project: Project) -> list[dict]:

@@ -88,7 +88,7 @@ def template_for(version: str) -> PromptTemplate:
         return TEMPLATES[version]
     except KeyError:
         known = ", ".join(sorted(TEMPLATES))
-        raise ValueError(f"unknown prompt version {version!r}; known: {known}") from None
+        raise ValueError(f"prompt_version: {version!r} is unknown; known: {known}") from None
 
 
 def _box(bbox: Any) -> str:

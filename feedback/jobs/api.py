@@ -14,6 +14,14 @@ from . import selectors, service
 from .selection import STATUSES
 
 
+def field_error(exc: ValueError) -> Response:
+    """The services' "field: message" errors as DRF's field errors."""
+    field, _, message = str(exc).partition(": ")
+    if not message or " " in field:
+        return Response({"non_field_errors": [str(exc)]}, status=400)
+    return Response({field: [message]}, status=400)
+
+
 class SelectionSerializer(serializers.Serializer):
     criterion = serializers.CharField(required=False, allow_blank=True, default="")
     status = serializers.ChoiceField(choices=list(STATUSES), default="never")
@@ -88,8 +96,7 @@ class JobListCreate(APIView):
                 responder=dict(data["responder"]),
             )
         except ValueError as exc:
-            field, _, message = str(exc).partition(": ")
-            return Response({field if message else "non_field_errors": [message or str(exc)]}, status=400)
+            return field_error(exc)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -118,7 +125,9 @@ class JobAction(APIView):
                 service.job_retry_failed(job=job)
             else:
                 return Response({"detail": f"no action {action!r}"}, status=404)
-        except (service.JobStateError, ValueError) as exc:
+        except service.JobStateError as exc:
             return Response({"detail": str(exc)}, status=409)
+        except ValueError as exc:
+            return field_error(exc)
         job.refresh_from_db()
         return Response({**JobSerializer(job).data, "progress": selectors.job_progress(job)})

@@ -66,7 +66,7 @@ def job_progress(job: Job) -> dict[str, Any]:
         "eta_seconds": round(eta) if eta is not None else None,
         "tokens_in": job.tokens_in,
         "tokens_out": job.tokens_out,
-        "cost": str(job.cost.normalize()) if job.cost else "0",
+        "cost": format(job.cost.normalize(), "f") if job.cost else "0",
         "budget": str(job.budget) if job.budget is not None else None,
         "latest_errors": [
             {

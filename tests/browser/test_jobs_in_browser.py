@@ -1,0 +1,59 @@
+"""An admin launches a job in the browser, watches its live progress as a real worker drafts
+through the simulator, pauses, resumes and cancels it, and reads a draft on the sample page."""
+
+import pytest
+
+from feedback.models import Draft, Job
+from tests.conftest import make_user
+from tests.feedback.job_helpers import make_samples
+from tests.worker import WorkerProcess
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def test_launch_follow_pause_resume_and_cancel_a_job(live_server, page, project, settings, llm_simulator, tmp_path):
+    settings.LLM_BASE_URL = llm_simulator.url
+    llm_simulator.configure(latency_ms=150)
+    make_user("boss", project=project, role="admin")
+    make_samples(project, 300, criterion="honesty")
+    worker = WorkerProcess("default,llm", log_path=tmp_path / "worker.log", env={"ANNOTATOR_JOB_WATCH_INTERVAL": "1"})
+    try:
+        page.goto(f"{live_server.url}/login/")
+        page.fill("#id_username", "boss")
+        page.fill("#id_password", "pw-boss")
+        page.click("button[type=submit]")
+        page.goto(f"{live_server.url}/projects/{project.slug}/")
+        page.click("text=Launch a job…")
+        page.select_option("#id_criterion", "honesty")
+        page.fill("#id_budget", "5")
+        page.click("button:has-text('Launch')")
+        page.wait_for_url(f"{live_server.url}/projects/{project.slug}/jobs/*/")
+        job = Job.objects.get(project=project)
+        assert job.selection["criterion"] == "honesty" and job.budget == 5
+
+        # The counters move without a reload.
+        page.wait_for_function("Number(document.getElementById('done').textContent) >= 3", timeout=60_000)
+        assert page.locator("#state").inner_text() == "running"
+
+        page.click("#pause")
+        page.wait_for_function("document.getElementById('state').textContent === 'paused'")
+        page.click("#resume")
+        page.wait_for_function("document.getElementById('state').textContent === 'running'")
+        done_before = Draft.objects.filter(job=job).count()
+        page.wait_for_function(f"Number(document.getElementById('done').textContent) > {done_before}", timeout=60_000)
+        page.click("#cancel")
+        page.wait_for_function("document.getElementById('state').textContent === 'cancelled'", timeout=30_000)
+        page.goto(f"{live_server.url}/projects/{project.slug}/jobs/{job.pk}/")  # the page reloads itself too
+        assert page.locator("#state").inner_text() == "cancelled"
+        assert page.locator(".badge", has_text="simulated").is_visible()
+        assert page.locator("#cancel").is_disabled() and page.locator("#resume").is_disabled()
+        job.refresh_from_db()
+        assert job.state == Job.State.CANCELLED
+        assert 0 < Draft.objects.filter(job=job).count() < 300
+
+        draft = Draft.objects.filter(job=job).select_related("turn").first()
+        page.goto(f"{live_server.url}/projects/{project.slug}/samples/{draft.turn.sample_id}/")
+        assert page.locator(".draft", has_text=draft.critique[:40]).is_visible()
+        assert page.locator(".draft .badge", has_text="simulated").is_visible()
+    finally:
+        worker.stop()

@@ -1,0 +1,765 @@
+"""Job pages and the jobs API, on the rows alone (no worker runs here): roles, the launch form,
+progress, the admin actions, the sample page's drafts, query counts, run_job and the selection."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from feedback.jobs.selection import Selection, samples_to_respond, turns_to_draft
+from feedback.jobs.service import job_create
+from feedback.models import CallStatus, Draft, ImportBatch, Job, JobItem, Project, Role, Sample, Turn
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "sk-test-SECRET-123"
+XSS_ID = "<script>alert(1)</script>"
+XSS_ERROR = 'HTTP 500: <img src=x onerror="alert(2)">'
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """The users of these tests log in with force_login: a slow password hash would only cost time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def make_samples(project: Project, count: int, *, prefix: str = "s", answered: bool = True, **fields) -> list[Turn]:
+    """`count` samples with one turn each; returns the turns in sample order."""
+    samples = Sample.objects.bulk_create(
+        [
+            Sample(project=project, external_id=f"{prefix}{i}", content_hash=f"{prefix}{i}", **fields)
+            for i in range(count)
+        ]
+    )
+    return Turn.objects.bulk_create(
+        [
+            Turn(
+                sample=s,
+                index=0,
+                user_message="What is in the picture?",
+                model_response="A bus." if answered else None,
+            )
+            for s in samples
+        ]
+    )
+
+
+def new_job(project: Project, user=None, **kwargs) -> Job:
+    kwargs.setdefault("kind", "draft")
+    kwargs.setdefault("selection", {})
+    return job_create(project=project, user=user, **kwargs)
+
+
+def set_running(job: Job, *, total: int = 0, seconds_ago: float = 30) -> Job:
+    Job.objects.filter(pk=job.pk).update(
+        state=Job.State.RUNNING, started_at=timezone.now() - timedelta(seconds=seconds_ago), total=total
+    )
+    job.refresh_from_db()
+    return job
+
+
+def add_items(job: Job, turns: list[Turn], state: str, *, error: str = "", ago: float = 0) -> list[JobItem]:
+    at = timezone.now() - timedelta(seconds=ago)
+    return JobItem.objects.bulk_create(
+        [JobItem(job=job, turn=t, state=state, error=error, updated_at=at) for t in turns]
+    )
+
+
+def make_draft(turn: Turn, **fields) -> Draft:
+    values = {
+        "status": CallStatus.OK,
+        "model": "annotator-simulator",
+        "endpoint": "http://127.0.0.1:8001/v1",
+        "critique": "Good.",
+        "overall": 5,
+        "prompt_version": "v1",
+        "prompt_hash": "0" * 64,
+    }
+    values.update(fields)
+    return Draft.objects.create(turn=turn, **values)
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+def detail_url(job: Job) -> str:
+    return reverse("feedback:job-detail", args=[job.project.slug, job.pk])
+
+
+def action_url(job: Job, action: str) -> str:
+    return reverse("feedback:job-action", args=[job.project.slug, job.pk, action])
+
+
+def api_url(job: Job | None = None, action: str = "") -> str:
+    if job is None:
+        return "/api/projects/test/jobs/"
+    return f"/api/projects/test/jobs/{job.pk}/" + (f"{action}/" if action else "")
+
+
+# --- roles -----------------------------------------------------------------------------------------
+
+
+def _page_requests(job: Job) -> list[tuple[str, str]]:
+    return [
+        ("get", reverse("feedback:job-list", args=["test"])),
+        ("get", reverse("feedback:job-new", args=["test"])),
+        ("post", reverse("feedback:job-new", args=["test"])),
+        ("get", detail_url(job)),
+        ("get", detail_url(job) + "?format=json"),
+        ("post", action_url(job, "pause")),
+    ]
+
+
+def _api_requests(job: Job) -> list[tuple[str, str]]:
+    return [
+        ("get", api_url()),
+        ("post", api_url()),
+        ("get", api_url(job)),
+        ("post", api_url(job, "pause")),
+    ]
+
+
+@pytest.mark.parametrize(("who", "status"), [("annotator", 403), ("researcher", 403), ("outsider", 404)])
+def test_jobs_are_for_admins_only(client, project, admin_user, annotator_user, researcher_user, who, status):
+    job = new_job(project, admin_user)
+    other = Project.objects.create(name="Other", slug="other")
+    user = {
+        "annotator": annotator_user,
+        "researcher": researcher_user,
+        "outsider": make_user("olga", project=other, role=Role.ANNOTATOR),
+    }[who]
+    client.force_login(user)
+    for method, url in _page_requests(job):
+        assert getattr(client, method)(url).status_code == status, (method, url)
+    api = token_client(user)
+    for method, url in _api_requests(job):
+        body = {"kind": "draft"} if method == "post" else None
+        assert getattr(api, method)(url, body, format="json").status_code == status, (method, url)
+    job.refresh_from_db()
+    assert job.state == Job.State.QUEUED
+    assert Job.objects.count() == 1
+
+
+def test_anonymous_users_are_sent_to_login_or_refused(client, project, admin_user):
+    job = new_job(project, admin_user)
+    for method, url in _page_requests(job):
+        response = getattr(client, method)(url)
+        assert response.status_code == 302, (method, url)
+        assert response.url.startswith(reverse("login")), (method, url)
+    for method, url in _api_requests(job):
+        assert getattr(APIClient(), method)(url, {"kind": "draft"}, format="json").status_code == 401, (method, url)
+    job.refresh_from_db()
+    assert job.state == Job.State.QUEUED
+
+
+def test_admin_sees_the_job_list(client, project, admin_user):
+    job = new_job(project, admin_user)
+    client.force_login(admin_user)
+    page = client.get(reverse("feedback:job-list", args=["test"]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f'href="{detail_url(job)}"' in html
+    assert "annotator-simulator" in html
+    assert "queued" in html
+
+
+# --- the launch form -------------------------------------------------------------------------------
+
+
+def _form_data(**changes) -> dict:
+    data = {
+        "kind": "draft",
+        "criterion": "",
+        "status": "never",
+        "import_batch": "",
+        "sample_ids": "",
+        "limit": "",
+        "rounds": "1",
+        "model": "",
+        "endpoint": "",
+        "temperature": "",
+        "structured": "json_schema",
+        "budget": "",
+    }
+    data.update(changes)
+    return data
+
+
+def test_new_job_form_lists_the_project_criteria(client, project, admin_user, settings):
+    settings.LLM_API_KEY = SECRET
+    project.criteria = ["accuracy", "tone"]
+    project.save()
+    client.force_login(admin_user)
+    page = client.get(reverse("feedback:job-new", args=["test"]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "drafting key set" in html
+    assert SECRET not in html
+    assert '<option value="accuracy">accuracy</option>' in html
+    assert '<option value="tone">tone</option>' in html
+    assert "helpfulness" not in html
+
+
+def test_new_job_form_creates_the_job_without_any_key(client, project, admin_user, settings):
+    settings.LLM_API_KEY = SECRET
+    settings.RESPONDER_API_KEY = SECRET
+    batch = ImportBatch.objects.create(project=project, format="native", file_name="first.jsonl")
+    client.force_login(admin_user)
+    data = _form_data(
+        criterion="honesty",
+        import_batch=str(batch.pk),
+        sample_ids="s1, s2 s3",
+        limit="5",
+        temperature="0.5",
+        structured="json_object",
+        budget="1.5",
+    )
+    response = client.post(reverse("feedback:job-new", args=["test"]), data)
+    job = Job.objects.get()
+    assert response.status_code == 302
+    assert response.url == detail_url(job)
+    assert (job.kind, job.state, job.rounds, job.created_by) == ("draft", "queued", 1, admin_user)
+    assert job.budget == Decimal("1.5")
+    assert job.selection == {
+        "criterion": "honesty",
+        "status": "never",
+        "import_batch": batch.pk,
+        "sample_ids": ["s1", "s2", "s3"],
+        "limit": 5,
+    }
+    drafter = job.llm_settings["drafter"]
+    assert drafter["temperature"] == 0.5
+    assert drafter["structured"] == "json_object"
+    assert drafter["base_url"] == settings.LLM_BASE_URL
+    assert drafter["model"] == settings.LLM_MODEL
+    assert drafter["send_image"] is False
+    assert "responder" not in job.llm_settings
+    assert SECRET not in json.dumps(job.llm_settings)
+    assert "key" not in json.dumps(job.llm_settings).lower()
+    page = client.get(response.url).content.decode()
+    assert f"Job #{job.pk} launched" in page
+    assert SECRET not in page
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"rounds": "3"}, None, "rounds: a draft job has one round"),
+        ({"import_batch": "OTHER"}, "import_batch", "Select a valid choice"),
+        ({"criterion": "nonsense"}, "criterion", "Select a valid choice"),
+        ({"temperature": "3"}, "temperature", "less than or equal to 2"),
+        ({"endpoint": "ftp://llm.example.test/v1"}, None, "endpoint: 'ftp://llm.example.test/v1' is not an http(s)"),
+    ],
+)
+def test_new_job_form_shows_what_is_wrong(client, project, admin_user, changes, field, message):
+    other = Project.objects.create(name="Other", slug="other")
+    foreign = ImportBatch.objects.create(project=other, format="native", file_name="theirs.jsonl")
+    changes = {k: (str(foreign.pk) if v == "OTHER" else v) for k, v in changes.items()}
+    client.force_login(admin_user)
+    page = client.post(reverse("feedback:job-new", args=["test"]), _form_data(**changes))
+    assert page.status_code == 200
+    errors = page.context["form"].errors
+    key = field or "__all__"
+    assert any(message in e for e in errors[key]), errors
+    assert message.replace("'", "&#x27;") in page.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_csrf_is_enforced_on_the_form_and_the_actions(project, admin_user):
+    job = set_running(new_job(project, admin_user))
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(admin_user)
+    assert strict.post(reverse("feedback:job-new", args=["test"]), _form_data()).status_code == 403
+    assert strict.post(action_url(job, "pause")).status_code == 403
+    assert Job.objects.count() == 1
+    job.refresh_from_db()
+    assert job.state == Job.State.RUNNING
+    # With the token the page hands out, the same post goes through.
+    page = strict.get(detail_url(job))
+    token = page.cookies["csrftoken"].value
+    assert strict.post(action_url(job, "pause"), {"csrfmiddlewaretoken": token}).status_code == 302
+    job.refresh_from_db()
+    assert job.state == Job.State.PAUSED
+
+
+# --- the job page and its progress -----------------------------------------------------------------
+
+
+def _busy_job(project, admin_user) -> Job:
+    """A running job of 12 turns: 3 done, 2 failed, 1 cancelled, 1 running after an error, 1 queued,
+    4 pending; tokens and cost spent."""
+    turns = make_samples(project, 12)
+    job = set_running(new_job(project, admin_user), total=12)
+    add_items(job, turns[0:3], "done")
+    add_items(job, turns[3:4], "failed", error="HTTP 400: the oldest failure", ago=20)
+    add_items(job, turns[4:5], "failed", error="unusable answer after one re-ask: overall: missing", ago=10)
+    add_items(job, turns[5:6], "cancelled")
+    add_items(job, turns[6:7], "running", error="attempt 1: HTTP 503: overloaded", ago=5)
+    add_items(job, turns[7:8], "queued")
+    add_items(job, turns[8:12], "pending")
+    Job.objects.filter(pk=job.pk).update(tokens_in=1234, tokens_out=56, cost=Decimal("0.0123"))
+    job.refresh_from_db()
+    return job
+
+
+def test_progress_json_counts_items_rate_eta_and_latest_errors(client, project, admin_user):
+    job = _busy_job(project, admin_user)
+    client.force_login(admin_user)
+    progress = client.get(detail_url(job) + "?format=json").json()
+    assert progress["state"] == "running"
+    assert progress["total"] == 12
+    assert (progress["done"], progress["failed"], progress["cancelled"]) == (3, 2, 1)
+    assert (progress["in_flight"], progress["retrying"]) == (2, 1)
+    assert progress["remaining"] == 12 - 6
+    assert progress["rate_per_second"] == 0.1  # 3 done in the 30 seconds since the start
+    assert progress["eta_seconds"] == 60  # 6 remaining at 0.1 a second
+    assert (progress["tokens_in"], progress["tokens_out"], progress["cost"]) == (1234, 56, "0.0123")
+    assert progress["budget"] is None
+    errors = progress["latest_errors"]
+    assert [e["error"] for e in errors] == [
+        "attempt 1: HTTP 503: overloaded",
+        "unusable answer after one re-ask: overall: missing",
+        "HTTP 400: the oldest failure",
+    ]
+    assert [e["state"] for e in errors] == ["running", "failed", "failed"]
+    assert errors[1]["sample"] == "s4" and errors[1]["turn"] == 0
+    assert errors[1]["sample_id"] == Sample.objects.get(external_id="s4").pk
+    assert all(e["at"] for e in errors)
+
+
+def test_progress_of_finished_and_paused_jobs(client, project, admin_user):
+    turns = make_samples(project, 4)
+    job = set_running(new_job(project, admin_user), total=4, seconds_ago=20)
+    add_items(job, turns[:2], "done", ago=100)
+    add_items(job, turns[2:], "pending")
+    Job.objects.filter(pk=job.pk).update(state=Job.State.PAUSED)
+    client.force_login(admin_user)
+    paused = client.get(detail_url(job) + "?format=json").json()
+    assert (paused["state"], paused["remaining"], paused["eta_seconds"]) == ("paused", 2, None)
+    JobItem.objects.filter(job=job, state="pending").update(state="done")
+    Job.objects.filter(pk=job.pk).update(state=Job.State.COMPLETED, finished_at=job.started_at + timedelta(seconds=8))
+    done = client.get(detail_url(job) + "?format=json").json()
+    assert (done["state"], done["done"], done["remaining"], done["eta_seconds"]) == ("completed", 4, 0, None)
+    assert done["rate_per_second"] == 0.5  # 4 items over the 8 seconds the job ran
+
+
+def test_job_page_shows_state_counts_and_errors(client, project, admin_user):
+    job = _busy_job(project, admin_user)
+    client.force_login(admin_user)
+    page = client.get(detail_url(job))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert '<strong id="state">running</strong>' in html
+    assert '<b id="done">3</b>' in html
+    assert '<b id="failed">2</b>' in html
+    assert '<b id="remaining">6</b>' in html
+    assert '<b id="tokens">1234 / 56</b>' in html
+    assert '<b id="cost">$0.0123</b>' in html
+    assert "unusable answer after one re-ask: overall: missing" in html
+    assert '<button id="pause" >' in html or '<button id="pause">' in html
+    assert '<button id="resume" disabled>' in html
+
+
+def test_user_text_is_escaped_on_the_job_page(client, project, admin_user):
+    turns = make_samples(project, 1, prefix="x")
+    Sample.objects.filter(pk=turns[0].sample_id).update(external_id=XSS_ID)
+    job = set_running(new_job(project, admin_user, selection={"sample_ids": [XSS_ID]}), total=1)
+    add_items(job, turns, "failed", error=XSS_ERROR)
+    client.force_login(admin_user)
+    html = client.get(detail_url(job)).content.decode()
+    assert XSS_ID not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert '<img src=x onerror="alert(2)">' not in html
+    assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in html
+    progress = client.get(detail_url(job) + "?format=json").json()
+    assert progress["latest_errors"][0]["sample"] == XSS_ID  # JSON carries the text; the page's script sets textContent
+
+
+def test_a_round_cost_is_shown_as_a_plain_number(client, project, admin_user):
+    job = set_running(new_job(project, admin_user))
+    Job.objects.filter(pk=job.pk).update(cost=Decimal("30"))
+    client.force_login(admin_user)
+    assert client.get(detail_url(job) + "?format=json").json()["cost"] == "30"
+
+
+def test_job_page_and_json_queries_do_not_grow_with_items(client, project, admin_user, django_assert_max_num_queries):
+    client.force_login(admin_user)
+    # Session, user, project (twice), role, job, counts, latest errors; the page also asks for a simulated draft.
+    page_bound, json_bound = 9, 7
+    for count, prefix in ((5, "small"), (200, "big")):
+        turns = make_samples(project, count, prefix=prefix)
+        job = set_running(new_job(project, admin_user), total=count)
+        third = count // 3
+        add_items(job, turns[:third], "done")
+        add_items(job, turns[third : 2 * third], "failed", error="HTTP 400: bad")
+        add_items(job, turns[2 * third :], "pending")
+        make_draft(turns[0], job=job, simulated=True)
+        with django_assert_max_num_queries(page_bound):
+            page = client.get(detail_url(job))
+        assert page.status_code == 200
+        assert f'<b id="failed">{third}</b>' in page.content.decode()
+        assert ">simulated</span>" in page.content.decode()
+        with django_assert_max_num_queries(json_bound):
+            progress = client.get(detail_url(job) + "?format=json").json()
+        assert progress["failed"] == third
+        assert len(progress["latest_errors"]) == min(third, 8)
+
+
+# --- actions from the page -------------------------------------------------------------------------
+
+
+def _post_action(client, job: Job, action: str, data=None) -> str:
+    response = client.post(action_url(job, action), data or {}, follow=True)
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0] == detail_url(job)
+    return response.content.decode()
+
+
+def test_pause_and_resume_a_running_job(client, project, admin_user):
+    turns = make_samples(project, 3)
+    job = set_running(new_job(project, admin_user), total=3)
+    add_items(job, turns, "pending")
+    client.force_login(admin_user)
+    _post_action(client, job, "pause")
+    job.refresh_from_db()
+    assert (job.state, job.stop_reason) == ("paused", "Paused.")
+    _post_action(client, job, "resume", {"budget": "2.5"})
+    job.refresh_from_db()
+    assert (job.state, job.stop_reason, job.budget) == ("running", "", Decimal("2.5"))
+    # Resuming fills the window: the pending items are handed to the broker (sent after commit).
+    assert sorted(JobItem.objects.filter(job=job).values_list("state", flat=True)) == ["queued"] * 3
+    assert all(JobItem.objects.filter(job=job).values_list("token", flat=True))
+
+
+def test_cancel_cancels_what_has_not_started(client, project, admin_user):
+    turns = make_samples(project, 4)
+    job = set_running(new_job(project, admin_user), total=4)
+    add_items(job, turns[:1], "done")
+    add_items(job, turns[1:2], "running")
+    add_items(job, turns[2:3], "queued")
+    add_items(job, turns[3:4], "pending")
+    client.force_login(admin_user)
+    _post_action(client, job, "cancel")
+    job.refresh_from_db()
+    assert job.state == "cancelling"  # the running call finishes first
+    states = dict(JobItem.objects.filter(job=job).values_list("turn_id", "state"))
+    assert [states[t.pk] for t in turns] == ["done", "running", "cancelled", "cancelled"]
+
+
+def test_cancel_with_nothing_in_flight_is_final(client, project, admin_user):
+    turns = make_samples(project, 2)
+    job = set_running(new_job(project, admin_user), total=2)
+    add_items(job, turns, "pending")
+    client.force_login(admin_user)
+    _post_action(client, job, "cancel")
+    job.refresh_from_db()
+    assert job.state == "cancelled"
+    assert job.finished_at is not None
+    assert set(JobItem.objects.filter(job=job).values_list("state", flat=True)) == {"cancelled"}
+    queued = new_job(project, admin_user)  # never dispatched
+    _post_action(client, queued, "cancel")
+    queued.refresh_from_db()
+    assert queued.state == "cancelled"
+
+
+def test_retry_puts_failed_items_back_and_reopens_the_job(client, project, admin_user):
+    turns = make_samples(project, 3)
+    job = set_running(new_job(project, admin_user), total=3)
+    add_items(job, turns[:1], "done")
+    add_items(job, turns[1:], "failed", error="gave up after 5 attempts: HTTP 503")
+    JobItem.objects.filter(job=job, state="failed").update(attempts=5)
+    Job.objects.filter(pk=job.pk).update(state=Job.State.COMPLETED, finished_at=timezone.now())
+    client.force_login(admin_user)
+    page = _post_action(client, job, "retry")
+    assert "2 failed item(s) queued again." in page
+    job.refresh_from_db()
+    assert (job.state, job.finished_at) == ("running", None)
+    retried = JobItem.objects.filter(job=job, turn__in=turns[1:])
+    # Back to pending, then straight into the window: queued with a fresh token.
+    assert set(retried.values_list("state", "error", "attempts")) == {("queued", "", 0)}
+    assert JobItem.objects.get(job=job, turn=turns[0]).state == "done"
+
+
+@pytest.mark.parametrize(
+    ("state", "action", "message"),
+    [
+        ("completed", "pause", "a completed job cannot be paused"),
+        ("running", "resume", "a running job cannot be resumed"),
+        ("cancelled", "cancel", "a cancelled job cannot be cancelled"),
+        ("cancelled", "retry", "a cancelled job&#x27;s failures cannot be retried"),
+    ],
+)
+def test_an_invalid_transition_says_so_and_changes_nothing(client, project, admin_user, state, action, message):
+    turns = make_samples(project, 1)
+    job = set_running(new_job(project, admin_user), total=1)
+    add_items(job, turns, "failed", error="HTTP 400: bad")
+    Job.objects.filter(pk=job.pk).update(state=state)
+    before = Job.objects.filter(pk=job.pk).values().get()
+    client.force_login(admin_user)
+    page = _post_action(client, job, action)
+    assert message in page
+    assert Job.objects.filter(pk=job.pk).values().get() == before
+    assert JobItem.objects.get(job=job).state == "failed"
+
+
+def test_an_unknown_action_is_404(client, project, admin_user):
+    job = set_running(new_job(project, admin_user))
+    client.force_login(admin_user)
+    assert client.post(action_url(job, "explode")).status_code == 404
+    assert client.get(action_url(job, "pause")).status_code == 405
+    job.refresh_from_db()
+    assert job.state == "running"
+
+
+# --- the API ---------------------------------------------------------------------------------------
+
+
+def test_api_creates_a_job(project, admin_user, settings):
+    settings.LLM_API_KEY = SECRET
+    body = {
+        "kind": "respond",
+        "selection": {"criterion": "honesty", "sample_ids": ["s1"], "limit": 3},
+        "rounds": 2,
+        "budget": "0.75",
+        "drafter": {"model": "my-model", "temperature": 0.1},
+    }
+    response = token_client(admin_user).post(api_url(), body, format="json")
+    assert response.status_code == 202, response.content
+    data = response.json()
+    job = Job.objects.get(pk=data["id"])
+    assert (data["kind"], data["state"], data["rounds"]) == ("respond", "queued", 2)
+    assert (job.kind, job.rounds, job.budget, job.created_by) == ("respond", 2, Decimal("0.75"), admin_user)
+    assert job.selection == {
+        "criterion": "honesty",
+        "status": "never",
+        "import_batch": None,
+        "sample_ids": ["s1"],
+        "limit": 3,
+    }
+    assert job.llm_settings["drafter"]["model"] == "my-model"
+    assert job.llm_settings["drafter"]["temperature"] == 0.1
+    assert job.llm_settings["responder"]["model"] == settings.RESPONDER_MODEL
+    assert data["llm_settings"] == job.llm_settings
+    assert SECRET not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "summarise"}, "kind"),
+        ({"kind": "draft", "rounds": 3}, "rounds"),
+        ({"kind": "respond", "rounds": 11}, "rounds"),
+        ({"kind": "draft", "selection": {"criterion": "nonsense"}}, "criterion"),
+        ({"kind": "draft", "selection": {"import_batch": 999999}}, "import_batch"),
+        ({"kind": "draft", "selection": {"status": "sometimes"}}, "selection"),
+        ({"kind": "draft", "drafter": {"temperature": 3}}, "drafter"),
+        ({"kind": "draft", "drafter": {"base_url": "http://user:pw@llm.example.test/v1"}}, "endpoint"),
+        ({"kind": "draft", "drafter": {"structured": "xml"}}, "drafter"),
+        ({"kind": "draft", "budget": "-1"}, "budget"),
+    ],
+)
+def test_api_validation_errors_name_the_field(project, admin_user, body, field):
+    response = token_client(admin_user).post(api_url(), body, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json(), response.json()
+    assert not Job.objects.exists()
+
+
+def test_api_unknown_prompt_version_names_the_field(project, admin_user):
+    body = {"kind": "draft", "drafter": {"prompt_version": "v9"}}
+    response = token_client(admin_user).post(api_url(), body, format="json")
+    assert response.status_code == 400
+    assert "prompt_version" in response.json(), response.json()
+
+
+def test_api_detail_and_actions(project, admin_user):
+    turns = make_samples(project, 3)
+    job = set_running(new_job(project, admin_user), total=3)
+    add_items(job, turns[:1], "done")
+    add_items(job, turns[1:2], "failed", error="HTTP 400: bad")
+    add_items(job, turns[2:], "pending")
+    api = token_client(admin_user)
+    detail = api.get(api_url(job)).json()
+    assert (detail["id"], detail["state"]) == (job.pk, "running")
+    progress = detail["progress"]
+    assert (progress["done"], progress["failed"], progress["remaining"]) == (1, 1, 1)
+    assert progress["latest_errors"][0]["error"] == "HTTP 400: bad"
+
+    paused = api.post(api_url(job, "pause"))
+    assert paused.status_code == 200
+    assert paused.json()["state"] == "paused"
+    assert api.post(api_url(job, "pause")).status_code == 409
+    conflict = api.post(api_url(job, "pause")).json()
+    assert conflict == {"detail": "a paused job cannot be paused"}
+
+    resumed = api.post(api_url(job, "resume"), {"budget": "3"}, format="json")
+    assert resumed.status_code == 200
+    assert (resumed.json()["state"], resumed.json()["budget"]) == ("running", "3.00000000")
+
+    retried = api.post(api_url(job, "retry"))
+    assert retried.status_code == 200
+    assert retried.json()["progress"]["failed"] == 0
+
+    cancelled = api.post(api_url(job, "cancel"))
+    assert cancelled.status_code == 200
+    assert cancelled.json()["state"] in ("cancelling", "cancelled")
+    assert api.post(api_url(job, "resume")).status_code == 409
+    assert api.post(api_url(job, "explode")).status_code == 404
+    assert api.get("/api/projects/test/jobs/999999/").status_code == 404
+    assert [j["id"] for j in api.get(api_url()).json()] == [job.pk]
+
+
+def test_a_job_of_another_project_is_404(client, project, admin_user):
+    other = Project.objects.create(name="Other", slug="other")
+    foreign = new_job(other, admin_user)
+    api = token_client(admin_user)
+    assert api.get(f"/api/projects/test/jobs/{foreign.pk}/").status_code == 404
+    assert api.post(f"/api/projects/test/jobs/{foreign.pk}/pause/").status_code == 404
+    client.force_login(admin_user)
+    assert client.get(reverse("feedback:job-detail", args=["test", foreign.pk])).status_code == 404
+    assert client.post(reverse("feedback:job-action", args=["test", foreign.pk, "pause"])).status_code == 404
+    foreign.refresh_from_db()
+    assert foreign.state == "queued"
+
+
+def test_api_resume_with_a_malformed_budget_is_a_bad_request(project, admin_user):
+    job = set_running(new_job(project, admin_user))
+    Job.objects.filter(pk=job.pk).update(state=Job.State.PAUSED)
+    response = token_client(admin_user).post(api_url(job, "resume"), {"budget": "abc"}, format="json")
+    job.refresh_from_db()
+    assert job.state == "paused"
+    assert response.status_code == 400
+    assert "budget" in response.json()
+
+
+# --- the sample page -------------------------------------------------------------------------------
+
+
+def test_sample_page_shows_drafts_scores_and_the_simulated_badge(client, project, annotator_user):
+    turn = make_samples(project, 1)[0]
+    make_draft(
+        turn,
+        critique="The answer names the bus <but> misses its colour.",
+        refinement="Ask which colour the bus is.",
+        scores={"helpfulness": 4, "honesty": 6, "harmlessness": 7},
+        overall=5,
+        simulated=True,
+    )
+    make_draft(turn, status=CallStatus.FAILED, critique="", overall=None, error=XSS_ERROR)
+    client.force_login(annotator_user)
+    html = client.get(reverse("feedback:sample-detail", args=["test", turn.sample_id])).content.decode()
+    assert "The answer names the bus &lt;but&gt; misses its colour." in html
+    assert "Ask which colour the bus is." in html
+    scores_line = html.split("<strong>Scores:</strong>", 1)[1].split("</p>", 1)[0]
+    for shown in ("helpfulness 4", "honesty 6", "harmlessness 7", "; overall 5"):
+        assert shown in scores_line, scores_line
+    assert html.count(">simulated</span>") == 1
+    assert "Failed: HTTP 500: &lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in html
+    assert XSS_ERROR not in html
+
+
+def test_sample_page_lists_scores_in_the_rubric_order(client, project, annotator_user):
+    turn = make_samples(project, 1)[0]
+    make_draft(turn, scores={"helpfulness": 4, "honesty": 6, "harmlessness": 7}, overall=5)
+    client.force_login(annotator_user)
+    html = client.get(reverse("feedback:sample-detail", args=["test", turn.sample_id])).content.decode()
+    assert "<strong>Scores:</strong> helpfulness 4, honesty 6, harmlessness 7; overall 5</p>" in html
+
+
+def test_sample_page_has_no_simulated_badge_for_a_real_model(client, project, annotator_user):
+    turn = make_samples(project, 1)[0]
+    make_draft(turn, model="a-real-model", critique="Fine.", scores={"honesty": 5}, simulated=False)
+    client.force_login(annotator_user)
+    html = client.get(reverse("feedback:sample-detail", args=["test", turn.sample_id])).content.decode()
+    assert "a-real-model" in html and "Fine." in html
+    assert ">simulated</span>" not in html
+
+
+# --- run_job ---------------------------------------------------------------------------------------
+
+
+def test_run_job_launches_and_prints_the_job_number(project):
+    out = io.StringIO()
+    call_command("run_job", "--project", "test", "--kind", "draft", "--no-wait", "--criterion", "honesty", stdout=out)
+    job = Job.objects.get()
+    assert out.getvalue().strip() == f"Job #{job.pk} queued: Draft feedback in test."
+    assert (job.kind, job.state, job.selection["criterion"]) == ("draft", "queued", "honesty")
+    assert job.created_by is None
+
+
+def test_run_job_refuses_a_bad_criterion_and_an_unknown_project(project):
+    with pytest.raises(CommandError, match="criterion: 'nonsense' is not one of"):
+        call_command("run_job", "--project", "test", "--criterion", "nonsense", "--no-wait", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="no project"):
+        call_command("run_job", "--project", "nowhere", "--no-wait", stdout=io.StringIO())
+    assert not Job.objects.exists()
+
+
+# --- the selection ---------------------------------------------------------------------------------
+
+
+def _ids(turns) -> list[str]:
+    return [t.sample.external_id for t in turns.select_related("sample")]
+
+
+def test_turns_to_draft_honours_every_filter(project):
+    first = ImportBatch.objects.create(project=project, format="native", file_name="first.jsonl")
+    second = ImportBatch.objects.create(project=project, format="native", file_name="second.jsonl")
+    make_samples(project, 2, prefix="h", target_criterion="honesty", import_batch=first)  # h0 h1
+    make_samples(project, 2, prefix="p", target_criterion="helpfulness", import_batch=second)  # p0 p1
+    make_samples(project, 1, prefix="a", answered=False, target_criterion="honesty")  # awaiting: never drafted
+    other = Project.objects.create(name="Other", slug="other")
+    make_samples(other, 1, prefix="h")
+
+    def chosen(**fields) -> list[str]:
+        return _ids(turns_to_draft(project, Selection(**fields)))
+
+    assert chosen() == ["h0", "h1", "p0", "p1"]
+    assert chosen(criterion="honesty") == ["h0", "h1"]
+    assert chosen(import_batch=second.pk) == ["p0", "p1"]
+    assert chosen(sample_ids=["h1", "p0", "zz"]) == ["h1", "p0"]
+    assert chosen(limit=3) == ["h0", "h1", "p0"]
+    assert chosen(criterion="helpfulness", limit=1) == ["p0"]
+
+    turn = {t.sample.external_id: t for t in Turn.objects.filter(sample__project=project).select_related("sample")}
+    make_draft(turn["h0"])  # drafted
+    make_draft(turn["h1"], status=CallStatus.FAILED, critique="", overall=None, error="HTTP 400")  # only failed
+    make_draft(turn["p0"], status=CallStatus.FAILED, critique="", overall=None, error="HTTP 400")
+    make_draft(turn["p0"])  # failed, then drafted
+    assert chosen(status="all") == ["h0", "h1", "p0", "p1"]
+    assert chosen(status="failed") == ["h1"]
+    # "never" means no usable draft yet: a turn whose only attempt failed is still to draft.
+    assert chosen(status="never") == ["h1", "p1"]
+
+
+def test_samples_to_respond_picks_samples_awaiting_a_response(project):
+    make_samples(project, 2, prefix="done")
+    make_samples(project, 2, prefix="wait", answered=False, target_criterion="honesty")
+    make_samples(project, 1, prefix="other", answered=False, target_criterion="helpfulness")
+    answered_then_waiting = Sample.objects.get(external_id="done1")
+    Turn.objects.create(sample=answered_then_waiting, index=1, user_message="And the colour?", model_response=None)
+
+    def chosen(**fields) -> list[str]:
+        return [s.external_id for s in samples_to_respond(project, Selection(**fields))]
+
+    assert chosen() == ["done1", "wait0", "wait1", "other0"]
+    assert chosen(criterion="honesty") == ["wait0", "wait1"]
+    assert chosen(limit=2) == ["done1", "wait0"]
+    assert chosen(status="all") == ["done0", "done1", "wait0", "wait1", "other0"]
