@@ -11,7 +11,8 @@ from feedback.models import CallStatus, Draft, Generation, ImportBatch, Project,
 
 STATUSES = {
     "never": "never drafted",
-    "failed": "last attempt failed",
+    "failed": "drafting failed, no draft yet",
+    "undrafted": "no draft yet (never drafted, or failed)",
     "all": "all",
 }
 
@@ -84,19 +85,21 @@ def turns_to_draft(project: Project, selection: Selection) -> QuerySet[Turn]:
     succeeded = Exists(Draft.objects.filter(turn=OuterRef("pk")).exclude(status=CallStatus.FAILED))
     failed = Exists(Draft.objects.filter(turn=OuterRef("pk"), status=CallStatus.FAILED))
     if selection.status == "never":
-        turns = turns.filter(~succeeded)
+        turns = turns.filter(~succeeded & ~failed)
     elif selection.status == "failed":
         turns = turns.filter(failed & ~succeeded)
+    elif selection.status == "undrafted":
+        turns = turns.filter(~succeeded)
     turns = turns.order_by("sample_id", "index")
     return turns[: selection.limit] if selection.limit else turns
 
 
 def samples_to_respond(project: Project, selection: Selection) -> QuerySet[Sample]:
-    """Samples whose DRESS loop a respond job advances: "never" takes those with a turn awaiting its
-    response, "failed" those whose response generation failed, "all" every selected sample."""
+    """Samples whose DRESS loop a respond job advances: "never" and "undrafted" take those with a turn
+    awaiting its response, "failed" those whose response generation failed, "all" every selected sample."""
     samples = _samples(project, selection)
     awaiting = Exists(Turn.objects.filter(sample=OuterRef("pk"), model_response__isnull=True))
-    if selection.status == "never":
+    if selection.status in ("never", "undrafted"):
         samples = samples.filter(awaiting)
     elif selection.status == "failed":
         samples = samples.filter(

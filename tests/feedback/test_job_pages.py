@@ -745,8 +745,8 @@ def test_turns_to_draft_honours_every_filter(project):
     make_draft(turn["p0"])  # failed, then drafted
     assert chosen(status="all") == ["h0", "h1", "p0", "p1"]
     assert chosen(status="failed") == ["h1"]
-    # "never" means no usable draft yet: a turn whose only attempt failed is still to draft.
-    assert chosen(status="never") == ["h1", "p1"]
+    assert chosen(status="never") == ["p1"], "never attempted"
+    assert chosen(status="undrafted") == ["h1", "p1"], "no usable draft yet: never attempted, or failed"
 
 
 def test_samples_to_respond_picks_samples_awaiting_a_response(project):

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from feedback.jobs import selectors, service
+from feedback.jobs.selection import STATUSES
 from feedback.models import Job
 from feedback.selectors import project_by_key
 
@@ -21,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="Project slug, name or id.")
         parser.add_argument("--kind", choices=Job.Kind.values, default=Job.Kind.DRAFT)
         parser.add_argument("--criterion", default="")
-        parser.add_argument("--status", choices=["never", "failed", "all"], default="never")
+        parser.add_argument("--status", choices=list(STATUSES), default="never")
         parser.add_argument("--import-batch", type=int)
         parser.add_argument("--sample", action="append", default=[], dest="sample_ids", help="A sample id; repeatable.")
         parser.add_argument("--limit", type=int)
