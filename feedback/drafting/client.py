@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 SIMULATOR_FINGERPRINT = "annotator-simulator"
 
+_AUTH: Any = {"security": {"bearer_auth": True}}
 _clients: dict[tuple[str, str, float], openai.OpenAI] = {}
 _clients_lock = threading.Lock()
 
@@ -123,7 +125,9 @@ def chat(
         kwargs["response_format"] = response_format
     started = time.monotonic()
     try:
-        completion = client.chat.completions.create(**kwargs)
+        # The body is plain JSON already: posting it skips the SDK's per-call transformation of the
+        # typed parameters, a third of the client's CPU per call.
+        completion = client.post("/chat/completions", body=kwargs, cast_to=ChatCompletion, options=_AUTH)
     except openai.APITimeoutError:
         raise LLMError(f"no answer within {timeout:g} s", retryable=True) from None
     except openai.APIConnectionError as exc:

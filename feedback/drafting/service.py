@@ -317,8 +317,10 @@ def failure_record(
 def _store(record_type: type[Any], /, **values: Any) -> Any:
     """Create the record; when the job already holds a successful one for this turn, return that."""
     try:
-        with transaction.atomic():
-            return record_type.objects.create(**values)
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():  # a savepoint, so that a refused insert spares the outer work
+                return record_type.objects.create(**values)
+        return record_type.objects.create(**values)  # autocommit: one statement, nothing to roll back
     except IntegrityError:
         existing = (
             record_type.objects.filter(turn=values["turn"], job_id=values["job_id"])

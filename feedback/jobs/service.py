@@ -19,8 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from feedback.drafting.client import LLMError
@@ -184,24 +184,40 @@ def _fill(job: Job, limit: int | None = None) -> int:
         limit = settings.JOB_WINDOW - JobItem.objects.filter(job=job, state__in=JobItem.IN_FLIGHT).count()
     if limit <= 0:
         return 0
-    now = timezone.now()
     token = uuid.uuid4().hex
-    with transaction.atomic():
-        ids = list(
-            JobItem.objects.select_for_update(skip_locked=True)
-            .filter(job=job, state=JobItem.State.PENDING)
-            .order_by("id")
-            .values_list("pk", flat=True)[:limit]
-        )
-        if ids:
-            JobItem.objects.filter(pk__in=ids).update(
-                state=JobItem.State.QUEUED,
-                token=token,
-                lease_until=now + timedelta(seconds=settings.JOB_LEASE),
-                updated_at=now,
-            )
-            queue.send_items(ids, token)
+    ids = _claim_pending(job.pk, limit, token, timezone.now() + timedelta(seconds=settings.JOB_LEASE))
+    if ids:
+        queue.send_items(ids, token)
     return len(ids)
+
+
+def _claim_pending(job_id: int, limit: int, token: str, lease_until: Any) -> list[int]:
+    """Mark up to ``limit`` pending items queued under ``token``, in one statement: it runs once per
+    finished turn, and two workers never take the same item (SKIP LOCKED on PostgreSQL; SQLite
+    runs one writer at a time)."""
+    table = connection.ops.quote_name(JobItem._meta.db_table)
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    sql = (
+        f"UPDATE {table} SET state = %s, token = %s, lease_until = %s, updated_at = %s "  # noqa: S608 (no input)
+        f"WHERE id IN (SELECT id FROM {table} WHERE job_id = %s AND state = %s ORDER BY id LIMIT %s{lock}) "
+        "RETURNING id"
+    )
+    now = timezone.now()
+    params = [JobItem.State.QUEUED, token, lease_until, now, job_id, JobItem.State.PENDING, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _total_spending(job: Job) -> None:
+    """Tokens and cost of a job without a budget: the sums of its drafts and generations."""
+    fields = ("tokens_in", "tokens_out", "cost")
+    totals = dict.fromkeys(fields, 0)
+    for model in (Draft, Generation):
+        sums = model.objects.filter(job=job).aggregate(**{f: Sum(f) for f in fields})
+        for f in fields:
+            totals[f] += sums[f] or 0
+    Job.objects.filter(pk=job.pk).update(**totals)
 
 
 def _finish_if_done(job: Job) -> None:
@@ -210,6 +226,8 @@ def _finish_if_done(job: Job) -> None:
     )
     if open_items.exists():
         return
+    if job.budget is None:
+        _total_spending(job)
     now = timezone.now()
     Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
         state=Job.State.COMPLETED, finished_at=now, reserved_cost=0
@@ -248,7 +266,9 @@ class JobGate(CallGate):
             raise
 
     def settle(self) -> None:
-        if not (self.tokens_in or self.tokens_out or self.reserved):
+        """Add what the calls spent to the job, at once when a budget needs it; without a budget the
+        watcher totals the job's drafts instead, sparing a hot-row update per turn."""
+        if self.budget is None or not (self.tokens_in or self.tokens_out or self.reserved):
             return
         Job.objects.filter(pk=self.job_id).update(
             tokens_in=F("tokens_in") + self.tokens_in,
@@ -438,6 +458,8 @@ def job_watch(*, job_id: int) -> None:
                 queue.send_item(item_id, new_token)
         _fill(job)
     _finish_if_done(job)
+    if job.budget is None:
+        _total_spending(job)
     if Job.objects.filter(pk=job.pk, state__in=active).exists():
         queue.send_watch(job.pk, interval)
 
