@@ -56,6 +56,7 @@ class Project(models.Model):
         settings.AUTH_USER_MODEL, through="ProjectMembership", related_name="projects", blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]

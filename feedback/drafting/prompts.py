@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image as PILImage
@@ -181,9 +181,14 @@ def feedback_messages(
         question=turn.user_message,
         response=turn.model_response or "",
         reference=sample.reference_answer.strip() or "(none given)",
-        schema=json.dumps(schema, indent=1),
+        schema=_schema_text(json.dumps(schema, sort_keys=True)),
     )
     return [{"role": "system", "content": template.system}, {"role": "user", "content": _with_image(user, image_url)}]
+
+
+@lru_cache(maxsize=64)
+def _schema_text(canonical: str) -> str:
+    return json.dumps(json.loads(canonical), indent=1)
 
 
 def response_messages(*, previous: list[Turn], turn: Turn, image_url: str | None) -> list[dict[str, Any]]:

@@ -299,8 +299,17 @@ def item_run(*, item_id: int, token: str) -> None:
     )
     if not claimed:
         return  # a stale or duplicate message: the item has moved on
-    item = JobItem.objects.select_related("job__project", "turn__sample__image").get(pk=item_id)
-    job = item.job
+    item = (
+        JobItem.objects.select_related("turn__sample__image")
+        .annotate(
+            job_state=F("job__state"),
+            job_budget=F("job__budget"),
+            job_created_at=F("job__created_at"),
+            project_updated_at=F("job__project__updated_at"),
+        )
+        .get(pk=item_id)
+    )
+    job = _job_of(item)
     if job.state == Job.State.PAUSED:
         _set(item, token, state=JobItem.State.PENDING, token="", lease_until=None)
         return
@@ -333,6 +342,30 @@ def item_run(*, item_id: int, token: str) -> None:
         gate.settle()
     if finished and not _fill(job, limit=1):
         _finish_if_done(job)
+
+
+# What never changes about a job (its kind, rounds and model settings), and its project as last
+# saved, kept by each worker process: loading them with every turn was a third of a turn's CPU.
+_JOB_FIXED = ("id", "project_id", "kind", "rounds", "llm_settings", "created_at")
+_fixed_jobs: dict[int, dict[str, Any]] = {}
+_projects: dict[int, Project] = {}
+
+
+def _job_of(item: Any) -> Job:
+    """The job as an item needs it: state, budget and the project's last change come with the item
+    every time; the rest from memory, unless the job or the project is not the one remembered."""
+    job_id = item.job_id
+    fixed = _fixed_jobs.get(job_id)
+    if fixed is None or fixed["created_at"] != item.job_created_at:  # an id reused after a restore
+        if len(_fixed_jobs) > 1000:
+            _fixed_jobs.clear()
+        fixed = _fixed_jobs[job_id] = Job.objects.filter(pk=job_id).values(*_JOB_FIXED).get()
+    job = Job(**fixed, state=item.job_state, budget=item.job_budget)
+    project = _projects.get(fixed["project_id"])
+    if project is None or project.updated_at != item.project_updated_at:
+        project = _projects[fixed["project_id"]] = Project.objects.get(pk=fixed["project_id"])
+    job.project = project
+    return job
 
 
 def _perform(item: JobItem, job: Job, gate: JobGate) -> None:
