@@ -39,8 +39,8 @@ def require_broker() -> None:
 
 
 class WorkerProcess:
-    """``pool="solo"`` runs one task at a time; ``"prefork"`` with ``concurrency`` is the deployed
-    shape. The worker leads its own process group, so ``kill()`` takes its children with it, as
+    """A worker on the threads pool, as ``bin/run`` starts it (``"prefork"`` is the other deployed
+    shape). The worker leads its own process group, so ``kill()`` takes its children with it, as
     the loss of a machine would."""
 
     def __init__(
@@ -49,8 +49,8 @@ class WorkerProcess:
         log_path: Path | None = None,
         *,
         env: dict[str, str] | None = None,
-        pool: str = "solo",
-        concurrency: int = 1,
+        pool: str = "threads",
+        concurrency: int = 2,
         loglevel: str = "INFO",
     ) -> None:
         require_broker()

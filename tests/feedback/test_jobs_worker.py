@@ -51,10 +51,10 @@ def wait_until_settled(worker: WorkerProcess, job: Job, timeout: float, states=J
         job.refresh_from_db()
         return job.state in states
 
-    assert worker.wait_for(settled, timeout=timeout), (
-        f"job {job.pk} is still {job.state}: "
-        f"{dict(JobItem.objects.filter(job=job).values_list('state').annotate(n=Sum(1)))}\n{worker.output()}"
-    )
+    if not worker.wait_for(settled, timeout=timeout):
+        open_items = JobItem.objects.filter(job=job).exclude(state__in=JobItem.FINAL)
+        details = list(open_items.values_list("pk", "state", "token", "attempts", "throttled", "error")[:20])
+        pytest.fail(f"job {job.pk} is still {job.state}; open items {details}\n{worker.output()}")
 
 
 def test_a_job_drafts_every_selected_turn_exactly_once(project, admin_user, job_env, llm_simulator, tmp_path):
