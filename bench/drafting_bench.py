@@ -7,7 +7,7 @@
 Set-up: a PostgreSQL database of its own (dropped and created, then migrated; its name must
 contain "bench"), a Redis database as broker and rate-limit store (flushed before each worker
 starts), the simulator (``manage.py llm_simulator``, started once and set for each scenario
-through its /_simulator/config) and, for each scenario, a fresh prefork worker on the default
+through its /_simulator/config) and, for each scenario, a fresh worker (threads pool) on the default
 and llm queues; each is a child process leading a process group of its own, stopped however the
 run ends (Ctrl-C and SIGTERM included). Each scenario drafts a project of its own: one turn per
 sample, with a response, and image annotations (captions and object boxes; no image files). The
@@ -30,7 +30,7 @@ Scenarios:
 Experiments, which change how the worker runs but never the application: --worker-env adds
 environment variables; --db-reuse-max N starts the worker with Celery's CELERY_DB_REUSE_MAX=N,
 so that it keeps its database connections across tasks (for code that does not set it);
---pool runs another pool.
+--pool prefork compares the process pool.
 
 It prints its figures and the targets met or missed; it never fails on time, only when a job
 does not store exactly one successful draft per turn.
@@ -909,7 +909,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=250.0, help="simulator latency (not the cpu scenario)")
     parser.add_argument("--concurrency", type=int, default=32, help="worker pool processes (default 32)")
     parser.add_argument(
-        "--pool", default="prefork", choices=["prefork", "threads", "solo"], help="experiment: the worker's pool"
+        "--pool",
+        default="threads",
+        choices=["prefork", "threads", "solo"],
+        help="the worker's pool (default threads, as the README recommends for LLM workers)",
     )
     parser.add_argument("--window", type=int, default=200, help="ANNOTATOR_JOB_WINDOW of the worker (default 200)")
     parser.add_argument("--rpm", type=int, default=1200, help="requests/min of the ratelimit scenario")
