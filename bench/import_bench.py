@@ -31,7 +31,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+
+from _harness import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -278,76 +279,6 @@ def write_dress(path: Path, records: int, images: int) -> None:
             }
             out.write(json.dumps(record, ensure_ascii=False))
             out.write("\n")
-
-
-# --------------------------------------------------------------------------------------------
-# Database
-
-
-@dataclass(frozen=True)
-class Database:
-    url: str
-    host: str
-    port: int
-    user: str
-    password: str
-    name: str
-
-    @classmethod
-    def parse(cls, url: str) -> Database:
-        parts = urlsplit(url)
-        if parts.scheme not in {"postgres", "postgresql", "pgsql"}:
-            raise SystemExit(f"--database-url must be a PostgreSQL URL, got scheme {parts.scheme!r}")
-        name = unquote(parts.path.lstrip("/"))
-        if "bench" not in name:
-            raise SystemExit(f"refusing to drop and create database {name!r}: its name must contain 'bench'")
-        return cls(
-            url=url,
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 5432,
-            user=unquote(parts.username or "postgres"),
-            password=unquote(parts.password or ""),
-            name=name,
-        )
-
-    def admin(self):
-        import psycopg2
-
-        conn = psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password or None, dbname="postgres"
-        )
-        conn.autocommit = True
-        return conn
-
-    def recreate(self) -> str:
-        from psycopg2 import sql
-
-        conn = self.admin()
-        try:
-            with conn.cursor() as cur:
-                self._drop(cur)
-                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
-                cur.execute("SHOW server_version")
-                return cur.fetchone()[0]
-        finally:
-            conn.close()
-
-    def drop(self) -> None:
-        conn = self.admin()
-        try:
-            with conn.cursor() as cur:
-                self._drop(cur)
-        finally:
-            conn.close()
-
-    def _drop(self, cur) -> None:
-        from psycopg2 import sql
-
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            [self.name],
-        )
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(self.name)))
 
 
 def setup_django() -> None:

@@ -21,7 +21,7 @@ from . import ratelimit
 from .client import ChatResult, LLMError, chat
 from .pricing import cost_of
 from .prompts import estimate_tokens, feedback_messages, image_data_url, response_messages, template_for
-from .schema import ParseError, feedback_schema, parse_feedback, response_format
+from .schema import ParsedFeedback, ParseError, feedback_schema, parse_feedback, response_format
 
 STRUCTURED_MODES = ("json_schema", "json_object", "none")
 REASK = "Your answer could not be used: {error}. Reply again with only the JSON object that the schema describes."
@@ -190,37 +190,29 @@ def draft_turn(
         image_url=image_data_url(sample.image) if cs.send_image else None,
     )
     start_tokens, start_cost = (gate.tokens_in, gate.tokens_out), gate.cost
-    raw: list[str] = []
-    latency = 0
-    result = _call(cs, messages, gate, fmt)
-    raw.append(result.text)
-    latency += result.latency_ms
-    fields: dict[str, Any] = {}
-    try:
-        parsed = parse_feedback(
-            result.text,
+    answers: list[ChatResult] = []
+
+    def ask(conversation: list[dict[str, Any]]) -> ParsedFeedback:
+        answers.append(_call(cs, conversation, gate, fmt))
+        answer = answers[-1]
+        return parse_feedback(
+            answer.text,
             criteria=criteria,
             low=project.score_min,
             high=project.score_max,
-            finish_reason=result.finish_reason,
+            finish_reason=answer.finish_reason,
         )
+
+    fields: dict[str, Any] = {}
+    parsed: ParsedFeedback | None
+    try:
+        parsed = ask(messages)
         status = CallStatus.REPAIRED if parsed.repaired else CallStatus.OK
     except ParseError as first:
-        reask = [
-            *messages,
-            {"role": "assistant", "content": result.text},
-            {"role": "user", "content": REASK.format(error=first)},
-        ]
-        result = _call(cs, reask, gate, fmt)
-        raw.append(result.text)
-        latency += result.latency_ms
+        reask = REASK.format(error=first)
         try:
-            parsed = parse_feedback(
-                result.text,
-                criteria=criteria,
-                low=project.score_min,
-                high=project.score_max,
-                finish_reason=result.finish_reason,
+            parsed = ask(
+                [*messages, {"role": "assistant", "content": answers[-1].text}, {"role": "user", "content": reask}]
             )
             status = CallStatus.REASKED
         except ParseError as second:
@@ -239,13 +231,13 @@ def draft_turn(
         model=cs.model,
         endpoint=cs.base_url,
         params=cs.request_params(),
-        raw_output="\n\n--- re-ask ---\n\n".join(raw),
+        raw_output="\n\n--- re-ask ---\n\n".join(a.text for a in answers),
         tokens_in=gate.tokens_in - start_tokens[0],
         tokens_out=gate.tokens_out - start_tokens[1],
         cost=gate.cost - start_cost,
-        latency_ms=latency,
-        calls=len(raw),
-        simulated=result.simulated,
+        latency_ms=sum(a.latency_ms for a in answers),
+        calls=len(answers),
+        simulated=answers[-1].simulated,
         prompt_version=template.version,
         prompt_hash=template.hash,
         **fields,
