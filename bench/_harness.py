@@ -26,6 +26,30 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------------------------
+# Test data shared by the benchmarks: what the generated captions and questions talk about
+
+COLOURS = ["red", "blue", "green", "yellow", "white", "black", "orange", "grey", "brown", "purple"]
+SUBJECTS = [
+    ("double decker bus", "driving down a busy street"),
+    ("dog", "lying on a wooden porch"),
+    ("kitchen", "with a tiled counter and a kettle"),
+    ("skateboarder", "jumping over a concrete ledge"),
+    ("train", "waiting at a platform in the rain"),
+    ("giraffe", "eating leaves from a tall tree"),
+    ("pizza", "sitting on a table next to two glasses"),
+    ("laptop", "open on a desk beside a coffee mug"),
+    ("umbrella", "held by a woman crossing a square"),
+    ("bicycle", "leaning against a brick wall"),
+    ("sailing boat", "moored in a small harbour"),
+    ("clock tower", "rising above the roofs of a town"),
+    ("tennis player", "reaching for a high ball"),
+    ("cat", "curled up on a sofa cushion"),
+    ("plate of vegetables", "arranged on a white plate"),
+    ("fire hydrant", "standing at the corner of a street"),
+]
+
+
+# --------------------------------------------------------------------------------------------
 # Database
 
 

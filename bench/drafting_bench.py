@@ -58,6 +58,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import (
+    COLOURS,
+    SUBJECTS,
     Child,
     Children,
     CpuSnapshot,
@@ -85,17 +87,6 @@ SEED = 20240611
 # --------------------------------------------------------------------------------------------
 # Test data
 
-SUBJECTS = [
-    ("double decker bus", "driving down a busy street"),
-    ("dog", "lying on a wooden porch"),
-    ("kitchen", "with a tiled counter and a kettle"),
-    ("skateboarder", "jumping over a concrete ledge"),
-    ("train", "waiting at a platform in the rain"),
-    ("giraffe", "eating leaves from a tall tree"),
-    ("pizza", "sitting on a table next to two glasses"),
-    ("laptop", "open on a desk beside a coffee mug"),
-]
-COLOURS = ["red", "blue", "green", "yellow", "white", "black", "orange", "grey"]
 LABELS = ["person", "car", "dog", "cup", "chair", "bench", "bottle", "bicycle", "bus", "umbrella"]
 QUESTIONS = [
     "What is the {s} in this picture doing, and what does the setting tell us about the time of day?",

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _harness import Database
+from _harness import COLOURS, SUBJECTS, Database
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -84,25 +84,6 @@ def peak_rss_kb() -> int:
 # --------------------------------------------------------------------------------------------
 # Test data
 
-COLOURS = ["red", "blue", "green", "yellow", "white", "black", "orange", "grey", "brown", "purple"]
-SUBJECTS = [
-    ("double decker bus", "driving down a busy street"),
-    ("dog", "lying on a wooden porch"),
-    ("kitchen", "with a tiled counter and a kettle"),
-    ("skateboarder", "jumping over a concrete ledge"),
-    ("train", "waiting at a platform in the rain"),
-    ("giraffe", "eating leaves from a tall tree"),
-    ("pizza", "sitting on a table next to two glasses"),
-    ("laptop", "open on a desk beside a coffee mug"),
-    ("umbrella", "held by a woman crossing a square"),
-    ("bicycle", "leaning against a brick wall"),
-    ("sailing boat", "moored in a small harbour"),
-    ("clock tower", "rising above the roofs of a town"),
-    ("tennis player", "reaching for a high ball"),
-    ("cat", "curled up on a sofa cushion"),
-    ("plate of vegetables", "arranged on a white plate"),
-    ("fire hydrant", "standing at the corner of a street"),
-]
 LABELS = ["person", "car", "dog", "cup", "chair", "bench", "bottle", "bicycle", "bus", "umbrella"]
 QUESTIONS = [
     "What is the {s} in this picture doing, and what does the setting tell us about the time of day?",
