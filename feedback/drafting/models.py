@@ -15,8 +15,7 @@ class CallStatus(models.TextChoices):
 class LLMCall(models.Model):
     """Provenance shared by drafts and generated responses: who answered, how, at what cost."""
 
-    turn = models.ForeignKey("feedback.Turn", on_delete=models.CASCADE)
-    job = models.ForeignKey("feedback.Job", null=True, blank=True, on_delete=models.PROTECT)
+    # Each record declares its own turn and job, for related names of its own.
     status = models.CharField(max_length=20, choices=CallStatus.choices)
     error = models.TextField(blank=True)
     model = models.CharField(max_length=200)

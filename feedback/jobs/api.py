@@ -114,17 +114,10 @@ class JobAction(APIView):
     def post(self, request, slug, pk, action):
         project = project_for(request, slug, Role.ADMIN)
         job = get_object_or_404(Job, project=project, pk=pk)
+        if action not in service.ACTIONS:
+            return Response({"detail": f"no action {action!r}"}, status=404)
         try:
-            if action == "pause":
-                service.job_pause(job=job)
-            elif action == "resume":
-                service.job_resume(job=job, budget=request.data.get("budget"))
-            elif action == "cancel":
-                service.job_cancel(job=job)
-            elif action == "retry":
-                service.job_retry_failed(job=job)
-            else:
-                return Response({"detail": f"no action {action!r}"}, status=404)
+            service.job_act(job=job, action=action, budget=request.data.get("budget"))
         except service.JobStateError as exc:
             return Response({"detail": str(exc)}, status=409)
         except ValueError as exc:

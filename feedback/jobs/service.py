@@ -220,12 +220,13 @@ def _total_spending(job: Job) -> None:
     Job.objects.filter(pk=job.pk).update(**totals)
 
 
-def _finish_if_done(job: Job) -> None:
+def _finish_if_done(job: Job) -> bool:
+    """Complete (or, when cancelling, cancel) a job with no open item; True when it had none."""
     open_items = JobItem.objects.filter(
         job=job, state__in=(JobItem.State.PENDING, JobItem.State.QUEUED, JobItem.State.RUNNING)
     )
     if open_items.exists():
-        return
+        return False
     if job.budget is None:
         _total_spending(job)
     now = timezone.now()
@@ -235,6 +236,7 @@ def _finish_if_done(job: Job) -> None:
     Job.objects.filter(pk=job.pk, state=Job.State.CANCELLING).update(
         state=Job.State.CANCELLED, finished_at=now, reserved_cost=0
     )
+    return True
 
 
 # --- one item --------------------------------------------------------------------------------
@@ -490,9 +492,8 @@ def job_watch(*, job_id: int) -> None:
                 log.warning("job %s: item %s was lost with its worker; sent again", job.pk, item_id)
                 queue.send_item(item_id, new_token)
         _fill(job)
-    _finish_if_done(job)
-    if job.budget is None:
-        _total_spending(job)
+    if not _finish_if_done(job) and job.budget is None:
+        _total_spending(job)  # finishing totals the job itself
     if Job.objects.filter(pk=job.pk, state__in=active).exists():
         queue.send_watch(job.pk, interval)
 
@@ -576,3 +577,22 @@ def job_retry_failed(*, job: Job) -> int:
         _fill(job)
         queue.send_watch(job.pk)
     return count
+
+
+ACTIONS = ("pause", "resume", "cancel", "retry")
+
+
+def job_act(*, job: Job, action: str, budget: Decimal | str | None = None) -> int | None:
+    """One admin action by name, for the page and the API alike; ``retry`` returns how many items it
+    queued again. JobStateError when the job's state refuses it, ValueError for a bad budget."""
+    if action == "pause":
+        job_pause(job=job)
+    elif action == "resume":
+        job_resume(job=job, budget=budget)
+    elif action == "cancel":
+        job_cancel(job=job)
+    elif action == "retry":
+        return job_retry_failed(job=job)
+    else:
+        raise LookupError(f"no action {action!r}; known: {', '.join(ACTIONS)}")
+    return None

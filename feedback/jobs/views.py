@@ -62,25 +62,17 @@ def job_detail(request, slug, pk):
     )
 
 
-ACTIONS = ("pause", "resume", "cancel", "retry")
-
-
 @require_POST
 def job_action(request, slug, pk, action):
-    if action not in ACTIONS:
+    if action not in service.ACTIONS:
         raise Http404("No such action.")
     project = _admin_project(request, slug)
     job = get_object_or_404(Job, project=project, pk=pk)
     try:
-        if action == "pause":
-            service.job_pause(job=job)
-        elif action == "resume":
-            service.job_resume(job=job, budget=request.POST.get("budget") or None)
-        elif action == "cancel":
-            service.job_cancel(job=job)
-        elif action == "retry":
-            count = service.job_retry_failed(job=job)
-            messages.info(request, f"{count} failed item(s) queued again.")
-    except (service.JobStateError, ValueError) as exc:
+        count = service.job_act(job=job, action=action, budget=request.POST.get("budget") or None)
+    except ValueError as exc:  # JobStateError included
         messages.error(request, str(exc))
+    else:
+        if count is not None:
+            messages.info(request, f"{count} failed item(s) queued again.")
     return redirect("feedback:job-detail", slug=project.slug, pk=job.pk)
