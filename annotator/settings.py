@@ -242,3 +242,8 @@ LLM_PRICES: dict[str, list[float]] = {
 JOB_WINDOW = env_int("ANNOTATOR_JOB_WINDOW", 200)
 JOB_LEASE = env_float("ANNOTATOR_JOB_LEASE", 300.0)
 JOB_WATCH_INTERVAL = env_float("ANNOTATOR_JOB_WATCH_INTERVAL", 5.0)
+
+# Human review: how long a claimed sample stays leased without a renewal (the page renews it
+# while open), and how often the page renews.
+REVIEW_LEASE_SECONDS = env_int("ANNOTATOR_REVIEW_LEASE", 900)
+REVIEW_RENEW_SECONDS = env_int("ANNOTATOR_REVIEW_RENEW", 60)

@@ -37,6 +37,13 @@ class Role(models.TextChoices):
     RESEARCHER = "researcher", "Researcher"
 
 
+class ReviewOrder(models.TextChoices):
+    IMPORT = "import", "Import order"
+    LOWEST_SCORE = "lowest_score", "Lowest LLM score first"
+    CRITERION = "criterion", "One criterion first"
+    RANDOM = "random", "Random, with a seed"
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
@@ -52,6 +59,16 @@ class Project(models.Model):
     llm_model = models.CharField(max_length=200, blank=True)
     llm_temperature = models.FloatField(default=0.2)
     prompt_version = models.CharField(max_length=50, default="v1")
+    # Review.
+    review_order = models.CharField(
+        max_length=20,
+        choices=ReviewOrder.choices,
+        default=ReviewOrder.IMPORT,
+        help_text="The order of the review queue.",
+    )
+    review_criterion = models.CharField(max_length=50, blank=True, help_text="Reviewed first, for that order.")
+    review_seed = models.IntegerField(default=0, help_text="Seed of the random order.")
+    reviews_required = models.PositiveSmallIntegerField(default=1, help_text="Independent reviews per sample.")
     members: models.ManyToManyField = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="ProjectMembership", related_name="projects", blank=True
     )
@@ -64,6 +81,14 @@ class Project(models.Model):
             models.CheckConstraint(condition=Q(score_min__lt=models.F("score_max")), name="project_scale_ordered"),
             models.CheckConstraint(
                 condition=Q(llm_temperature__gte=0) & Q(llm_temperature__lte=2), name="project_temperature_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(reviews_required__gte=1) & Q(reviews_required__lte=20),
+                name="project_reviews_required_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(review_order__in=["import", "lowest_score", "criterion", "random"]),
+                name="project_review_order_valid",
             ),
         ]
 
@@ -90,6 +115,8 @@ class Project(models.Model):
             stray = sorted(set(levels) - scale)
             if stray:
                 errors["level_descriptions"] = f"Scores {', '.join(stray)} are outside the scale."
+        if self.review_order == "criterion" and self.review_criterion not in (criteria or []):
+            errors["review_criterion"] = "Name one of the project's criteria to review first."
         if errors:
             raise ValidationError(errors)
 
@@ -302,11 +329,15 @@ class ImportedFeedback(models.Model):
 # Models of the sub-packages, imported here so that Django registers them with this app.
 from .drafting.models import CallStatus, Draft, Generation, RateLimitBucket  # noqa: E402
 from .jobs.models import Job, JobItem  # noqa: E402
+from .review.models import Assignment, Decision, Flag, QueueItem, QueueState, Revision, WorkingCopy  # noqa: E402
 
 __all__ = [
     "DEFAULT_CRITERIA",
+    "Assignment",
     "CallStatus",
+    "Decision",
     "Draft",
+    "Flag",
     "Generation",
     "Image",
     "ImportBatch",
@@ -315,8 +346,13 @@ __all__ = [
     "JobItem",
     "Project",
     "ProjectMembership",
+    "QueueItem",
+    "QueueState",
     "RateLimitBucket",
+    "ReviewOrder",
+    "Revision",
     "Role",
     "Sample",
     "Turn",
+    "WorkingCopy",
 ]

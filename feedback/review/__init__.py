@@ -1,0 +1,1 @@
+"""Human review: queue, leases, revisions."""

@@ -1,0 +1,166 @@
+"""Human review: the queue of samples, reviewers' leases on them, and their revisions.
+
+An Assignment is one reviewer's independent review of one sample: it holds the lease while the
+reviewer works and stays as the record of the review once submitted. The revisions of an
+assignment form a chain per turn (versions 1, 2, ...); a unique constraint on the chain is
+what turns a save based on a stale version into a conflict instead of a silent overwrite.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class QueueItem(models.Model):
+    """A sample's place in its project's review queue.
+
+    ``sort_key`` follows the project's order setting; ``open`` turns false once the sample has
+    the reviews the project requires, so that claims never walk past finished samples;
+    ``holding`` counts the places taken (leased or submitted), updated with every lease.
+    """
+
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="queue_items")
+    sample = models.OneToOneField("feedback.Sample", on_delete=models.CASCADE, related_name="queue_item")
+    sort_key = models.FloatField(default=0)
+    open = models.BooleanField(default=True)
+    reviews_done = models.PositiveSmallIntegerField(default=0)
+    holding = models.PositiveSmallIntegerField(default=0, help_text="Review places leased or submitted.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["project", "sort_key", "sample"], condition=Q(open=True), name="queue_open_in_order"),
+        ]
+
+    def __str__(self) -> str:
+        return f"queue item of sample {self.sample_id}"
+
+
+class QueueState(models.Model):
+    """What a project's queue last saw: it is brought up to date only when these change."""
+
+    project = models.OneToOneField("feedback.Project", on_delete=models.CASCADE, related_name="queue_state")
+    last_sample_id = models.BigIntegerField(default=0)
+    last_draft_id = models.BigIntegerField(default=0)
+    order_signature = models.CharField(max_length=200, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"queue state of {self.project_id}"
+
+
+class Flag(models.TextChoices):
+    BAD_IMAGE = "bad_image", "Bad image"
+    UNANSWERABLE = "unanswerable", "Unanswerable"
+    OFF_TOPIC = "off_topic", "Off-topic"
+
+
+class Assignment(models.Model):
+    class State(models.TextChoices):
+        LEASED = "leased", "In review"
+        SUBMITTED = "submitted", "Submitted"
+        SKIPPED = "skipped", "Skipped"
+        RELEASED = "released", "Released"
+        EXPIRED = "expired", "Lease expired"
+
+    # The states that hold one of the sample's review places.
+    HOLDING = (State.LEASED, State.SUBMITTED)
+
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="assignments")
+    sample = models.ForeignKey("feedback.Sample", on_delete=models.CASCADE, related_name="assignments")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments")
+    lane = models.PositiveSmallIntegerField(help_text="Which of the sample's N independent reviews this is (1..N).")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.LEASED)
+    flag = models.CharField(max_length=20, choices=Flag.choices, blank=True)
+    flag_note = models.TextField(blank=True)
+    claimed_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-claimed_at", "-id"]
+        constraints = [
+            # No review place of a sample is ever held twice: the guard against double claims.
+            models.UniqueConstraint(
+                fields=["sample", "lane"], condition=Q(state__in=["leased", "submitted"]), name="assignment_lane_once"
+            ),
+            # Nobody reviews the same sample twice.
+            models.UniqueConstraint(
+                fields=["sample", "reviewer"],
+                condition=Q(state__in=["leased", "submitted"]),
+                name="assignment_reviewer_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["leased", "submitted", "skipped", "released", "expired"]),
+                name="assignment_state_valid",
+            ),
+            models.CheckConstraint(condition=Q(flag="") | Q(state="submitted"), name="assignment_flag_on_submit"),
+            models.CheckConstraint(condition=Q(lane__gte=1), name="assignment_lane_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["sample", "state"]),
+            models.Index(fields=["project", "reviewer", "state"]),
+            models.Index(fields=["expires_at"], condition=Q(state="leased"), name="assignment_lease_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk}: sample {self.sample_id} to {self.reviewer_id} ({self.state})"
+
+
+class Decision(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted as drafted"
+    EDITED = "edited", "Edited"
+    REJECTED = "rejected", "Rejected"
+
+
+class Revision(models.Model):
+    """A human's version of the feedback on one turn. Never updated, never deleted by the app."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.PROTECT, related_name="revisions")
+    turn = models.ForeignKey("feedback.Turn", on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveIntegerField(help_text="1, 2, ... within the assignment's chain for the turn.")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="revisions")
+    draft = models.ForeignKey(
+        "feedback.Draft", null=True, blank=True, on_delete=models.PROTECT, related_name="revisions"
+    )
+    decision = models.CharField(max_length=20, choices=Decision.choices)
+    reason = models.TextField(blank=True, help_text="Why the draft was rejected.")
+    critique = models.TextField(blank=True)
+    refinement = models.TextField(blank=True)
+    scores = models.JSONField(default=dict, blank=True)
+    time_spent_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["turn_id", "assignment_id", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "turn", "version"], name="revision_version_once"),
+            models.CheckConstraint(
+                condition=Q(decision__in=["accepted", "edited", "rejected"]), name="revision_decision_valid"
+            ),
+            models.CheckConstraint(condition=~Q(decision="rejected") | ~Q(reason=""), name="revision_reject_says_why"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="revision_version_positive"),
+        ]
+        indexes = [models.Index(fields=["author", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"revision {self.version} of turn {self.turn_id} ({self.decision})"
+
+
+class WorkingCopy(models.Model):
+    """Unsaved typing, autosaved so that a closed tab or a reload loses nothing."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="working_copies")
+    turn = models.ForeignKey("feedback.Turn", on_delete=models.CASCADE, related_name="+")
+    fields = models.JSONField(default=dict)
+    base_version = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["assignment", "turn"], name="working_copy_once")]
+        verbose_name_plural = "working copies"
+
+    def __str__(self) -> str:
+        return f"working copy of turn {self.turn_id} in assignment {self.assignment_id}"

@@ -1,0 +1,300 @@
+"""The review queue: claiming a sample with a lease, renewing, releasing, skipping and expiry.
+
+Safety comes from the database, not from timing. A claim locks the sample's queue row
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's IMMEDIATE transactions serialise writers)
+and bumps its ``holding`` count in the same transaction, so a concurrent claimer either skips
+the row or re-reads the new count. Behind that, unique constraints on (sample, lane) and
+(sample, reviewer) make a double claim impossible even if the locking were wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, Max, Min, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Mod
+from django.utils import timezone
+
+from ..models import CallStatus, Draft, Project, ReviewOrder, Sample, Turn
+from .models import Assignment, QueueItem, QueueState, WorkingCopy
+
+# Sample ids stay below this; the order's major key is multiplied by it.
+_ID_SPAN = 1e10
+# A prime above 2**32: the seeded order is a multiplicative permutation modulo it.
+_RANDOM_MODULUS = 4_294_967_311
+
+
+class LeaseLost(Exception):
+    """The reviewer's lease ran out and the sample's place went to someone else."""
+
+
+class NotAllowed(Exception):
+    """The action does not fit the assignment's state or the user's role."""
+
+
+def lease_duration() -> timedelta:
+    return timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
+
+
+# --- keeping the queue in step with the project -------------------------------------------
+
+
+def _order_signature(project: Project) -> str:
+    return f"{project.review_order}:{project.review_criterion}:{project.review_seed}:{project.reviews_required}"
+
+
+def queue_sync(project: Project) -> None:
+    """Adds new samples to the queue and recomputes sort keys when the order's inputs changed.
+
+    Cheap when nothing changed: two index lookups of the newest sample and draft ids.
+    """
+    newest_sample = Sample.objects.aggregate(m=Max("id"))["m"] or 0
+    newest_draft = Draft.objects.aggregate(m=Max("id"))["m"] or 0
+    signature = _order_signature(project)
+    state = QueueState.objects.filter(project=project).first()
+    if state and (state.last_sample_id, state.last_draft_id, state.order_signature) == (
+        newest_sample,
+        newest_draft,
+        signature,
+    ):
+        return
+    with transaction.atomic():
+        state, _ = QueueState.objects.select_for_update().get_or_create(project=project)
+        items = QueueItem.objects.filter(project=project)
+        if newest_sample != state.last_sample_id:
+            _add_new_samples(project, after=state.last_sample_id)
+        if signature != state.order_signature:
+            _set_sort_keys(project, items)
+            _reopen(project, items)
+        else:
+            if newest_sample != state.last_sample_id:
+                _set_sort_keys(project, items.filter(sample_id__gt=state.last_sample_id))
+            if project.review_order == ReviewOrder.LOWEST_SCORE and newest_draft != state.last_draft_id:
+                touched = Draft.objects.filter(id__gt=state.last_draft_id, turn__sample__project=project)
+                _set_sort_keys(project, items.filter(sample_id__in=touched.values("turn__sample_id")))
+        state.last_sample_id = newest_sample
+        state.last_draft_id = newest_draft
+        state.order_signature = signature
+        state.synced_at = timezone.now()
+        state.save()
+
+
+def _add_new_samples(project: Project, *, after: int) -> None:
+    missing = Sample.objects.filter(project=project, id__gt=after).exclude(
+        Exists(QueueItem.objects.filter(sample=OuterRef("pk")))
+    )
+    ids = list(missing.values_list("id", flat=True))
+    for start in range(0, len(ids), 5000):
+        QueueItem.objects.bulk_create(
+            [QueueItem(project=project, sample_id=sample_id) for sample_id in ids[start : start + 5000]],
+            ignore_conflicts=True,
+        )
+
+
+def _set_sort_keys(project: Project, items) -> None:
+    order = project.review_order
+    if order == ReviewOrder.CRITERION:
+        first = items.filter(sample__target_criterion=project.review_criterion)
+        first.update(sort_key=F("sample_id"))
+        items.exclude(sample__target_criterion=project.review_criterion).update(sort_key=F("sample_id") + _ID_SPAN)
+    elif order == ReviewOrder.LOWEST_SCORE:
+        lowest = (
+            Draft.objects.filter(turn__sample_id=OuterRef("sample_id"))
+            .exclude(status=CallStatus.FAILED)
+            .order_by()
+            .values("turn__sample_id")
+            .annotate(low=Min("overall"))
+            .values("low")
+        )
+        # Samples without a draft come after every drafted one.
+        items.update(sort_key=Coalesce(Subquery(lowest), Value(10**5)) * _ID_SPAN + F("sample_id"))
+    elif order == ReviewOrder.RANDOM:
+        multiplier = _random_multiplier(project.review_seed)
+        items.update(sort_key=Mod(F("sample_id") * multiplier + abs(project.review_seed), _RANDOM_MODULUS))
+    else:
+        items.update(sort_key=F("sample_id"))
+
+
+def _random_multiplier(seed: int) -> int:
+    """A multiplier in [1, modulus) drawn from the seed: each seed gives its own permutation."""
+    digest = hashlib.sha256(str(seed).encode()).digest()
+    return 1 + int.from_bytes(digest[:4], "big") % (_RANDOM_MODULUS - 1)
+
+
+def _reopen(project: Project, items) -> None:
+    """A changed number of required reviews opens or closes samples accordingly."""
+    needed = project.reviews_required
+    items.filter(reviews_done__lt=needed, open=False).update(open=True)
+    items.filter(reviews_done__gte=needed, open=True).update(open=False)
+
+
+# --- leases ------------------------------------------------------------------------------
+
+
+def leases_expire(project: Project) -> int:
+    """Returns expired leases to the queue. Cheap when none ran out (a partial index)."""
+    now = timezone.now()
+    expired = 0
+    with transaction.atomic():
+        stale = list(
+            Assignment.objects.select_for_update(skip_locked=True)
+            .filter(project=project, state=Assignment.State.LEASED, expires_at__lt=now)
+            .values_list("id", "sample_id")
+        )
+        for assignment_id, sample_id in stale:
+            Assignment.objects.filter(pk=assignment_id).update(state=Assignment.State.EXPIRED, finished_at=now)
+            QueueItem.objects.filter(sample_id=sample_id).update(holding=F("holding") - 1)
+            expired += 1
+    return expired
+
+
+def sample_claim(*, project: Project, reviewer) -> Assignment | None:
+    """The reviewer's current lease in the project, or a new one on the next sample; None when
+    nothing is left for them."""
+    queue_sync(project)
+    leases_expire(project)
+    current = (
+        Assignment.objects.filter(project=project, reviewer=reviewer, state=Assignment.State.LEASED)
+        .order_by("claimed_at")
+        .first()
+    )
+    if current is not None:
+        return current
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                item = _next_fresh(project, reviewer) or _next_skipped(project, reviewer)
+                if item is None:
+                    return None
+                return _lease(project, item, reviewer)
+        except IntegrityError:
+            continue  # another claimer won this sample between our read and our write: go on
+    return None
+
+
+def _claimable(project: Project):
+    answered = Turn.objects.filter(sample=OuterRef("sample_id"), model_response__isnull=False)
+    return (
+        QueueItem.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(project=project, open=True, holding__lt=project.reviews_required)
+        .filter(Exists(answered))
+    )
+
+
+def _next_fresh(project: Project, reviewer) -> QueueItem | None:
+    touched = Assignment.objects.filter(sample=OuterRef("sample_id"), reviewer=reviewer)
+    return _claimable(project).filter(~Exists(touched)).order_by("sort_key", "sample_id").first()
+
+
+def _next_skipped(project: Project, reviewer) -> QueueItem | None:
+    """The back of the reviewer's queue: samples they skipped (or let go), oldest first."""
+    mine = (
+        Assignment.objects.filter(project=project, reviewer=reviewer)
+        .values("sample_id")
+        .annotate(last=Max("finished_at"), holding=Max("id", filter=Q(state__in=Assignment.HOLDING)))
+        .filter(holding__isnull=True)
+        .order_by("last")
+    )
+    for row in mine[:200]:
+        item = _claimable(project).filter(sample_id=row["sample_id"]).first()
+        if item is not None:
+            return item
+    return None
+
+
+def _lease(project: Project, item: QueueItem, reviewer) -> Assignment:
+    taken = set(
+        Assignment.objects.filter(sample_id=item.sample_id, state__in=Assignment.HOLDING).values_list("lane", flat=True)
+    )
+    lane = next(n for n in range(1, project.reviews_required + len(taken) + 1) if n not in taken)
+    now = timezone.now()
+    assignment = Assignment.objects.create(
+        project=project,
+        sample_id=item.sample_id,
+        reviewer=reviewer,
+        lane=lane,
+        claimed_at=now,
+        expires_at=now + lease_duration(),
+    )
+    QueueItem.objects.filter(pk=item.pk).update(holding=F("holding") + 1)
+    # Typing kept from an earlier, unfinished turn at this sample follows the reviewer.
+    WorkingCopy.objects.filter(
+        assignment__sample_id=item.sample_id, assignment__reviewer=reviewer, assignment__state__in=_LET_GO
+    ).update(assignment=assignment)
+    return assignment
+
+
+_LET_GO = (Assignment.State.SKIPPED, Assignment.State.RELEASED, Assignment.State.EXPIRED)
+
+
+def lease_renew(*, assignment: Assignment, user) -> Assignment:
+    """Extends the lease while the page is open; revives a lapsed one if its place is still free."""
+    if assignment.reviewer_id != user.pk:
+        raise NotAllowed("Only the reviewer holding this sample can renew its lease.")
+    with transaction.atomic():
+        locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+        if locked.state == Assignment.State.LEASED:
+            locked.expires_at = timezone.now() + lease_duration()
+            locked.save(update_fields=["expires_at"])
+            return locked
+        if locked.state == Assignment.State.EXPIRED:
+            return lease_revive(locked)
+        return locked
+
+
+def lease_revive(assignment: Assignment) -> Assignment:
+    project = assignment.project
+    item = QueueItem.objects.select_for_update().get(sample_id=assignment.sample_id)
+    others = Assignment.objects.filter(sample_id=assignment.sample_id, state__in=Assignment.HOLDING)
+    if item.holding >= project.reviews_required or others.filter(reviewer_id=assignment.reviewer_id).exists():
+        raise LeaseLost("Your lease on this sample ran out and another reviewer took it. Your text is kept.")
+    taken = set(others.values_list("lane", flat=True))
+    if assignment.lane in taken:
+        assignment.lane = next(n for n in range(1, project.reviews_required + 1) if n not in taken)
+    now = timezone.now()
+    assignment.state = Assignment.State.LEASED
+    assignment.expires_at = now + lease_duration()
+    assignment.finished_at = None
+    try:
+        with transaction.atomic():
+            assignment.save(update_fields=["state", "lane", "expires_at", "finished_at"])
+    except IntegrityError:
+        raise LeaseLost("Your lease on this sample ran out and another reviewer took it. Your text is kept.") from None
+    QueueItem.objects.filter(pk=item.pk).update(holding=F("holding") + 1)
+    return assignment
+
+
+def lease_end(*, assignment: Assignment, user, state: str, by_admin: bool = False) -> Assignment:
+    """Skip (back of the reviewer's queue) or release (back to the queue, e.g. by an admin)."""
+    if state not in (Assignment.State.SKIPPED, Assignment.State.RELEASED):
+        raise ValueError(state)
+    if assignment.reviewer_id != user.pk and not by_admin:
+        raise NotAllowed("Only the reviewer or an admin can let this sample go.")
+    with transaction.atomic():
+        locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+        if locked.state != Assignment.State.LEASED:
+            raise NotAllowed(f"This sample is not leased any more ({locked.get_state_display().lower()}).")
+        locked.state = state
+        locked.finished_at = timezone.now()
+        locked.released_by = user if locked.reviewer_id != user.pk else None
+        locked.save(update_fields=["state", "finished_at", "released_by"])
+        QueueItem.objects.filter(sample_id=locked.sample_id).update(holding=F("holding") - 1)
+    return locked
+
+
+def assignment_submit(assignment: Assignment, *, flag: str = "", note: str = "") -> Assignment:
+    """Counts the review as done; called with the assignment locked, inside a transaction."""
+    assignment.state = Assignment.State.SUBMITTED
+    assignment.flag = flag
+    assignment.flag_note = note
+    assignment.finished_at = timezone.now()
+    assignment.save(update_fields=["state", "flag", "flag_note", "finished_at"])
+    needed = assignment.project.reviews_required
+    QueueItem.objects.filter(sample_id=assignment.sample_id).update(
+        reviews_done=F("reviews_done") + 1,
+        open=ExpressionWrapper(Q(reviews_done__lt=needed - 1), output_field=BooleanField()),
+    )
+    return assignment

@@ -1,0 +1,205 @@
+"""Saving a reviewer's work: revisions (immutable, versioned), working copies and flags.
+
+A save names the version it was based on. If the chain has moved on since, the save is refused
+with the newer revision, so the page can show both and nothing typed is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from ..models import CallStatus, Draft, Project, Turn
+from ..permissions import roles_in
+from .models import Assignment, Decision, Flag, Revision, WorkingCopy
+from .queue import NotAllowed, assignment_submit, lease_revive
+
+MAX_TIME_SPENT_MS = 24 * 3600 * 1000
+FEEDBACK_FIELDS = ("critique", "refinement", "scores")
+
+
+class Conflict(Exception):
+    """The save was based on a version older than the chain's latest."""
+
+    def __init__(self, latest: Revision):
+        super().__init__(f"Revision {latest.version} by {latest.author} was saved in the meantime.")
+        self.latest = latest
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    revision: Revision
+    completed: bool  # this save finished the reviewer's review of the sample
+
+
+def can_edit(assignment: Assignment, user) -> bool:
+    """The reviewer, on their own assignment; an admin of the project, on anyone's."""
+    return assignment.reviewer_id == user.pk or "admin" in roles_in(user, assignment.project)
+
+
+def latest_draft(turn: Turn) -> Draft | None:
+    return turn.drafts.exclude(status=CallStatus.FAILED).order_by("-created_at", "-id").first()
+
+
+def clean_scores(project: Project, scores, *, required: bool) -> dict[str, int]:
+    if scores in (None, "") and not required:
+        return {}
+    if not isinstance(scores, dict):
+        raise ValidationError({"scores": "An object from criterion to score."})
+    stray = sorted(set(scores) - set(project.criteria))
+    if stray:
+        raise ValidationError({"scores": f"Not criteria of this project: {', '.join(stray)}."})
+    cleaned: dict[str, int] = {}
+    for name in project.criteria:
+        value = scores.get(name)
+        if value in (None, ""):
+            if required:
+                raise ValidationError({"scores": f"A score for {name} is required."})
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValidationError({"scores": f"The score for {name} must be a whole number."})
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValidationError({"scores": f"The score for {name} must be a whole number, not {value!r}."}) from None
+        if not project.score_min <= number <= project.score_max:
+            raise ValidationError(
+                {"scores": f"The score for {name} is {number}, outside {project.score_min} to {project.score_max}."}
+            )
+        cleaned[name] = number
+    return cleaned
+
+
+def revision_create(
+    *,
+    assignment: Assignment,
+    turn: Turn,
+    author,
+    base_version: int,
+    decision: str,
+    critique: str = "",
+    refinement: str = "",
+    scores: dict | None = None,
+    reason: str = "",
+    time_spent_ms: int = 0,
+    draft_id: int | None = None,
+) -> SaveResult:
+    """Appends a revision to the assignment's chain for the turn; raises Conflict if stale."""
+    project = assignment.project
+    if turn.sample_id != assignment.sample_id:
+        raise ValidationError({"turn": "This turn belongs to another sample."})
+    if turn.model_response is None:
+        raise ValidationError({"turn": "This turn has no response to review yet."})
+    if not can_edit(assignment, author):
+        raise NotAllowed("Only the reviewer of this sample or an admin can save feedback on it.")
+    draft = _draft_for(turn, draft_id)
+    fields = _fields_for(project, draft, decision, critique, refinement, scores, reason)
+    with transaction.atomic():
+        locked = Assignment.objects.select_for_update().select_related("project").get(pk=assignment.pk)
+        if locked.state == Assignment.State.EXPIRED and locked.reviewer_id == author.pk:
+            locked = lease_revive(locked)
+        elif locked.state not in Assignment.HOLDING:
+            raise NotAllowed(f"This review was {locked.get_state_display().lower()}; claim the sample again.")
+        chain = Revision.objects.filter(assignment=locked, turn=turn)
+        latest = chain.order_by("-version").select_related("author").first()
+        if (latest.version if latest else 0) != base_version:
+            raise Conflict(latest) if latest else ValidationError({"base_version": "No revision of that version."})
+        try:
+            with transaction.atomic():
+                revision = Revision.objects.create(
+                    assignment=locked,
+                    turn=turn,
+                    version=base_version + 1,
+                    author=author,
+                    draft=draft,
+                    decision=decision,
+                    time_spent_ms=max(0, min(int(time_spent_ms or 0), MAX_TIME_SPENT_MS)),
+                    **fields,
+                )
+        except IntegrityError:
+            raise Conflict(chain.order_by("-version").select_related("author").first()) from None
+        WorkingCopy.objects.filter(assignment=locked, turn=turn).delete()
+        completed = False
+        if locked.state == Assignment.State.LEASED and _all_turns_decided(locked):
+            assignment_submit(locked)
+            completed = True
+    return SaveResult(revision=revision, completed=completed)
+
+
+def _draft_for(turn: Turn, draft_id: int | None) -> Draft | None:
+    if draft_id is None:
+        return latest_draft(turn)
+    draft = turn.drafts.filter(pk=draft_id).exclude(status=CallStatus.FAILED).first()
+    if draft is None:
+        raise ValidationError({"draft": f"Draft {draft_id} is not a draft of this turn."})
+    return draft
+
+
+def _fields_for(project, draft, decision, critique, refinement, scores, reason) -> dict:
+    if decision == Decision.ACCEPTED:
+        if draft is None:
+            raise ValidationError({"decision": "There is no draft to accept on this turn; save your own feedback."})
+        return {"critique": draft.critique, "refinement": draft.refinement, "scores": dict(draft.scores), "reason": ""}
+    if decision == Decision.EDITED:
+        if not (critique or "").strip():
+            raise ValidationError({"critique": "The critique is empty."})
+        return {
+            "critique": critique,
+            "refinement": refinement or "",
+            "scores": clean_scores(project, scores, required=True),
+            "reason": "",
+        }
+    if decision == Decision.REJECTED:
+        if not (reason or "").strip():
+            raise ValidationError({"reason": "Say why the draft is rejected."})
+        return {
+            "critique": critique or "",
+            "refinement": refinement or "",
+            "scores": clean_scores(project, scores, required=False),
+            "reason": reason.strip(),
+        }
+    raise ValidationError({"decision": f"One of {', '.join(Decision.values)}, not {decision!r}."})
+
+
+def _all_turns_decided(assignment: Assignment) -> bool:
+    undecided = (
+        Turn.objects.filter(sample_id=assignment.sample_id, model_response__isnull=False)
+        .exclude(revisions__assignment=assignment)
+        .exists()
+    )
+    return not undecided
+
+
+def working_copy_save(*, assignment: Assignment, turn: Turn, user, fields: dict, base_version: int) -> WorkingCopy:
+    """Keeps what the reviewer is typing; overwritten by each autosave, deleted by a save."""
+    if turn.sample_id != assignment.sample_id:
+        raise ValidationError({"turn": "This turn belongs to another sample."})
+    if not can_edit(assignment, user):
+        raise NotAllowed("Only the reviewer of this sample or an admin can edit it.")
+    kept = {key: fields.get(key) for key in (*FEEDBACK_FIELDS, "reason") if key in fields}
+    if "scores" in kept and not isinstance(kept["scores"], dict):
+        raise ValidationError({"scores": "An object from criterion to score."})
+    for key in ("critique", "refinement", "reason"):
+        if key in kept and not isinstance(kept[key], str):
+            raise ValidationError({key: "Text expected."})
+    copy, _ = WorkingCopy.objects.update_or_create(
+        assignment=assignment, turn=turn, defaults={"fields": kept, "base_version": max(0, int(base_version))}
+    )
+    return copy
+
+
+def sample_flag(*, assignment: Assignment, user, flag: str, note: str = "") -> Assignment:
+    """Ends the review with a flag on the sample (bad image, unanswerable, off-topic)."""
+    if flag not in Flag.values:
+        raise ValidationError({"flag": f"One of {', '.join(Flag.values)}, not {flag!r}."})
+    if assignment.reviewer_id != user.pk:
+        raise NotAllowed("Only the reviewer holding this sample can flag it.")
+    with transaction.atomic():
+        locked = Assignment.objects.select_for_update().select_related("project").get(pk=assignment.pk)
+        if locked.state == Assignment.State.EXPIRED:
+            locked = lease_revive(locked)
+        if locked.state != Assignment.State.LEASED:
+            raise NotAllowed(f"This review was {locked.get_state_display().lower()}.")
+        return assignment_submit(locked, flag=flag, note=(note or "").strip())
