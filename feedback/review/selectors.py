@@ -1,0 +1,163 @@
+"""Reads for review: the review page of an assignment, a turn's history, progress and leases.
+
+Each runs a fixed number of queries, whatever the sample holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from ..models import CallStatus, Draft, Project, Turn
+from ..selectors import scores_in_rubric_order
+from .diff import score_changes, word_diff
+from .models import Assignment, Revision, WorkingCopy
+
+
+@dataclass
+class HistoryEntry:
+    revision: Revision
+    critique_diff: list[tuple[str, str]]
+    refinement_diff: list[tuple[str, str]]
+    score_changes: list[tuple[str, object, object]]
+    score_list: list[tuple[str, int]]
+
+
+@dataclass
+class TurnReview:
+    turn: Turn
+    draft: Draft | None
+    draft_count: int
+    chain: list[Revision]  # this assignment's revisions of the turn, oldest first
+    working: WorkingCopy | None
+    history: list[HistoryEntry] = field(default_factory=list)
+
+    @property
+    def reviewable(self) -> bool:
+        return self.turn.model_response is not None
+
+    @property
+    def latest(self) -> Revision | None:
+        return self.chain[-1] if self.chain else None
+
+    @property
+    def base_version(self) -> int:
+        return self.latest.version if self.latest else 0
+
+    @property
+    def start(self) -> dict:
+        """What the editor opens with: unsaved typing, else the latest revision, else the draft."""
+        if self.working is not None:
+            return {**self.baseline, **self.working.fields}
+        return self.baseline
+
+    @property
+    def baseline(self) -> dict:
+        source = self.latest or self.draft
+        if source is None:
+            return {"critique": "", "refinement": "", "scores": {}, "reason": ""}
+        return {
+            "critique": source.critique,
+            "refinement": source.refinement,
+            "scores": dict(source.scores),
+            "reason": getattr(source, "reason", ""),
+        }
+
+
+@dataclass
+class ReviewPage:
+    assignment: Assignment
+    turns: list[TurnReview]
+    can_see_all: bool
+
+
+def assignment_for_page(project: Project, pk: int) -> Assignment:
+    return Assignment.objects.select_related("sample__image", "reviewer", "project").get(project=project, pk=pk)
+
+
+def review_page(assignment: Assignment, *, can_see_all: bool) -> ReviewPage:
+    """The sample's turns with their latest draft, this review's chain, unsaved typing and history.
+
+    ``can_see_all`` (admins) widens the history to every reviewer's revisions of the sample;
+    reviewers see their own review only, so that independent reviews stay independent.
+    """
+    project = assignment.project
+    drafts = Draft.objects.exclude(status=CallStatus.FAILED).order_by("created_at", "id")
+    revisions = Revision.objects.select_related("author").order_by("assignment_id", "version")
+    if not can_see_all:
+        revisions = revisions.filter(assignment=assignment)
+    turns = list(
+        Turn.objects.filter(sample_id=assignment.sample_id)
+        .order_by("index")
+        .prefetch_related(
+            Prefetch("drafts", queryset=drafts, to_attr="ok_drafts"),
+            Prefetch("revisions", queryset=revisions, to_attr="visible_revisions"),
+        )
+    )
+    working = {w.turn_id: w for w in WorkingCopy.objects.filter(assignment=assignment)}
+    views = []
+    for turn in turns:
+        ok_drafts = turn.ok_drafts  # type: ignore[attr-defined]
+        visible = turn.visible_revisions  # type: ignore[attr-defined]
+        draft = ok_drafts[-1] if ok_drafts else None
+        view = TurnReview(
+            turn=turn,
+            draft=draft,
+            draft_count=len(ok_drafts),
+            chain=[r for r in visible if r.assignment_id == assignment.pk],
+            working=working.get(turn.pk),
+        )
+        view.history = history_of(visible, {d.pk: d for d in ok_drafts}, project.criteria)
+        if draft is not None:
+            draft.score_list = scores_in_rubric_order(draft.scores, project.criteria)  # type: ignore[attr-defined]
+        views.append(view)
+    return ReviewPage(assignment=assignment, turns=views, can_see_all=can_see_all)
+
+
+def history_of(revisions: list[Revision], drafts: dict[int, Draft], criteria: list[str]) -> list[HistoryEntry]:
+    """Each revision against the one before it in its chain (the first against its draft)."""
+    entries = []
+    previous: dict[int, Revision] = {}
+    for revision in revisions:
+        before = previous.get(revision.assignment_id) or drafts.get(revision.draft_id or 0)
+        entries.append(
+            HistoryEntry(
+                revision=revision,
+                critique_diff=word_diff(before.critique if before else "", revision.critique),
+                refinement_diff=word_diff(before.refinement if before else "", revision.refinement),
+                score_changes=score_changes(before.scores if before else {}, revision.scores, criteria),
+                score_list=scores_in_rubric_order(revision.scores, criteria),
+            )
+        )
+        previous[revision.assignment_id] = revision
+    return entries
+
+
+def turn_history(project: Project, turn_id: int, *, reviewer=None) -> list[HistoryEntry]:
+    """A turn's revisions with diffs; only the given reviewer's when one is given."""
+    turn = Turn.objects.get(pk=turn_id, sample__project=project)
+    revisions = Revision.objects.filter(turn=turn).select_related("author").order_by("assignment_id", "version")
+    if reviewer is not None:
+        revisions = revisions.filter(assignment__reviewer=reviewer)
+    drafts = {d.pk: d for d in Draft.objects.filter(turn=turn).exclude(status=CallStatus.FAILED)}
+    return history_of(list(revisions), drafts, project.criteria)
+
+
+def review_progress(project: Project, reviewer) -> dict[str, int]:
+    """This reviewer's reviews today and the project's reviewed / total samples."""
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = Assignment.objects.filter(
+        project=project, reviewer=reviewer, state=Assignment.State.SUBMITTED, finished_at__gte=today
+    ).count()
+    totals = project.queue_items.aggregate(total=Count("id"), reviewed=Count("id", filter=Q(open=False)))
+    return {"mine_today": mine, **totals}
+
+
+def active_leases(project: Project) -> QuerySet[Assignment]:
+    return (
+        Assignment.objects.filter(project=project, state=Assignment.State.LEASED)
+        .select_related("reviewer", "sample")
+        .order_by("expires_at")
+    )
