@@ -2,6 +2,7 @@ from django.urls import path
 
 from . import views
 from .jobs import views as job_views
+from .review import views as review_views
 
 app_name = "feedback"
 
@@ -20,5 +21,9 @@ urlpatterns = [
         job_views.job_action,
         name="job-action",
     ),
+    path("projects/<slug:slug>/review/", review_views.review_home, name="review-home"),
+    path("projects/<slug:slug>/review/start/", review_views.review_start, name="review-start"),
+    path("projects/<slug:slug>/review/leases/", review_views.review_leases, name="review-leases"),
+    path("projects/<slug:slug>/review/<int:pk>/", review_views.review_page, name="review-page"),
     path("images/<int:pk>/file", views.image_file, name="image-file"),
 ]

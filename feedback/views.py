@@ -29,6 +29,7 @@ def project_detail(request, slug):
             "project": project,
             "roles": roles,
             "is_admin": Role.ADMIN in roles,
+            "can_review": bool(roles & {Role.ANNOTATOR, Role.ADMIN}),
             "counts": selectors.project_counts(project),
             "by_criterion": selectors.samples_by_criterion(project),
             "batches": project.import_batches.select_related("created_by")[:10],

@@ -1,0 +1,125 @@
+"""Review pages: the queue's start page, the review screen, and the admins' view of leases.
+
+The review screen is server-rendered; its script saves through the REST API (feedback/review/api.py).
+"""
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from ..models import Project, Role
+from ..permissions import require_role
+from . import selectors
+from .models import Assignment, Flag
+from .queue import NotAllowed, lease_end, queue_sync, sample_claim
+
+REVIEWERS = (Role.ANNOTATOR, Role.ADMIN)
+
+
+def review_home(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    roles = require_role(request.user, project, *REVIEWERS)
+    queue_sync(project)
+    current = Assignment.objects.filter(project=project, reviewer=request.user, state=Assignment.State.LEASED).first()
+    return render(
+        request,
+        "feedback/review_home.html",
+        {
+            "project": project,
+            "is_admin": Role.ADMIN in roles,
+            "progress": selectors.review_progress(project, request.user),
+            "current": current,
+        },
+    )
+
+
+@require_POST
+def review_start(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    require_role(request.user, project, *REVIEWERS)
+    assignment = sample_claim(project=project, reviewer=request.user)
+    if assignment is None:
+        messages.info(request, "Nothing is left for you to review in this project.")
+        return redirect("feedback:review-home", slug=project.slug)
+    return redirect("feedback:review-page", slug=project.slug, pk=assignment.pk)
+
+
+def review_page(request, slug, pk):
+    project = get_object_or_404(Project, slug=slug)
+    roles = require_role(request.user, project, *REVIEWERS)
+    is_admin = Role.ADMIN in roles
+    try:
+        assignment = selectors.assignment_for_page(project, pk)
+    except Assignment.DoesNotExist:
+        raise Http404("No such review.") from None
+    if assignment.reviewer_id != request.user.pk and not is_admin:
+        raise Http404("No such review.")
+    page = selectors.review_page(assignment, can_see_all=is_admin)
+    api = reverse("api-review-assignment", kwargs={"slug": project.slug, "pk": assignment.pk})
+    config = {
+        "assignment": assignment.pk,
+        "state": assignment.state,
+        "mine": assignment.reviewer_id == request.user.pk,
+        "api": api,
+        "claim": reverse("api-review-claim", kwargs={"slug": project.slug}),
+        "page": reverse("feedback:review-page", kwargs={"slug": project.slug, "pk": 0}),
+        "home": reverse("feedback:review-home", kwargs={"slug": project.slug}),
+        "renewSeconds": settings.REVIEW_RENEW_SECONDS,
+        "criteria": project.criteria,
+        "turns": [
+            {
+                "id": t.turn.pk,
+                "index": t.turn.index,
+                "reviewable": t.reviewable,
+                "baseVersion": t.base_version,
+                "draft": _draft_fields(t.draft),
+                "baseline": t.baseline,
+                "start": t.start,
+                "decided": t.latest is not None,
+            }
+            for t in page.turns
+        ],
+    }
+    return render(
+        request,
+        "feedback/review.html",
+        {
+            "project": project,
+            "page": page,
+            "assignment": assignment,
+            "sample": assignment.sample,
+            "is_admin": is_admin,
+            "progress": selectors.review_progress(project, request.user),
+            "levels": [(n, project.level_descriptions.get(str(n), "")) for n in project.score_range],
+            "flags": Flag.choices,
+            "config": config,
+        },
+    )
+
+
+def _draft_fields(draft) -> dict | None:
+    if draft is None:
+        return None
+    return {"id": draft.pk, "critique": draft.critique, "refinement": draft.refinement, "scores": draft.scores}
+
+
+@require_http_methods(["GET", "POST"])
+def review_leases(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    require_role(request.user, project, Role.ADMIN)
+    if request.method == "POST":
+        assignment = get_object_or_404(Assignment, project=project, pk=request.POST.get("assignment"))
+        try:
+            lease_end(assignment=assignment, user=request.user, state=Assignment.State.RELEASED, by_admin=True)
+            messages.info(request, f"Released {assignment.sample.external_id} from {assignment.reviewer}.")
+        except NotAllowed as exc:
+            messages.error(request, str(exc))
+        return redirect("feedback:review-leases", slug=project.slug)
+    return render(
+        request,
+        "feedback/review_leases.html",
+        {"project": project, "leases": selectors.active_leases(project)},
+    )
