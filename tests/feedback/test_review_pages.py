@@ -6,10 +6,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image as PILImage
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from PIL import Image as PILImage
 
 from feedback.images import apply_file
 from feedback.models import Assignment, Image, Project, Revision, Role, Turn
@@ -139,7 +139,7 @@ def test_annotators_reach_only_their_own_reviews_in_their_own_projects(client, p
     bobs = sample_claim(project=project, reviewer=bob)
     client.force_login(alice)
     assert client.get(review_url(project, bobs)).status_code == 404
-    assert client.get(f"/projects/other/review/").status_code == 404
+    assert client.get("/projects/other/review/").status_code == 404
     assert client.get(review_url(other, outsider_review)).status_code == 404
     assert client.get(f"/projects/{project.slug}/review/leases/").status_code == 403
     assert client.get(f"/projects/{project.slug}/jobs/").status_code == 403
