@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
     "feedback",
     "exports",
 ]
@@ -158,6 +159,24 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI document, served at /api/schema/ to signed-in users (token or session) only.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Feedback annotator API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "Projects, samples, imports, LLM drafting jobs and human review of the feedback on "
+        "vision-language model responses. Authenticate with `Authorization: Token <key>` (from "
+        "`/api/auth/token/`) or with the session cookie plus the `X-CSRFToken` header on unsafe methods."
+    ),
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "ENUM_NAME_OVERRIDES": {
+        "AssignmentStateEnum": "feedback.review.models.Assignment.State",
+        "JobStateEnum": "feedback.jobs.models.Job.State",
+        "JobKindEnum": "feedback.jobs.models.Job.Kind",
+    },
 }
 
 # Celery. The filesystem broker needs nothing installed; Redis or RabbitMQ for several machines.

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.db.models import Count
 
 from .models import (
+    Assignment,
     Draft,
     Generation,
     Image,
@@ -11,9 +12,11 @@ from .models import (
     JobItem,
     Project,
     ProjectMembership,
+    Revision,
     Sample,
     Turn,
 )
+from .review.queue import lease_end
 
 
 class MembershipInline(admin.TabularInline):
@@ -208,3 +211,30 @@ class JobItemAdmin(ReadOnlyAdmin):
     search_fields = ["error"]
     raw_id_fields = ["job", "turn"]
     list_select_related = ["job", "turn"]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(ReadOnlyAdmin):
+    """Reviews and their leases; releasing goes through the review service, never a raw edit."""
+
+    list_display = ["sample", "project", "reviewer", "lane", "state", "flag", "claimed_at", "expires_at", "finished_at"]
+    list_filter = ["state", "flag", "project"]
+    search_fields = ["sample__external_id", "reviewer__username"]
+    list_select_related = ["sample", "project", "reviewer"]
+    actions = ["release"]
+
+    @admin.action(description="Release the selected leases (their samples return to the queue)")
+    def release(self, request, queryset):
+        released = 0
+        for assignment in queryset.filter(state=Assignment.State.LEASED):
+            lease_end(assignment=assignment, user=request.user, state=Assignment.State.RELEASED, by_admin=True)
+            released += 1
+        self.message_user(request, f"Released {released} lease(s).")
+
+
+@admin.register(Revision)
+class RevisionAdmin(ReadOnlyAdmin):
+    list_display = ["turn", "version", "decision", "author", "assignment", "time_spent_ms", "created_at"]
+    list_filter = ["decision", "assignment__project"]
+    search_fields = ["turn__sample__external_id", "author__username", "critique"]
+    list_select_related = ["turn", "author"]

@@ -1,7 +1,9 @@
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..importers.service import FORMAT_LABELS
-from ..models import Image, ImportBatch, ImportedFeedback, Project, Sample, Turn
+from ..models import Draft, Image, ImportBatch, ImportedFeedback, Project, Revision, Sample, Turn
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -48,6 +50,63 @@ class ImageSerializer(serializers.ModelSerializer):
             "regions",
             "notes",
         ]
+
+
+class ImageWithUrlSerializer(ImageSerializer):
+    """The image with the address of its file; ``url`` is null until the file has been imported."""
+
+    url = serializers.SerializerMethodField()
+
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "url"]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_url(self, image: Image) -> str | None:
+        return None if image.is_missing else reverse("feedback:image-file", args=[image.pk])
+
+
+class DraftSerializer(serializers.ModelSerializer):
+    """The LLM's feedback on a turn (successful drafts only are shown)."""
+
+    class Meta:
+        model = Draft
+        fields = [
+            "id",
+            "critique",
+            "refinement",
+            "scores",
+            "overall",
+            "model",
+            "prompt_version",
+            "simulated",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class RevisionSerializer(serializers.ModelSerializer):
+    """A human's version of the feedback on a turn; ``version`` counts within its assignment's chain."""
+
+    author: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Revision
+        fields = [
+            "id",
+            "version",
+            "turn",
+            "assignment",
+            "author",
+            "decision",
+            "critique",
+            "refinement",
+            "scores",
+            "reason",
+            "time_spent_ms",
+            "draft",
+            "created_at",
+        ]
+        read_only_fields = fields
 
 
 class ImportedFeedbackSerializer(serializers.ModelSerializer):
@@ -108,3 +167,44 @@ class ImportRequestSerializer(serializers.Serializer):
     images = serializers.FileField(required=False)
     criterion = serializers.CharField(required=False, allow_blank=True, default="")
     source_model = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class TurnDetailSerializer(TurnSerializer):
+    """A turn with its successful drafts and, for admins and researchers, its revisions.
+
+    ``revisions`` is null for annotators: each review of a sample stays independent of the others.
+    """
+
+    drafts = serializers.SerializerMethodField()
+    revisions = serializers.SerializerMethodField()
+
+    class Meta(TurnSerializer.Meta):
+        fields = ["id", *TurnSerializer.Meta.fields, "drafts", "revisions"]
+
+    @extend_schema_field(DraftSerializer(many=True))
+    def get_drafts(self, turn: Turn) -> list:
+        return list(DraftSerializer([d for d in turn.drafts.all() if d.succeeded], many=True).data)
+
+    @extend_schema_field(RevisionSerializer(many=True, allow_null=True))
+    def get_revisions(self, turn: Turn) -> list | None:
+        if not self.context.get("show_revisions"):
+            return None
+        revisions = turn.visible_revisions  # type: ignore[attr-defined]  # prefetched by the view
+        return list(RevisionSerializer(revisions, many=True).data)
+
+
+class SampleDetailSerializer(SampleSerializer):
+    image = ImageWithUrlSerializer(read_only=True, allow_null=True)
+    turns = TurnDetailSerializer(many=True, read_only=True)
+
+    class Meta(SampleSerializer.Meta):
+        pass
+
+
+class ProjectDetailSerializer(ProjectSerializer):
+    """A project with its counts of samples, images, turns and feedback (for the schema)."""
+
+    counts = serializers.DictField(child=serializers.IntegerField(), read_only=True)
+
+    class Meta(ProjectSerializer.Meta):
+        fields = [*ProjectSerializer.Meta.fields, "counts"]

@@ -1,15 +1,25 @@
 """The REST API: token or session authentication, the same role checks and services as the pages."""
 
+from django.db.models import Prefetch, prefetch_related_objects
+from django.http import Http404
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors
 from ..importers.uploads import import_upload_create
-from ..models import ImportBatch, Project, Role
+from ..models import ImportBatch, Project, Revision, Role, Sample
 from ..permissions import require_role
-from .serializers import ImportBatchSerializer, ImportRequestSerializer, ProjectSerializer, SampleSerializer
+from .serializers import (
+    ImportBatchSerializer,
+    ImportRequestSerializer,
+    ProjectDetailSerializer,
+    ProjectSerializer,
+    SampleDetailSerializer,
+    SampleSerializer,
+)
 
 
 def project_for(request, slug: str, *roles: str) -> Project:
@@ -26,6 +36,7 @@ class ProjectList(generics.ListAPIView):
 
 
 class ProjectDetail(APIView):
+    @extend_schema(responses=ProjectDetailSerializer)
     def get(self, request, slug):
         project = project_for(request, slug)
         counts = selectors.project_counts(project)
@@ -45,14 +56,38 @@ class SampleList(generics.ListAPIView):
         ).prefetch_related("turns__imported_feedback")
 
 
+class SampleDetail(APIView):
+    """A sample with each turn's successful drafts; admins and researchers also get each turn's
+    revisions (every reviewer's), annotators get ``revisions: null`` so that reviews stay independent."""
+
+    @extend_schema(responses=SampleDetailSerializer)
+    def get(self, request, slug, pk):
+        project = get_object_or_404(Project, slug=slug)
+        roles = require_role(request.user, project)
+        try:
+            sample = selectors.sample_detail(project, pk)
+        except Sample.DoesNotExist:
+            raise Http404("No such sample.") from None
+        show_revisions = bool(roles & {Role.ADMIN, Role.RESEARCHER})
+        if show_revisions:
+            revisions = Revision.objects.select_related("author").order_by("assignment_id", "version")
+            prefetch_related_objects(
+                list(sample.turns.all()), Prefetch("revisions", queryset=revisions, to_attr="visible_revisions")
+            )
+        context = {"request": request, "show_revisions": show_revisions}
+        return Response(SampleDetailSerializer(sample, context=context).data)
+
+
 class ImportCreate(APIView):
     """Upload a file (and optionally a zip of images); the import runs on a worker. Answers 202."""
 
+    @extend_schema(responses=ImportBatchSerializer(many=True))
     def get(self, request, slug):
         project = project_for(request, slug, Role.ADMIN)
         batches = ImportBatch.objects.filter(project=project)[:50]
         return Response(ImportBatchSerializer(batches, many=True).data)
 
+    @extend_schema(request=ImportRequestSerializer, responses={202: ImportBatchSerializer})
     def post(self, request, slug):
         project = project_for(request, slug, Role.ADMIN)
         form = ImportRequestSerializer(data=request.data)
@@ -70,6 +105,7 @@ class ImportCreate(APIView):
 
 
 class ImportDetail(APIView):
+    @extend_schema(responses=ImportBatchSerializer)
     def get(self, request, slug, pk):
         project = project_for(request, slug, Role.ADMIN)
         return Response(ImportBatchSerializer(get_object_or_404(ImportBatch, project=project, pk=pk)).data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -74,11 +75,26 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
 
+class JobProgressSerializer(JobSerializer):
+    """A job with its progress counts (for the schema)."""
+
+    progress = serializers.DictField(read_only=True)
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "progress"]
+
+
+class BudgetSerializer(serializers.Serializer):
+    budget = serializers.DecimalField(required=False, allow_null=True, max_digits=14, decimal_places=8, min_value=0)
+
+
 class JobListCreate(APIView):
+    @extend_schema(operation_id="projects_jobs_list", responses=JobSerializer(many=True))
     def get(self, request, slug):
         project = project_for(request, slug, Role.ADMIN)
         return Response(JobSerializer(selectors.jobs_of(project)[:50], many=True).data)
 
+    @extend_schema(request=JobRequestSerializer, responses={202: JobSerializer})
     def post(self, request, slug):
         project = project_for(request, slug, Role.ADMIN)
         form = JobRequestSerializer(data=request.data)
@@ -101,6 +117,7 @@ class JobListCreate(APIView):
 
 
 class JobDetail(APIView):
+    @extend_schema(responses=JobProgressSerializer)
     def get(self, request, slug, pk):
         project = project_for(request, slug, Role.ADMIN)
         job = get_object_or_404(Job, project=project, pk=pk)
@@ -111,6 +128,15 @@ class JobDetail(APIView):
 class JobAction(APIView):
     """POST .../jobs/<id>/pause|resume|cancel|retry; resume takes an optional new ``budget``."""
 
+    @extend_schema(
+        operation_id="projects_jobs_action",
+        request=BudgetSerializer,
+        responses={
+            200: JobProgressSerializer,
+            404: OpenApiResponse(description="No such job or action."),
+            409: OpenApiResponse(description="Not in a state for this action."),
+        },
+    )
     def post(self, request, slug, pk, action):
         project = project_for(request, slug, Role.ADMIN)
         job = get_object_or_404(Job, project=project, pk=pk)

@@ -27,5 +27,5 @@ def word_diff(before: str, after: str) -> list[tuple[str, str]]:
 
 def score_changes(before: dict, after: dict, criteria: list[str]) -> list[tuple[str, object, object]]:
     """(criterion, before, after) for every score that differs."""
-    names = list(criteria) + sorted(set(before) | set(after) - set(criteria))
+    names = list(criteria) + sorted((set(before) | set(after)) - set(criteria))
     return [(n, before.get(n), after.get(n)) for n in names if before.get(n) != after.get(n)]

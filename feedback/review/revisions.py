@@ -97,7 +97,7 @@ def revision_create(
     draft = _draft_for(turn, draft_id)
     fields = _fields_for(project, draft, decision, critique, refinement, scores, reason)
     with transaction.atomic():
-        locked = Assignment.objects.select_for_update().select_related("project").get(pk=assignment.pk)
+        locked = Assignment.objects.select_for_update(of=("self",)).select_related("project").get(pk=assignment.pk)
         if locked.state == Assignment.State.EXPIRED and locked.reviewer_id == author.pk:
             locked = lease_revive(locked)
         elif locked.state not in Assignment.HOLDING:
@@ -119,7 +119,10 @@ def revision_create(
                     **fields,
                 )
         except IntegrityError:
-            raise Conflict(chain.order_by("-version").select_related("author").first()) from None
+            newer = chain.order_by("-version").select_related("author").first()
+            if newer is None:
+                raise
+            raise Conflict(newer) from None
         WorkingCopy.objects.filter(assignment=locked, turn=turn).delete()
         completed = False
         if locked.state == Assignment.State.LEASED and _all_turns_decided(locked):
@@ -197,7 +200,7 @@ def sample_flag(*, assignment: Assignment, user, flag: str, note: str = "") -> A
     if assignment.reviewer_id != user.pk:
         raise NotAllowed("Only the reviewer holding this sample can flag it.")
     with transaction.atomic():
-        locked = Assignment.objects.select_for_update().select_related("project").get(pk=assignment.pk)
+        locked = Assignment.objects.select_for_update(of=("self",)).select_related("project").get(pk=assignment.pk)
         if locked.state == Assignment.State.EXPIRED:
             locked = lease_revive(locked)
         if locked.state != Assignment.State.LEASED:

@@ -99,8 +99,8 @@ def review_page(assignment: Assignment, *, can_see_all: bool) -> ReviewPage:
     working = {w.turn_id: w for w in WorkingCopy.objects.filter(assignment=assignment)}
     views = []
     for turn in turns:
-        ok_drafts = turn.ok_drafts  # type: ignore[attr-defined]
-        visible = turn.visible_revisions  # type: ignore[attr-defined]
+        ok_drafts = turn.ok_drafts
+        visible = turn.visible_revisions
         draft = ok_drafts[-1] if ok_drafts else None
         view = TurnReview(
             turn=turn,

@@ -14,7 +14,7 @@ from ..models import Project, Role
 from ..permissions import require_role
 from . import selectors
 from .models import Assignment, Flag
-from .queue import NotAllowed, lease_end, queue_sync, sample_claim
+from .queue import NotAllowed, lease_end, leases_expire, queue_sync, sample_claim
 
 REVIEWERS = (Role.ANNOTATOR, Role.ADMIN)
 
@@ -118,6 +118,7 @@ def review_leases(request, slug):
         except NotAllowed as exc:
             messages.error(request, str(exc))
         return redirect("feedback:review-leases", slug=project.slug)
+    leases_expire(project)
     return render(
         request,
         "feedback/review_leases.html",

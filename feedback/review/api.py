@@ -1,0 +1,310 @@
+"""Human review in the REST API: claim a sample, read its review page, save revisions and typing,
+renew, skip, flag or release the lease; a turn's history; the project's active leases.
+
+Reviewing is for annotators and admins (researchers get 403, non-members 404). An assignment is
+open to its reviewer and to the project's admins; only its reviewer may renew, skip or flag it.
+The services decide; these views translate their refusals:
+
+- ``NotAllowed`` (wrong user, or an assignment no longer leased, e.g. skipping a submitted one) → 403;
+- ``LeaseLost`` (the lapsed lease's place went to someone else) → 409 ``{detail, lease_lost: true}``;
+- ``Conflict`` (a save based on a stale version) → 409 ``{detail, conflict: true, latest}``;
+- Django's ``ValidationError`` → 400 ``{field: [messages]}``.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..models import Project, Role, Turn
+from ..permissions import require_role
+from . import queue, revisions, selectors
+from .models import Assignment
+from .serializers import (
+    AssignmentDetailSerializer,
+    AssignmentStateSerializer,
+    ConflictSerializer,
+    DetailSerializer,
+    FlagRequestSerializer,
+    FlagResultSerializer,
+    HistoryEntrySerializer,
+    LeaseLostSerializer,
+    LeaseSerializer,
+    RenewResultSerializer,
+    RevisionRequestSerializer,
+    RevisionSerializer,
+    SaveResultSerializer,
+    WorkingCopyRequestSerializer,
+    WorkingCopySavedSerializer,
+)
+
+TAGS = ["review"]
+FIELD_ERRORS = OpenApiResponse(
+    {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    description="Invalid input: field name to messages.",
+)
+FORBIDDEN = OpenApiResponse(
+    DetailSerializer,
+    description="A researcher, or not this assignment's reviewer (nor an admin where admins may act), "
+    "or the assignment is no longer in a state that allows this.",
+)
+NOT_FOUND = OpenApiResponse(DetailSerializer, description="No such project for this user, or no such assignment.")
+LEASE_LOST = OpenApiResponse(
+    LeaseLostSerializer, description="The lease ran out and another reviewer took the place; typing is kept."
+)
+
+
+def _review_project(request, slug: str) -> tuple[Project, bool]:
+    """The project, if the user may review in it, and whether they are one of its admins."""
+    project = get_object_or_404(Project, slug=slug)
+    roles = require_role(request.user, project, Role.ANNOTATOR, Role.ADMIN)
+    return project, Role.ADMIN in roles
+
+
+class ReviewView(APIView):
+    """Takes JSON bodies and answers the review services' refusals as the module's docstring says."""
+
+    parser_classes = [JSONParser]
+
+    def handle_exception(self, exc):
+        if isinstance(exc, revisions.Conflict):
+            body = {"detail": str(exc), "conflict": True, "latest": RevisionSerializer(exc.latest).data}
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, queue.LeaseLost):
+            return Response({"detail": str(exc), "lease_lost": True}, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, queue.NotAllowed):
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+        if isinstance(exc, DjangoValidationError):
+            errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+            return Response(errors, status=status.HTTP_400_BAD_REQUEST)
+        return super().handle_exception(exc)
+
+
+class AssignmentView(ReviewView):
+    def assignment(self, request, slug: str, pk: int) -> tuple[Assignment, bool]:
+        """The assignment, for its reviewer or an admin of the project; with whether the user is an admin."""
+        project, is_admin = _review_project(request, slug)
+        try:
+            assignment = selectors.assignment_for_page(project, pk)
+        except Assignment.DoesNotExist:
+            raise Http404("No such assignment.") from None
+        if assignment.reviewer_id != request.user.pk and not is_admin:
+            raise PermissionDenied("This is another reviewer's assignment.")
+        return assignment, is_admin
+
+    def detail(self, assignment: Assignment, *, is_admin: bool) -> dict:
+        page = selectors.review_page(assignment, can_see_all=is_admin)
+        return AssignmentDetailSerializer(page).data
+
+
+class Claim(AssignmentView):
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        summary="Claim the next sample",
+        description="The reviewer's current lease in the project, or a new lease on the next sample in "
+        "the queue (answered 200 either way); 204 when nothing is left for them.",
+        responses={
+            200: AssignmentDetailSerializer,
+            204: OpenApiResponse(description="Nothing left to review."),
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+        },
+    )
+    def post(self, request, slug):
+        project, is_admin = _review_project(request, slug)
+        claimed = queue.sample_claim(project=project, reviewer=request.user)
+        if claimed is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        assignment = selectors.assignment_for_page(project, claimed.pk)
+        return Response(self.detail(assignment, is_admin=is_admin))
+
+
+class AssignmentDetail(AssignmentView):
+    @extend_schema(
+        tags=TAGS,
+        summary="An assignment's review page",
+        description="The sample, and per turn its latest successful draft, this assignment's latest "
+        "revision, the version the next save must name, and unsaved typing.",
+        responses={200: AssignmentDetailSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def get(self, request, slug, pk):
+        assignment, is_admin = self.assignment(request, slug, pk)
+        return Response(self.detail(assignment, is_admin=is_admin))
+
+
+class Renew(AssignmentView):
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        summary="Renew the lease",
+        description="Extends the lease, or revives a lapsed one whose place is still free. Reviewer only. "
+        "An assignment already skipped, released or submitted is answered as it is: check ``state``.",
+        responses={200: RenewResultSerializer, 403: FORBIDDEN, 404: NOT_FOUND, 409: LEASE_LOST},
+    )
+    def post(self, request, slug, pk):
+        assignment, _ = self.assignment(request, slug, pk)
+        renewed = queue.lease_renew(assignment=assignment, user=request.user)
+        return Response(RenewResultSerializer(renewed).data)
+
+
+class Skip(AssignmentView):
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        summary="Skip the sample",
+        description="Ends the lease; the sample goes to the back of this reviewer's queue. Reviewer only; "
+        "403 also when the assignment is no longer leased.",
+        responses={200: AssignmentStateSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def post(self, request, slug, pk):
+        assignment, _ = self.assignment(request, slug, pk)
+        ended = queue.lease_end(assignment=assignment, user=request.user, state=Assignment.State.SKIPPED)
+        return Response(AssignmentStateSerializer(ended).data)
+
+
+class Release(AssignmentView):
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        summary="Release the sample",
+        description="Ends the lease and returns the sample to the queue. The reviewer or an admin; "
+        "403 also when the assignment is no longer leased.",
+        responses={200: AssignmentStateSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def post(self, request, slug, pk):
+        assignment, is_admin = self.assignment(request, slug, pk)
+        ended = queue.lease_end(
+            assignment=assignment, user=request.user, state=Assignment.State.RELEASED, by_admin=is_admin
+        )
+        return Response(AssignmentStateSerializer(ended).data)
+
+
+class FlagSample(AssignmentView):
+    @extend_schema(
+        tags=TAGS,
+        request=FlagRequestSerializer,
+        summary="Flag the sample",
+        description="Submits the review with a flag instead of feedback. Reviewer only, on a leased "
+        "(or revivable) assignment.",
+        responses={
+            200: FlagResultSerializer,
+            400: FIELD_ERRORS,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            409: LEASE_LOST,
+        },
+    )
+    def post(self, request, slug, pk):
+        assignment, _ = self.assignment(request, slug, pk)
+        form = FlagRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        flagged = revisions.sample_flag(
+            assignment=assignment, user=request.user, flag=form.validated_data["flag"], note=form.validated_data["note"]
+        )
+        return Response(FlagResultSerializer(flagged).data)
+
+
+class RevisionCreate(AssignmentView):
+    @extend_schema(
+        tags=TAGS,
+        request=RevisionRequestSerializer,
+        summary="Save a revision of a turn's feedback",
+        description="Appends version base_version + 1 to this assignment's chain for the turn. A save "
+        "based on a stale version is refused with 409 and the newer revision. ``completed`` says this "
+        "save decided the last turn and so submitted the review.",
+        responses={
+            201: SaveResultSerializer,
+            400: FIELD_ERRORS,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            409: OpenApiResponse(
+                ConflictSerializer,
+                description="Stale base_version (``conflict: true``, with ``latest``), or the lease was "
+                "lost (``lease_lost: true``).",
+            ),
+        },
+    )
+    def post(self, request, slug, pk, turn_id):
+        assignment, _ = self.assignment(request, slug, pk)
+        turn = get_object_or_404(Turn, pk=turn_id, sample__project=assignment.project)
+        form = RevisionRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        result = revisions.revision_create(
+            assignment=assignment,
+            turn=turn,
+            author=request.user,
+            base_version=data["base_version"],
+            decision=data["decision"],
+            critique=data["critique"],
+            refinement=data["refinement"],
+            scores=data["scores"],
+            reason=data["reason"],
+            time_spent_ms=data["time_spent_ms"],
+            draft_id=data["draft"],
+        )
+        return Response(SaveResultSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class WorkingCopySave(AssignmentView):
+    @extend_schema(
+        tags=TAGS,
+        request=WorkingCopyRequestSerializer,
+        summary="Autosave unsaved typing",
+        description="Keeps what is typed on a turn until it is saved as a revision (which deletes it).",
+        responses={200: WorkingCopySavedSerializer, 400: FIELD_ERRORS, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def put(self, request, slug, pk, turn_id):
+        assignment, _ = self.assignment(request, slug, pk)
+        turn = get_object_or_404(Turn, pk=turn_id, sample__project=assignment.project)
+        form = WorkingCopyRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        copy = revisions.working_copy_save(
+            assignment=assignment,
+            turn=turn,
+            user=request.user,
+            fields=dict(form.validated_data["fields"]),
+            base_version=form.validated_data["base_version"],
+        )
+        return Response(WorkingCopySavedSerializer(copy).data)
+
+
+class TurnHistory(ReviewView):
+    @extend_schema(
+        tags=TAGS,
+        summary="A turn's revisions with diffs",
+        description="Every chain's revisions of the turn, each against the one before it (the first "
+        "against its draft). Admins and researchers see every reviewer's; annotators their own only.",
+        responses={200: HistoryEntrySerializer(many=True), 404: NOT_FOUND},
+    )
+    def get(self, request, slug, turn_id):
+        project = get_object_or_404(Project, slug=slug)
+        roles = require_role(request.user, project)
+        sees_all = bool(roles & {Role.ADMIN, Role.RESEARCHER})
+        try:
+            history = selectors.turn_history(project, turn_id, reviewer=None if sees_all else request.user)
+        except Turn.DoesNotExist:
+            raise Http404("No such turn.") from None
+        return Response(HistoryEntrySerializer(history, many=True).data)
+
+
+class LeaseList(ReviewView):
+    @extend_schema(
+        tags=TAGS,
+        summary="Active leases",
+        description="The project's samples in review now, soonest to expire first. Admins only.",
+        responses={200: LeaseSerializer(many=True), 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def get(self, request, slug):
+        project = get_object_or_404(Project, slug=slug)
+        require_role(request.user, project, Role.ADMIN)
+        queue.leases_expire(project)
+        return Response(LeaseSerializer(selectors.active_leases(project), many=True).data)

@@ -1,0 +1,213 @@
+"""The review API's shapes: the review page of an assignment, the requests that save a reviewer's
+work, and the answers (errors included) that the page's script reads."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from ..api.serializers import DraftSerializer, ImageWithUrlSerializer, RevisionSerializer
+from ..models import Sample
+from .models import Assignment, Decision, Flag, WorkingCopy
+
+__all__ = [
+    "AssignmentDetailSerializer",
+    "AssignmentStateSerializer",
+    "ConflictSerializer",
+    "DetailSerializer",
+    "FlagRequestSerializer",
+    "FlagResultSerializer",
+    "HistoryEntrySerializer",
+    "LeaseLostSerializer",
+    "LeaseSerializer",
+    "RenewResultSerializer",
+    "RevisionRequestSerializer",
+    "RevisionSerializer",
+    "SaveResultSerializer",
+    "WorkingCopyRequestSerializer",
+    "WorkingCopySavedSerializer",
+]
+
+
+def _text(**kwargs) -> serializers.CharField:
+    """Text as typed: blank allowed, whitespace kept."""
+    return serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="", **kwargs)
+
+
+# --- the review page -----------------------------------------------------------------------
+
+
+class ReviewSampleSerializer(serializers.ModelSerializer):
+    image = ImageWithUrlSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Sample
+        fields = ["id", "external_id", "target_criterion", "reference_answer", "source_dataset", "image"]
+        read_only_fields = fields
+
+
+class WorkingCopySerializer(serializers.ModelSerializer):
+    """Unsaved typing: any of critique, refinement, scores and reason, as last autosaved."""
+
+    class Meta:
+        model = WorkingCopy
+        fields = ["fields", "base_version", "updated_at"]
+        read_only_fields = fields
+
+
+class TurnReviewSerializer(serializers.Serializer):
+    """One turn of the review page (a ``selectors.TurnReview``).
+
+    ``base_version`` is the version the next save must name (0 before the first); ``latest`` is this
+    assignment's latest revision of the turn; ``reviewable`` is false while the turn awaits a response.
+    """
+
+    id = serializers.IntegerField(source="turn.id", read_only=True)
+    index = serializers.IntegerField(source="turn.index", read_only=True)
+    user_message = serializers.CharField(source="turn.user_message", read_only=True)
+    model_response = serializers.CharField(source="turn.model_response", read_only=True, allow_null=True)
+    reviewable = serializers.BooleanField(read_only=True)
+    draft = DraftSerializer(read_only=True, allow_null=True)
+    base_version = serializers.IntegerField(read_only=True)
+    latest = RevisionSerializer(read_only=True, allow_null=True)
+    working_copy = WorkingCopySerializer(source="working", read_only=True, allow_null=True)
+
+
+class AssignmentDetailSerializer(serializers.Serializer):
+    """A reviewer's assignment of one sample with everything its review page shows (a ``selectors.ReviewPage``)."""
+
+    id = serializers.IntegerField(source="assignment.id", read_only=True)
+    state = serializers.ChoiceField(source="assignment.state", choices=Assignment.State.choices, read_only=True)
+    lane = serializers.IntegerField(source="assignment.lane", read_only=True)
+    reviewer = serializers.CharField(source="assignment.reviewer.username", read_only=True)
+    claimed_at = serializers.DateTimeField(source="assignment.claimed_at", read_only=True)
+    expires_at = serializers.DateTimeField(source="assignment.expires_at", read_only=True)
+    flag = serializers.ChoiceField(
+        source="assignment.flag", choices=[("", "None"), *Flag.choices], read_only=True, allow_blank=True
+    )
+    flag_note = serializers.CharField(source="assignment.flag_note", read_only=True)
+    sample = ReviewSampleSerializer(source="assignment.sample", read_only=True)
+    turns = TurnReviewSerializer(many=True, read_only=True)
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+class RevisionRequestSerializer(serializers.Serializer):
+    base_version = serializers.IntegerField(
+        min_value=0, help_text="The version this save is based on: the turn's base_version, 0 before the first save."
+    )
+    decision = serializers.ChoiceField(choices=Decision.choices)
+    critique = _text(help_text="Required (not blank) when the decision is edited; ignored when accepted.")
+    refinement = _text()
+    scores = serializers.DictField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Criterion to a whole number on the project's scale; every criterion when edited.",
+    )
+    reason = _text(help_text="Why the draft is rejected; required when the decision is rejected.")
+    time_spent_ms = serializers.IntegerField(required=False, min_value=0, default=0)
+    draft = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="The draft shown; the turn's latest when omitted."
+    )
+
+
+class WorkingFieldsSerializer(serializers.Serializer):
+    critique = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    refinement = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    scores = serializers.DictField(required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+
+class WorkingCopyRequestSerializer(serializers.Serializer):
+    # The body's key is "fields": the declared field shadows Serializer.fields for mypy only (the
+    # serializer metaclass moves declared fields out of the class's attributes).
+    fields = WorkingFieldsSerializer(  # type: ignore[assignment]
+        help_text="What is typed so far; only the keys sent are kept."
+    )
+    base_version = serializers.IntegerField(min_value=0, help_text="The version the typing started from.")
+
+
+class FlagRequestSerializer(serializers.Serializer):
+    flag = serializers.ChoiceField(choices=Flag.choices)
+    note = _text()
+
+
+# --- answers -------------------------------------------------------------------------------
+
+
+class AssignmentStateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Assignment
+        fields = ["id", "state"]
+        read_only_fields = fields
+
+
+class RenewResultSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Assignment
+        fields = ["id", "state", "expires_at"]
+        read_only_fields = fields
+
+
+class FlagResultSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Assignment
+        fields = ["id", "state", "flag"]
+        read_only_fields = fields
+
+
+class SaveResultSerializer(serializers.Serializer):
+    revision = RevisionSerializer(read_only=True)
+    completed = serializers.BooleanField(
+        read_only=True, help_text="This save decided the sample's last turn: the review is submitted."
+    )
+
+
+class WorkingCopySavedSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WorkingCopy
+        fields = ["updated_at"]
+        read_only_fields = fields
+
+
+class HistoryEntrySerializer(serializers.Serializer):
+    """A revision with what it changed against the one before it in its chain (the first against its draft).
+
+    Diffs are ``[op, text]`` segments, op one of same, del, ins; score changes are
+    ``[criterion, before, after]``.
+    """
+
+    revision = RevisionSerializer(read_only=True)
+    critique_diff = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField(), min_length=2, max_length=2), read_only=True
+    )
+    refinement_diff = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField(), min_length=2, max_length=2), read_only=True
+    )
+    score_changes = serializers.ListField(
+        child=serializers.ListField(child=serializers.JSONField(), min_length=3, max_length=3), read_only=True
+    )
+
+
+class LeaseSerializer(serializers.ModelSerializer):
+    reviewer: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    external_id = serializers.CharField(source="sample.external_id", read_only=True)
+
+    class Meta:
+        model = Assignment
+        fields = ["id", "reviewer", "sample", "external_id", "claimed_at", "expires_at"]
+        read_only_fields = fields
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField(read_only=True)
+
+
+class LeaseLostSerializer(DetailSerializer):
+    lease_lost = serializers.BooleanField(read_only=True, default=True)
+
+
+class ConflictSerializer(DetailSerializer):
+    conflict = serializers.BooleanField(read_only=True, default=True)
+    latest = RevisionSerializer(read_only=True, help_text="The revision saved in the meantime.")
