@@ -151,6 +151,19 @@ class Database:
         cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(self.name)))
 
 
+def code_version() -> str:
+    """The commit measured, and the files changed since (the figures depend on them)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown (no git)"
+    changed = [line[3:] for line in dirty.stdout.splitlines() if line.strip()]
+    return f"{head.stdout.strip() or 'unknown'}" + (f" with changes to {', '.join(changed)}" if changed else "")
+
+
 def setup_django() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "annotator.settings"
     import django

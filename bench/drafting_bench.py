@@ -64,6 +64,7 @@ from _harness import (
     Children,
     CpuSnapshot,
     Database,
+    code_version,
     cpu_snapshot,
     flush_redis,
     http_json,
@@ -875,22 +876,6 @@ def print_targets(runs: list[Run]) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-
-
-def code_version() -> str:
-    """The commit measured, and the files changed since (the figures depend on them)."""
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
-        )
-    except OSError:
-        return "unknown (no git)"
-    changed = [line[3:] for line in dirty.stdout.splitlines() if line.strip()]
-    return f"{head.stdout.strip() or 'unknown'}" + (f" with changes to {', '.join(changed)}" if changed else "")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -1,0 +1,126 @@
+"""Shared setup for the tests of human review: drafted samples, reviewers, and checks on the queue."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from django.utils import timezone
+
+from feedback.models import (
+    Assignment,
+    CallStatus,
+    Decision,
+    Draft,
+    Project,
+    QueueItem,
+    Role,
+    Sample,
+    Turn,
+)
+from feedback.review.revisions import SaveResult, revision_create
+from tests.conftest import make_user
+from tests.feedback.job_helpers import make_samples
+
+SCORES = {"helpfulness": 4, "honesty": 6, "harmlessness": 7}
+
+
+def make_draft(turn: Turn, **fields) -> Draft:
+    """A successful draft of ``turn``; ``fields`` override the defaults."""
+    values = {
+        "status": CallStatus.OK,
+        "model": "annotator-simulator",
+        "endpoint": "http://127.0.0.1:8001/v1",
+        "critique": f"The answer to turn {turn.index} names the bus but not its colour.",
+        "refinement": "Mention that the bus is red.",
+        "scores": dict(SCORES),
+        "overall": 5,
+        "prompt_version": "v1",
+        "prompt_hash": "0" * 64,
+    }
+    values.update(fields)
+    return Draft.objects.create(turn=turn, **values)
+
+
+def make_drafted_samples(
+    project: Project,
+    count: int,
+    *,
+    turns: int = 1,
+    drafted: bool = True,
+    overall: int = 5,
+    **sample_options,
+) -> list[Sample]:
+    """``count`` samples (in import order) of ``turns`` answered turns, each answered turn with a
+    successful draft when ``drafted``. ``sample_options`` go to ``make_samples``."""
+    samples = make_samples(project, count, turns=turns, **sample_options)
+    if drafted:
+        for turn in Turn.objects.filter(sample__in=samples, model_response__isnull=False):
+            make_draft(turn, overall=overall)
+    return samples
+
+
+def configure(project: Project, **settings) -> Project:
+    """Changes the project's settings, validated as the settings form would."""
+    for name, value in settings.items():
+        setattr(project, name, value)
+    project.full_clean()
+    project.save()
+    return project
+
+
+def make_reviewers(project: Project, *names: str, role: str = Role.ANNOTATOR):
+    """Members of ``project`` with ``role``, one per name."""
+    return [make_user(name, project=project, role=role) for name in names]
+
+
+def answered_turns(assignment: Assignment) -> list[Turn]:
+    return list(Turn.objects.filter(sample_id=assignment.sample_id, model_response__isnull=False).order_by("index"))
+
+
+def decide_all(assignment: Assignment, user=None) -> list[SaveResult]:
+    """Decides every answered turn of the assignment's sample, as its reviewer by default: accepts
+    the draft where there is one, else saves feedback of one's own."""
+    results = []
+    for turn in answered_turns(assignment):
+        drafted = turn.drafts.exclude(status=CallStatus.FAILED).exists()
+        own = {} if drafted else {"critique": "Names the bus, not its colour.", "scores": SCORES}
+        results.append(
+            revision_create(
+                assignment=assignment,
+                turn=turn,
+                author=user or assignment.reviewer,
+                base_version=0,
+                decision=Decision.ACCEPTED if drafted else Decision.EDITED,
+                **own,
+            )
+        )
+    return results
+
+
+def expire(assignment: Assignment) -> None:
+    """Lets the lease run out as if the reviewer had gone away."""
+    Assignment.objects.filter(pk=assignment.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+
+def item_of(sample_id: int) -> QueueItem:
+    return QueueItem.objects.get(sample_id=sample_id)
+
+
+def assert_holding_consistent(project: Project) -> None:
+    """Each queue item's ``holding`` equals its sample's leased and submitted assignments, and no
+    place (lane) nor reviewer holds a sample twice."""
+    holding = Assignment.objects.filter(project=project, state__in=Assignment.HOLDING)
+    held = Counter(holding.values_list("sample_id", flat=True))
+    counted = dict(QueueItem.objects.filter(project=project).values_list("sample_id", "holding"))
+    assert counted == {sample_id: held[sample_id] for sample_id in counted}
+    lanes = Counter(holding.values_list("sample_id", "lane"))
+    assert not [key for key, n in lanes.items() if n > 1], "a lane is held twice"
+    reviewers = Counter(holding.values_list("sample_id", "reviewer_id"))
+    assert not [key for key, n in reviewers.items() if n > 1], "a reviewer holds a sample twice"
+
+
+def submitted_per_sample(project: Project) -> Counter:
+    return Counter(
+        Assignment.objects.filter(project=project, state=Assignment.State.SUBMITTED).values_list("sample_id", flat=True)
+    )
