@@ -145,6 +145,8 @@ STORAGES = {
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 UPLOAD_DIR = VAR_DIR / "uploads"
+# Dataset releases: one folder per release, served only through the release pages and API.
+RELEASES_ROOT = Path(os.environ.get("ANNOTATOR_RELEASES_ROOT", VAR_DIR / "releases")).resolve()
 
 # Images: Pillow refuses anything whose header claims more pixels than this (a decompression
 # bomb guard), and anything it cannot fully decode.

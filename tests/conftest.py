@@ -35,6 +35,7 @@ def need_service(name: str, host: str, port: int) -> None:
 def media_root(tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.UPLOAD_DIR = tmp_path / "uploads"
+    settings.RELEASES_ROOT = tmp_path / "releases"
     return settings.MEDIA_ROOT
 
 

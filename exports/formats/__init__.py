@@ -1,0 +1,8 @@
+"""The export formats, one module each; ``FORMATS`` by name, in the order pages list them."""
+
+from __future__ import annotations
+
+from . import dress, rich
+from .base import ExportFormat
+
+FORMATS: dict[str, ExportFormat] = {module.FORMAT.name: module.FORMAT for module in (dress, rich)}

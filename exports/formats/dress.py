@@ -1,0 +1,76 @@
+"""DRESS ``LVLM_NLF``: one JSONL per criterion, records exactly as the published files hold them.
+
+``{"image_id", "caption", "interaction": [{"user", "model", "rating", "critique NLF"}, ...]}``,
+keys in that order, the rating a string on the project's scale (the file's criterion), and the
+refinement of turn k as the ``user`` of turn k+1. A sample goes into a criterion's file when it
+targets that criterion (or all of them) and every turn of its interaction has a rating for it.
+"""
+
+from __future__ import annotations
+
+from ..records import ExportSample
+from .base import ExportContext, ExportFormat, ReleaseSink, json_line
+
+FILE_NAMES = {
+    "helpfulness": "helpfulness_nlf.jsonl",
+    "honesty": "hallucination_nlf.jsonl",
+    "harmlessness": "harmlessness_nlf.jsonl",
+}
+
+
+def file_name(criterion: str) -> str:
+    return FILE_NAMES.get(criterion, f"{criterion}_nlf.jsonl")
+
+
+def record(sample: ExportSample, criterion: str, ctx: ExportContext) -> dict | None:
+    """The sample's DRESS record for ``criterion``, or None when it has no such record."""
+    if sample.target_criterion and sample.target_criterion != criterion:
+        return None
+    turns = ctx.filters.interaction(sample)
+    if not turns:
+        return None
+    items = []
+    refinement = ""
+    for turn in turns:
+        assert turn.final is not None  # the filters release only turns with final feedback
+        rating = turn.final.rating_for(criterion)
+        if not rating:
+            return None
+        items.append(
+            {
+                "user": refinement or turn.user,
+                "model": turn.model,
+                "rating": rating,
+                "critique NLF": turn.final.critique_for(criterion),
+            }
+        )
+        refinement = turn.final.refinement_for(criterion)
+    return {
+        "image_id": sample.image.file_name if sample.image else "",
+        "caption": sample.image.caption if sample.image else "",
+        "interaction": items,
+    }
+
+
+class DressWriter:
+    def __init__(self, sink: ReleaseSink, ctx: ExportContext):
+        self.sink = sink
+        self.ctx = ctx
+
+    def write(self, sample: ExportSample) -> None:
+        for criterion in self.ctx.criteria:
+            found = record(sample, criterion, self.ctx)
+            if found is not None:
+                handle = self.sink.text(file_name(criterion), split=sample.split, format=FORMAT.name)
+                handle.write_row(json_line(found))
+
+    def close(self) -> None:
+        """The sink closes the files."""
+
+
+FORMAT = ExportFormat(
+    name="dress",
+    label="DRESS LVLM_NLF (JSONL per criterion)",
+    description="helpfulness_nlf.jsonl, hallucination_nlf.jsonl, harmlessness_nlf.jsonl as published.",
+    writer=DressWriter,
+)

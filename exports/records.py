@@ -1,0 +1,336 @@
+"""The read side of a release: a project's samples with everything a format may write, streamed
+in chunks of samples so that memory does not grow with the project.
+
+Each chunk costs a fixed number of queries (samples with their images, turns, revisions, drafts,
+imported feedback, flags), read as plain values rather than model instances. A turn's **final**
+feedback is the latest revision of a submitted, unflagged review; failing that, the feedback that
+came with an imported dataset. The draft shown beside it is the one the final revision started
+from, or else the turn's latest successful draft.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from feedback.models import Assignment, CallStatus, Draft, ImportedFeedback, Project, Revision, Sample, Turn
+
+CHUNK_SIZE = 1000
+IMPORTED = "imported"  # the decision of feedback that came with the dataset, reviewed by nobody
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    file_name: str
+    file: str  # storage name under MEDIA_ROOT, empty while the file is missing
+    sha256: str
+    width: int | None
+    height: int | None
+    format: str
+    byte_size: int | None
+    captions: list[str]
+    object_boxes: list[dict]
+    regions: list[dict]
+    notes: str
+
+    @property
+    def caption(self) -> str:
+        """The first caption: the one DRESS and VLSafe records carry."""
+        return self.captions[0] if self.captions else ""
+
+
+@dataclass(frozen=True)
+class DraftInfo:
+    id: int
+    critique: str
+    refinement: str
+    scores: dict[str, int]
+    overall: int | None
+    model: str
+    endpoint: str
+    prompt_version: str
+    prompt_hash: str
+    simulated: bool
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One version of a turn's feedback: a reviewer's revision, or what the dataset came with.
+
+    Revisions hold one critique and refinement for all criteria; imported datasets hold one per
+    criterion (``per_criterion``), with the rating exactly as the source wrote it.
+    """
+
+    decision: str  # accepted / edited / rejected, or "imported"
+    critique: str
+    refinement: str
+    scores: dict[str, int]
+    reviewer: str = ""
+    reviewed_at: datetime | None = None
+    reason: str = ""
+    time_spent_ms: int = 0
+    revision_id: int | None = None
+    version: int | None = None
+    draft_id: int | None = None
+    per_criterion: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def imported(self) -> bool:
+        return self.decision == IMPORTED
+
+    def critique_for(self, criterion: str) -> str:
+        own = self.per_criterion.get(criterion)
+        return own["critique"] if own is not None else self.critique
+
+    def refinement_for(self, criterion: str) -> str:
+        own = self.per_criterion.get(criterion)
+        return own["refinement"] if own is not None else self.refinement
+
+    def rating_for(self, criterion: str) -> str:
+        """The score as a string; an imported rating as its source spelled it."""
+        own = self.per_criterion.get(criterion)
+        if own is not None and own["rating_raw"]:
+            return own["rating_raw"]
+        score = self.scores.get(criterion)
+        return "" if score is None else str(score)
+
+
+@dataclass
+class ExportTurn:
+    id: int
+    index: int
+    user: str
+    model: str | None
+    final: Feedback | None = None
+    draft: DraftInfo | None = None
+    reviews: list[Feedback] = field(default_factory=list)  # each reviewer's latest, oldest first
+
+    @property
+    def answered(self) -> bool:
+        return self.model is not None
+
+
+@dataclass
+class ExportSample:
+    id: int
+    external_id: str
+    target_criterion: str
+    reference_answer: str
+    source_dataset: str
+    source_model: str
+    metadata: dict
+    image: ImageInfo | None
+    turns: list[ExportTurn]
+    flags: list[str] = field(default_factory=list)
+    split: str = ""
+
+    @property
+    def split_key(self) -> str:
+        """What the split rule hashes: the image, so that no image lands in two splits."""
+        return self.image.file_name if self.image else f"sample:{self.external_id}"
+
+
+SAMPLE_FIELDS = (
+    "id",
+    "external_id",
+    "target_criterion",
+    "reference_answer",
+    "source_dataset",
+    "source_model",
+    "metadata",
+    "image_id",
+)
+IMAGE_FIELDS = (
+    "file_name",
+    "file",
+    "sha256",
+    "width",
+    "height",
+    "format",
+    "byte_size",
+    "captions",
+    "object_boxes",
+    "regions",
+    "notes",
+)
+DRAFT_FIELDS = (
+    "id",
+    "turn_id",
+    "critique",
+    "refinement",
+    "scores",
+    "overall",
+    "model",
+    "endpoint",
+    "prompt_version",
+    "prompt_hash",
+    "simulated",
+    "status",
+    "created_at",
+)
+
+
+def samples_total(project: Project) -> int:
+    return Sample.objects.filter(project=project).count()
+
+
+def sample_chunks(project: Project, *, chunk_size: int = CHUNK_SIZE) -> Iterator[list[ExportSample]]:
+    """Every sample of the project in import order, ``chunk_size`` at a time, with all it holds."""
+    last_id = 0
+    while True:
+        rows = list(
+            Sample.objects.filter(project=project, id__gt=last_id)
+            .order_by("id")
+            .values(*SAMPLE_FIELDS, *(f"image__{name}" for name in IMAGE_FIELDS))[:chunk_size]
+        )
+        if not rows:
+            return
+        yield _assemble(project, rows)
+        last_id = rows[-1]["id"]
+
+
+def _assemble(project: Project, rows: list[dict]) -> list[ExportSample]:
+    lo, hi = rows[0]["id"], rows[-1]["id"]
+    in_chunk = {"sample__project": project, "sample_id__gte": lo, "sample_id__lte": hi}
+    by_turn = {"turn__sample__project": project, "turn__sample_id__gte": lo, "turn__sample_id__lte": hi}
+
+    turns: dict[int, list[ExportTurn]] = defaultdict(list)
+    turn_index: dict[int, ExportTurn] = {}
+    for t in (
+        Turn.objects.filter(**in_chunk)
+        .order_by("sample_id", "index")
+        .values("id", "sample_id", "index", "user_message", "model_response")
+    ):
+        turn = ExportTurn(id=t["id"], index=t["index"], user=t["user_message"], model=t["model_response"])
+        turns[t["sample_id"]].append(turn)
+        turn_index[turn.id] = turn
+
+    drafts: dict[int, DraftInfo] = {}
+    latest_draft: dict[int, DraftInfo] = {}
+    for d in (
+        Draft.objects.filter(**by_turn)
+        .exclude(status=CallStatus.FAILED)
+        .order_by("turn_id", "created_at", "id")
+        .values(*DRAFT_FIELDS)
+    ):
+        turn_id = d.pop("turn_id")
+        info = DraftInfo(**d)
+        drafts[info.id] = info
+        latest_draft[turn_id] = info  # ordered: the last one wins
+
+    chains: dict[tuple[int, int], dict[str, Any]] = {}
+    for r in (
+        Revision.objects.filter(**by_turn, assignment__state=Assignment.State.SUBMITTED, assignment__flag="")
+        .order_by("turn_id", "assignment_id", "version")
+        .values(
+            "id",
+            "turn_id",
+            "assignment_id",
+            "version",
+            "decision",
+            "critique",
+            "refinement",
+            "scores",
+            "reason",
+            "time_spent_ms",
+            "draft_id",
+            "created_at",
+            "author__username",
+        )
+    ):
+        chains[(r["turn_id"], r["assignment_id"])] = dict(r)  # ordered by version: the chain's latest wins
+    for rev in sorted(chains.values(), key=lambda row: (row["created_at"], row["id"])):
+        turn = turn_index[rev["turn_id"]]
+        turn.reviews.append(
+            Feedback(
+                decision=rev["decision"],
+                critique=rev["critique"],
+                refinement=rev["refinement"],
+                scores=dict(rev["scores"] or {}),
+                reviewer=rev["author__username"],
+                reviewed_at=rev["created_at"],
+                reason=rev["reason"],
+                time_spent_ms=rev["time_spent_ms"],
+                revision_id=rev["id"],
+                version=rev["version"],
+                draft_id=rev["draft_id"],
+            )
+        )
+
+    imported: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for f in (
+        ImportedFeedback.objects.filter(**by_turn)
+        .order_by("turn_id", "criterion")
+        .values("turn_id", "criterion", "score", "rating_raw", "critique", "refinement")
+    ):
+        imported[f["turn_id"]][f["criterion"]] = dict(f)
+
+    flags: dict[int, list[str]] = defaultdict(list)
+    for sample_id, flag in (
+        Assignment.objects.filter(**in_chunk, state=Assignment.State.SUBMITTED)
+        .exclude(flag="")
+        .order_by("sample_id", "id")
+        .values_list("sample_id", "flag")
+    ):
+        flags[sample_id].append(flag)
+
+    for turn in turn_index.values():
+        if turn.reviews:
+            turn.final = turn.reviews[-1]
+            started_from = turn.final.draft_id
+            turn.draft = drafts.get(started_from) if started_from else latest_draft.get(turn.id)
+        else:
+            turn.draft = latest_draft.get(turn.id)
+            if turn.id in imported:
+                turn.final = _imported_feedback(project, imported[turn.id])
+
+    return [
+        ExportSample(
+            id=row["id"],
+            external_id=row["external_id"],
+            target_criterion=row["target_criterion"],
+            reference_answer=row["reference_answer"],
+            source_dataset=row["source_dataset"],
+            source_model=row["source_model"],
+            metadata=row["metadata"] or {},
+            image=_image(row),
+            turns=turns.get(row["id"], []),
+            flags=flags.get(row["id"], []),
+        )
+        for row in rows
+    ]
+
+
+def _image(row: dict) -> ImageInfo | None:
+    if row["image_id"] is None:
+        return None
+    values = {name: row[f"image__{name}"] for name in IMAGE_FIELDS}
+    for name in ("captions", "object_boxes", "regions"):
+        values[name] = list(values[name] or [])
+    values["file"] = str(values["file"] or "")
+    return ImageInfo(**values)
+
+
+def _imported_feedback(project: Project, by_criterion: dict[str, dict[str, Any]]) -> Feedback:
+    """Feedback that came with the dataset, as one Feedback: its criteria in the rubric's order."""
+    ordered = sorted(by_criterion, key=lambda c: (project.criteria.index(c) if c in project.criteria else 99, c))
+    first = by_criterion[ordered[0]]
+    return Feedback(
+        decision=IMPORTED,
+        critique=first["critique"],
+        refinement=first["refinement"],
+        scores={c: by_criterion[c]["score"] for c in ordered if by_criterion[c]["score"] is not None},
+        per_criterion={
+            c: {
+                "critique": by_criterion[c]["critique"],
+                "refinement": by_criterion[c]["refinement"],
+                "rating_raw": by_criterion[c]["rating_raw"],
+            }
+            for c in ordered
+        },
+    )

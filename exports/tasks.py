@@ -1,0 +1,10 @@
+"""Celery tasks of releases: thin, routed to the ``exports`` queue by the settings."""
+
+from celery import shared_task
+
+from .service import release_build
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def release_build_task(release_id: int) -> None:
+    release_build(release_id=release_id)
