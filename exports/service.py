@@ -80,7 +80,7 @@ def release_build(*, release_id: int, progress: Progress | None = None) -> Relea
     scratch). A finished release is left as it is."""
     with transaction.atomic():
         release = (
-            Release.objects.select_for_update()
+            Release.objects.select_for_update(of=("self",))
             .select_related("project", "created_by")
             .filter(pk=release_id, state__in=(Release.State.QUEUED, Release.State.RUNNING))
             .first()

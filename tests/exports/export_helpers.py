@@ -31,3 +31,37 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def file_rows(release: Release) -> dict[str, int]:
     return dict(release.files.values_list("path", "rows"))
+
+
+def make_image_samples(project: Project, count: int, *, per_image: int = 1, **options) -> list:
+    """``count`` drafted samples of their own images (``per_image`` samples share one)."""
+    from feedback.models import Image
+    from tests.feedback.review_helpers import make_drafted_samples
+
+    samples = make_drafted_samples(project, count, **options)
+    for i, sample in enumerate(samples):
+        image, _ = Image.objects.get_or_create(
+            project=project,
+            file_name=f"img{i // per_image:05d}.jpg",
+            defaults={"captions": [f"Picture {i // per_image}."], "width": 64, "height": 48},
+        )
+        sample.image = image
+        sample.save(update_fields=["image"])
+    return samples
+
+
+def review_all(project: Project, reviewer, decide=None, *, limit: int | None = None) -> int:
+    """Claims and decides every sample open to ``reviewer`` (``limit`` of them at most):
+    ``decide(turn)`` gives the save's arguments (accepting the draft by default). The number of
+    samples reviewed."""
+    from feedback.models import Decision, Turn
+    from feedback.review.queue import sample_claim
+    from feedback.review.revisions import revision_create
+
+    done = 0
+    while (limit is None or done < limit) and (assignment := sample_claim(project=project, reviewer=reviewer)):
+        for turn in Turn.objects.filter(sample_id=assignment.sample_id, model_response__isnull=False).order_by("index"):
+            arguments = (decide or (lambda _turn: {"decision": Decision.ACCEPTED}))(turn)
+            revision_create(assignment=assignment, turn=turn, author=reviewer, base_version=0, **arguments)
+        done += 1
+    return done
