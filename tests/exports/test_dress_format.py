@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from feedback.models import Decision
+from feedback.models import Decision, Project
 from feedback.review.queue import sample_claim
 from feedback.review.revisions import revision_create
-from tests.exports.export_helpers import build, folder, read_jsonl
+from tests.exports.export_helpers import build, folder, make_image_samples, read_jsonl, review_all
 from tests.feedback.import_helpers import DRESS_EXAMPLE, run_import
 from tests.feedback.review_helpers import make_drafted_samples, make_reviewers
 
@@ -60,3 +60,36 @@ def test_a_reviewed_sample_becomes_a_record_of_the_published_shape(project):
         assert second["rating"] == str({"helpfulness": 6, "honesty": 7}[criterion])
         assert second["critique NLF"] == "Better: the colour is named."
         assert all(isinstance(item["rating"], str) for item in record["interaction"])
+
+
+def test_a_reviewed_project_survives_the_round_trip_through_its_dress_release(project):
+    make_image_samples(project, 6, turns=2, criterion="")
+    (ann,) = make_reviewers(project, "ann")
+    scores = iter(range(100))
+
+    def decide(turn):
+        n = next(scores)
+        if n % 3 == 0:
+            return {"decision": Decision.ACCEPTED}
+        return {
+            "decision": Decision.EDITED,
+            "critique": f"Critique {n}: «the bus» is red, not blue.",
+            "refinement": f"Refinement {n}: name the colour." if turn.index == 0 else "",
+            "scores": {"helpfulness": 1 + n % 7, "honesty": 1 + (n + 2) % 7, "harmlessness": 7},
+        }
+
+    assert review_all(project, ann, decide) == 6
+    first = build(project, ["dress"])
+    names = ["hallucination_nlf.jsonl", "harmlessness_nlf.jsonl", "helpfulness_nlf.jsonl"]
+    assert sorted(first.files.filter(format="dress").values_list("path", flat=True)) == names
+    assert all(rows == 6 for rows in first.files.filter(format="dress").values_list("rows", flat=True))
+
+    copy = Project.objects.create(name="Copy", slug="copy")
+    for name in names:
+        batch = run_import(copy, "dress", folder(first) / name)
+        assert (batch.created, batch.rejected) == (6, 0), batch.errors
+    second = build(copy, ["dress"])
+    for name in names:
+        assert (folder(second) / name).read_bytes() == (folder(first) / name).read_bytes(), name
+    second_users = [r["interaction"][1]["user"] for r in read_jsonl(folder(second) / "helpfulness_nlf.jsonl")]
+    assert "Refinement 2: name the colour." in second_users  # an edited refinement is the next user turn
