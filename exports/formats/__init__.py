@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from . import dress, rich
+from . import dress, images, llava, parquet, preference, rich, vlsafe
 from .base import ExportFormat
 
-FORMATS: dict[str, ExportFormat] = {module.FORMAT.name: module.FORMAT for module in (dress, rich)}
+FORMATS: dict[str, ExportFormat] = {
+    module.FORMAT.name: module.FORMAT for module in (dress, vlsafe, rich, llava, preference, parquet, images)
+}

@@ -1,0 +1,117 @@
+"""The image files of a release: ``images.tar`` at the top of the release (one for all splits).
+
+Each image a released sample refers to is stored once, as ``images/<file_name>`` (the image's
+original file name, the ``image_id`` / ``image`` of the other formats; a name that would leave
+``images/`` loses its ``..`` and leading ``/``). The bytes are read from ``MEDIA_ROOT`` and
+streamed into an uncompressed tar (images are compressed already) with fixed owner, mode and
+time, so that the same images give the same tar. The file's ``rows`` is the number of images in it.
+
+An image whose file is missing (registered before its file arrived, or gone from disk) is
+skipped; the names of all such images are listed, one per line, in ``images_missing.txt`` at
+the top of the tar (present only when something is missing), and a warning is logged with their
+number.
+
+The writer keeps the names it has seen (to store each image once), nothing of their bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tarfile
+from io import BytesIO
+from pathlib import Path, PurePosixPath
+
+from ..records import ExportSample, ImageInfo
+from .base import ExportContext, ExportFormat, ReleaseSink, WrittenFile
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "images.tar"
+FOLDER = "images"
+MISSING_LIST = "images_missing.txt"
+
+
+def arcname(file_name: str) -> str:
+    """Where an image goes in the tar: ``images/<file_name>``, kept inside ``images/``."""
+    parts = [p for p in PurePosixPath(file_name.replace("\\", "/")).parts if p not in ("/", ".", "..")]
+    return "/".join([FOLDER, *parts]) if parts else ""
+
+
+def _member(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o644
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+class ImagesWriter:
+    def __init__(self, sink: ReleaseSink, ctx: ExportContext):
+        self.sink = sink
+        self.media_root = Path(ctx.media_root)
+        self.seen: set[str] = set()
+        self.missing: list[str] = []
+        self.tar: tarfile.TarFile | None = None
+        self.record: WrittenFile | None = None
+
+    def _open(self) -> tarfile.TarFile:
+        if self.tar is None:
+            path, self.record = self.sink.binary(FILE_NAME, split="", format=FORMAT.name)
+            # Open across write() calls; close() closes it.
+            self.tar = tarfile.open(path, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+        return self.tar
+
+    def write(self, sample: ExportSample) -> None:
+        image = sample.image
+        if image is None:
+            return
+        name = arcname(image.file_name)
+        if not name or name in self.seen:
+            return
+        self.seen.add(name)
+        tar = self._open()
+        source = self._source(image)
+        if source is None:
+            self.missing.append(image.file_name)
+            return
+        try:
+            stream = source.open("rb")
+        except OSError:
+            self.missing.append(image.file_name)
+            return
+        with stream:
+            tar.addfile(_member(name, os.fstat(stream.fileno()).st_size), stream)
+        assert self.record is not None
+        self.record.rows += 1
+
+    def _source(self, image: ImageInfo) -> Path | None:
+        """The stored file of the image, or None when there is none (or it would lie outside MEDIA_ROOT)."""
+        if not image.file:
+            return None
+        root = self.media_root.resolve()
+        path = (root / image.file).resolve()
+        if root not in path.parents or not path.is_file():
+            return None
+        return path
+
+    def close(self) -> None:
+        if self.tar is None:
+            return
+        if self.missing:
+            listing = "".join(f"{name}\n" for name in self.missing).encode()
+            self.tar.addfile(_member(MISSING_LIST, len(listing)), BytesIO(listing))
+            log.warning("images.tar: %d image file(s) missing, listed in %s", len(self.missing), MISSING_LIST)
+        self.tar.close()
+        self.tar = None
+
+
+FORMAT = ExportFormat(
+    name="images",
+    label="Image files (tar)",
+    description="images.tar: each image of the release once, as images/<file_name>; missing ones listed "
+    "in images_missing.txt.",
+    writer=ImagesWriter,
+)
