@@ -204,6 +204,7 @@ def demo_setup() -> tuple[Project, dict[str, str], list[ImportBatch]]:
     )
     if project.import_batches.exists():
         demo_jobs(project)
+        demo_release(project)
         return project, demo_users(project), []
     batches = [
         import_file(project=project, format="coco", path=sources["coco"], images=images),
@@ -220,6 +221,7 @@ def demo_setup() -> tuple[Project, dict[str, str], list[ImportBatch]]:
     ]
     users = demo_users(project)
     demo_jobs(project)
+    demo_release(project)
     return project, users, batches
 
 
@@ -233,3 +235,21 @@ def demo_jobs(project: Project) -> list[Job]:
         job_create(project=project, kind=Job.Kind.DRAFT, selection={"status": "never"}, user=admin),
         job_create(project=project, kind=Job.Kind.RESPOND, selection={"status": "never"}, rounds=2, user=admin),
     ]
+
+
+def demo_release(project: Project):
+    """On a project without releases: a first release of the feedback the demo's datasets came
+    with, in every format, images included. The worker builds it as soon as it starts."""
+    from exports.formats import FORMATS
+    from exports.models import Release
+    from exports.service import release_create
+
+    if Release.objects.filter(project=project).exists():
+        return None
+    return release_create(
+        project=project,
+        user=User.objects.filter(username="researcher").first(),
+        name="Demo: the imported feedback",
+        formats=[name for name in FORMATS if name != "images"],
+        include_images=True,
+    )

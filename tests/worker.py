@@ -58,6 +58,7 @@ class WorkerProcess:
             **os.environ,
             "DATABASE_URL": test_database_url(),
             "ANNOTATOR_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "ANNOTATOR_RELEASES_ROOT": str(settings.RELEASES_ROOT),
             "DJANGO_SETTINGS_MODULE": "annotator.settings",
             **(env or {}),
         }

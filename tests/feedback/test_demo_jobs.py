@@ -2,6 +2,8 @@
 
 import pytest
 
+from exports.models import Release
+from exports.service import release_folder
 from feedback.demo import demo_setup
 from feedback.models import CallStatus, Draft, Job, Turn
 from tests.worker import WorkerProcess
@@ -18,11 +20,14 @@ def test_the_demo_project_is_drafted_through_the_simulator(settings, llm_simulat
     awaiting = Turn.objects.filter(sample__project=project, model_response__isnull=True).count()
     assert awaiting > 0
 
-    worker = WorkerProcess("default,llm", log_path=tmp_path / "worker.log", env={"ANNOTATOR_JOB_WATCH_INTERVAL": "1"})
+    worker = WorkerProcess(
+        "default,llm,exports", log_path=tmp_path / "worker.log", env={"ANNOTATOR_JOB_WATCH_INTERVAL": "1"}
+    )
     try:
 
         def all_done():
-            return all(j.state == Job.State.COMPLETED for j in Job.objects.filter(project=project))
+            jobs_done = all(j.state == Job.State.COMPLETED for j in Job.objects.filter(project=project))
+            return jobs_done and project.releases.get().finished
 
         assert worker.wait_for(all_done, timeout=60), f"the demo jobs did not finish in a minute:\n{worker.output()}"
     finally:
@@ -36,6 +41,13 @@ def test_the_demo_project_is_drafted_through_the_simulator(settings, llm_simulat
     assert set(turns.values_list("pk", flat=True)) == set(drafts.values_list("turn_id", flat=True))
     respond = jobs[1]
     assert respond.generations.count() == 2 * awaiting, "two rounds of the DRESS loop per prompt"
-    # demo_setup again launches nothing new: the demo's jobs are made once.
+    # The demo's release of its imported feedback holds the DRESS example as it was published.
+    release = project.releases.get()
+    assert release.state == Release.State.COMPLETED, release.error
+    published = (settings.BASE_DIR / "feedback/fixtures/formats/dress_nlf_example.jsonl").read_text().splitlines()
+    harmlessness = (release_folder(release) / "harmlessness_nlf.jsonl").read_text().splitlines()
+    assert published[0] in harmlessness
+    # demo_setup again launches nothing new: the demo's jobs and release are made once.
     demo_setup()
     assert project.jobs.count() == 2
+    assert project.releases.count() == 1

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from exports.models import Release
 from feedback.demo import demo_setup
 
 
@@ -16,5 +17,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo project '{project.name}': {project.samples.count()} samples.")
         for job in project.jobs.order_by("pk"):
             self.stdout.write(f"  job #{job.pk}: {job.get_kind_display()}, {job.state}")
+        for release in Release.objects.filter(project=project).order_by("pk"):
+            self.stdout.write(f"  release #{release.pk}: {release.name}, {release.state}")
         for username, password in logins.items():
             self.stdout.write(f"  login: {username} / {password}")
