@@ -178,6 +178,7 @@ SPECTACULAR_SETTINGS = {
         "AssignmentStateEnum": "feedback.review.models.Assignment.State",
         "JobStateEnum": "feedback.jobs.models.Job.State",
         "JobKindEnum": "feedback.jobs.models.Job.Kind",
+        "ReleaseStateEnum": "exports.models.Release.State",
     },
 }
 

@@ -8,4 +8,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("feedback.api.urls")),
     path("", include("feedback.urls")),
+    path("", include("exports.urls")),
 ]

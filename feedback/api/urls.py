@@ -5,12 +5,15 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.authtoken.views import obtain_auth_token
 
+from exports import api as exports_api
+
 from ..jobs import api as jobs_api
 from ..review import api as review_api
 from . import views
 
 REVIEW = "projects/<slug:slug>/review/"
 ASSIGNMENT = REVIEW + "assignments/<int:pk>/"
+RELEASES = "projects/<slug:slug>/releases/"
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
@@ -24,6 +27,9 @@ urlpatterns = [
     path("projects/<slug:slug>/jobs/", jobs_api.JobListCreate.as_view(), name="api-job-list"),
     path("projects/<slug:slug>/jobs/<int:pk>/", jobs_api.JobDetail.as_view(), name="api-job-detail"),
     path("projects/<slug:slug>/jobs/<int:pk>/<str:action>/", jobs_api.JobAction.as_view(), name="api-job-action"),
+    path(RELEASES, exports_api.ReleaseListCreate.as_view(), name="api-release-list"),
+    path(RELEASES + "<int:pk>/", exports_api.ReleaseDetail.as_view(), name="api-release-detail"),
+    path(RELEASES + "<int:pk>/files/<path:path>", exports_api.ReleaseFileDownload.as_view(), name="api-release-file"),
     path(REVIEW + "claim/", review_api.Claim.as_view(), name="api-review-claim"),
     path(REVIEW + "leases/", review_api.LeaseList.as_view(), name="api-review-leases"),
     path(ASSIGNMENT, review_api.AssignmentDetail.as_view(), name="api-review-assignment"),

@@ -1,0 +1,237 @@
+"""Releases in the REST API, for a project's researchers and admins: list, create, detail (with
+files and manifest) and file downloads. The same services and selectors as the pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from feedback.api.views import project_for
+from feedback.models import Decision
+
+from . import selectors, service
+from .filters import DEFAULT_DECISIONS, ReleaseFilters
+from .formats import FORMATS
+from .models import Release, ReleaseFile
+from .views import ROLES
+
+FILTER_FIELDS = set(ReleaseFilters.__dataclass_fields__)
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses keys it does not know, so that a misspelt filter is an error, not silently ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            stray = sorted(set(data) - set(self.fields))
+            if stray:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in stray})
+        return super().to_internal_value(data)
+
+
+class FiltersSerializer(StrictSerializer):
+    decisions = serializers.ListField(
+        child=serializers.ChoiceField(choices=Decision.values),
+        required=False,
+        help_text=f"Final decisions released; default {DEFAULT_DECISIONS}.",
+    )
+    include_imported = serializers.BooleanField(
+        required=False, help_text="Feedback that came with the data, on turns nobody reviewed; default true."
+    )
+    criteria = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Criteria released; empty: all the project's."
+    )
+    score_ranges = serializers.DictField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+        required=False,
+        help_text='Criterion to [low, high], inclusive, e.g. {"honesty": [5, 7]}.',
+    )
+    reviewers = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="User names of the final reviewers; empty: anyone."
+    )
+    date_from = serializers.DateField(required=False, help_text="Final revision on or after this day.")
+    date_to = serializers.DateField(required=False, help_text="Final revision on or before this day.")
+    prompt_versions = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Prompt versions of the drafts; empty: any."
+    )
+    include_simulated = serializers.BooleanField(
+        required=False, help_text="Feedback that started from a simulator's draft; default true."
+    )
+
+
+class SplitSerializer(StrictSerializer):
+    train = serializers.FloatField(required=False, min_value=0, max_value=1)
+    validation = serializers.FloatField(required=False, min_value=0, max_value=1)
+    test = serializers.FloatField(required=False, min_value=0, max_value=1)
+    seed = serializers.CharField(required=False, allow_blank=True, help_text="Seed of the hash that splits images.")
+
+
+class ReleaseRequestSerializer(StrictSerializer):
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    formats = serializers.ListField(
+        child=serializers.CharField(), min_length=1, help_text=f"Format names, e.g. {list(FORMATS)}."
+    )
+    filters = FiltersSerializer(required=False)
+    split = SplitSerializer(required=False, help_text="Fractions adding up to 1; default all train.")
+    include_images = serializers.BooleanField(required=False, default=False)
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    created_by: serializers.StringRelatedField = serializers.StringRelatedField()
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Release
+        fields = [
+            "id",
+            "url",
+            "name",
+            "state",
+            "formats",
+            "filters",
+            "split",
+            "include_images",
+            "samples_total",
+            "samples_done",
+            "samples_released",
+            "error",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_url(self, release: Release) -> str:
+        return reverse("api-release-detail", args=[release.project.slug, release.pk])
+
+
+class ReleaseFileSerializer(serializers.ModelSerializer):
+    download = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ReleaseFile
+        fields = ["path", "format", "split", "rows", "byte_size", "sha256", "download"]
+
+    def get_download(self, release_file: ReleaseFile) -> str:
+        release = release_file.release
+        return reverse("api-release-file", args=[release.project.slug, release.pk, release_file.path])
+
+
+class ReleaseDetailSerializer(ReleaseSerializer):
+    files = ReleaseFileSerializer(many=True, read_only=True)
+    manifest = serializers.JSONField(read_only=True)
+
+    class Meta(ReleaseSerializer.Meta):
+        fields = [*ReleaseSerializer.Meta.fields, "files", "manifest"]
+
+
+def service_errors(exc: ValidationError) -> dict:
+    """The service's errors in the request's shape: filter errors under ``filters``."""
+    if not hasattr(exc, "error_dict"):
+        return {"non_field_errors": exc.messages}
+    out: dict[str, Any] = {}
+    for field, messages in exc.message_dict.items():
+        if field in FILTER_FIELDS:
+            out.setdefault("filters", {})[field] = messages
+        else:
+            out[field] = messages
+    return out
+
+
+def _as_service_filters(data: dict) -> dict:
+    return {k: v.isoformat() if k in ("date_from", "date_to") else v for k, v in data.items()}
+
+
+class ReleaseListCreate(APIView):
+    @extend_schema(
+        operation_id="projects_releases_list",
+        responses={200: ReleaseSerializer(many=True), 403: OpenApiResponse(description="Not a researcher or admin.")},
+    )
+    def get(self, request, slug):
+        project = project_for(request, slug, *ROLES)
+        releases = selectors.releases_of(project).select_related("project")[:50]
+        return Response(ReleaseSerializer(releases, many=True).data)
+
+    @extend_schema(
+        operation_id="projects_releases_create",
+        request=ReleaseRequestSerializer,
+        responses={
+            201: ReleaseSerializer,
+            400: OpenApiResponse(description="The field that is wrong, and why."),
+            403: OpenApiResponse(description="Not a researcher or admin."),
+        },
+    )
+    def post(self, request, slug):
+        project = project_for(request, slug, *ROLES)
+        form = ReleaseRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        try:
+            release = service.release_create(
+                project=project,
+                user=request.user,
+                name=data.get("name", ""),
+                formats=data["formats"],
+                filters=_as_service_filters(dict(data.get("filters") or {})),
+                split=dict(data.get("split") or {}),
+                include_images=data["include_images"],
+            )
+        except ValidationError as exc:
+            return Response(service_errors(exc), status=status.HTTP_400_BAD_REQUEST)
+        return Response(ReleaseSerializer(release).data, status=status.HTTP_201_CREATED)
+
+
+class ReleaseDetail(APIView):
+    @extend_schema(responses=ReleaseDetailSerializer)
+    def get(self, request, slug, pk):
+        project = project_for(request, slug, *ROLES)
+        try:
+            release = selectors.release_of(project, pk)
+        except Release.DoesNotExist:
+            raise Http404("No such release.") from None
+        release.project = project
+        for release_file in release.files.all():
+            release_file.release = release
+        return Response(ReleaseDetailSerializer(release).data)
+
+
+class FirstRenderer(BaseContentNegotiation):
+    """Any Accept header will do for a download; errors still come back as JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return (renderers[0], renderers[0].media_type)
+
+
+class ReleaseFileDownload(APIView):
+    content_negotiation_class = FirstRenderer
+
+    @extend_schema(
+        operation_id="projects_releases_files_retrieve",
+        parameters=[OpenApiParameter("path", OpenApiTypes.STR, OpenApiParameter.PATH, description="As in `files`.")],
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(description="No such release or file, or the release is not complete."),
+        },
+    )
+    def get(self, request, slug, pk, path):
+        project = project_for(request, slug, *ROLES)
+        release = get_object_or_404(Release, project=project, pk=pk)
+        release.project = project
+        try:
+            absolute = service.release_file_path(release, path)
+        except ValueError:
+            raise Http404("No such file in this release.") from None
+        return FileResponse(absolute.open("rb"), as_attachment=True, filename=absolute.name)

@@ -1,0 +1,98 @@
+"""Release pages, for a project's researchers and admins: the list with live progress, the
+new-release form, the release page, and downloads of its files (checked, never a public URL).
+
+Releases are immutable: there is no edit page.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from feedback.models import Project, Role
+from feedback.permissions import require_role
+
+from . import selectors, service
+from .forms import ReleaseForm
+from .models import Release
+
+ROLES = (Role.RESEARCHER, Role.ADMIN)
+PER_PAGE = 25
+
+
+def release_project(request, slug: str) -> Project:
+    """The project, if the user is one of its researchers or admins (404 for non-members, 403 for annotators)."""
+    project = get_object_or_404(Project, slug=slug)
+    require_role(request.user, project, *ROLES)
+    return project
+
+
+def _release(project: Project, pk: int) -> Release:
+    try:
+        return selectors.release_of(project, pk)
+    except Release.DoesNotExist:
+        raise Http404("No such release.") from None
+
+
+@require_GET
+def release_list(request, slug):
+    project = release_project(request, slug)
+    if request.GET.get("format") == "json":
+        ids = [i for i in request.GET.get("ids", "").split(",") if i.isdigit()]
+        return JsonResponse({"releases": selectors.releases_progress(project, ids)})
+    page = Paginator(selectors.releases_of(project), PER_PAGE).get_page(request.GET.get("page"))
+    rows = [(release, selectors.data_files(release)) for release in page]
+    return render(request, "exports/release_list.html", {"project": project, "page": page, "rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+def release_new(request, slug):
+    project = release_project(request, slug)
+    form = ReleaseForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        try:
+            release = service.release_create(project=project, user=request.user, **form.service_arguments())
+        except ValidationError as exc:
+            form.add_service_error(exc)
+        else:
+            messages.info(request, f"Release #{release.pk} queued; this page follows its build.")
+            return redirect("exports:release-detail", slug=project.slug, pk=release.pk)
+    return render(request, "exports/release_new.html", {"project": project, "form": form})
+
+
+@require_GET
+def release_detail(request, slug, pk):
+    project = release_project(request, slug)
+    release = _release(project, pk)
+    progress = selectors.release_progress(release)
+    if request.GET.get("format") == "json":
+        return JsonResponse(progress)
+    return render(
+        request,
+        "exports/release_detail.html",
+        {
+            "project": project,
+            "release": release,
+            "progress": progress,
+            "files": list(release.files.all()),
+            "card": selectors.card_file(release),
+            "manifest": json.dumps(release.manifest, indent=2, ensure_ascii=False) if release.manifest else "",
+        },
+    )
+
+
+@require_GET
+def release_file(request, slug, pk, path):
+    project = release_project(request, slug)
+    release = get_object_or_404(Release.objects.select_related("project"), project=project, pk=pk)
+    try:
+        absolute = service.release_file_path(release, path)
+    except ValueError:
+        raise Http404("No such file in this release.") from None
+    return FileResponse(absolute.open("rb"), as_attachment=True, filename=absolute.name)
