@@ -65,13 +65,14 @@ def card_text(release: Release, manifest: dict) -> str:
 
 Natural-language feedback on the answers of vision-language models, from project **{project.name}**:
 for each turn, a critique, a refinement (advice toward a better answer, the next user turn) and scores
-on {", ".join(project.criteria)} ({project.score_min} to {project.score_max}), drafted by an LLM and
-reviewed by people.
+on {", ".join(project.criteria)} ({project.score_min} to {project.score_max}): drafted by an LLM and
+reviewed by people, or as the source dataset gave them ("imported" below).
 
 - Release {release.pk}, built {manifest["release"]["built_at"]} by {manifest["release"]["created_by"] or "a script"}.
-- {counts["samples"]:,} samples, {counts["turns"]:,} turns; per split: {json.dumps(counts["samples_per_split"])}.
-- Decisions: {json.dumps(counts["turns_per_decision"])}. Drafts from the simulator (a test double):
-  {counts["drafts_simulated"]:,}.
+- Samples: {counts["samples"]:,}, turns: {counts["turns"]:,}; samples per split:
+  {json.dumps(counts["samples_per_split"])}.
+- Turns per decision: {json.dumps(counts["turns_per_decision"])}; of their drafts,
+  {counts["drafts_simulated"]:,} came from the project's LLM simulator (a test double).
 - Prompt versions (and hashes): {json.dumps(counts["prompt_versions"])}.
 - Filters: `{json.dumps(manifest["filters"], ensure_ascii=False)}`.
 - Split rule (by a hash of the image, so no image is in two splits): `{json.dumps(manifest["split"])}`.
