@@ -5,15 +5,18 @@ always cleaned up, and CPU accounting read from /proc (no third-party dependency
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -180,6 +183,112 @@ def flush_redis(url: str) -> None:
         client.flushdb()
     finally:
         client.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Bulk seeding with COPY
+
+
+def copy_text(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format: NULL as \\N, JSON for dicts and lists."""
+    if value is None:
+        return "\\N"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, dict | list):
+        text = json.dumps(value)
+    elif isinstance(value, datetime | date):
+        return value.isoformat()
+    else:
+        return str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+def copy_rows(cursor: Any, model: Any, fields: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """COPY ``rows`` into ``model``'s table (a Django cursor on PostgreSQL): each row holds the
+    values of ``fields`` (attnames such as ``sample_id``, the primary key among them); every
+    other column gets the model's default, worked out once (``auto_now`` ones: now). Returns the
+    number of rows. Much faster than bulk_create for millions of rows; no signals, no checks
+    beyond the database's own."""
+    from django.utils import timezone
+
+    concrete = {f.attname: f for f in model._meta.concrete_fields}
+    unknown = sorted(set(fields) - set(concrete))
+    if unknown:
+        raise ValueError(f"{model.__name__} has no fields {unknown}")
+    now = timezone.now()
+    rest: list[tuple[str, Any]] = []
+    for name, f in concrete.items():
+        if name in fields:
+            continue
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            value = now
+        elif f.has_default():
+            value = f.get_default()
+        elif f.null:
+            value = None
+        elif f.blank and f.empty_strings_allowed and not f.primary_key:
+            value = ""
+        else:
+            raise ValueError(f"{model.__name__}.{name} has no default: the seeder must give it")
+        rest.append((f.column, value))
+    columns = [concrete[name].column for name in fields] + [column for column, _ in rest]
+    tail = "".join("\t" + copy_text(value) for _, value in rest) + "\n"
+    buffer = io.StringIO()
+    count = 0
+    for row in rows:
+        buffer.write("\t".join([copy_text(value) for value in row]))
+        buffer.write(tail)
+        count += 1
+    buffer.seek(0)
+    quoted = ", ".join(f'"{column}"' for column in columns)
+    cursor.copy_expert(f'COPY "{model._meta.db_table}" ({quoted}) FROM STDIN', buffer)
+    return count
+
+
+def reset_sequences(cursor: Any, models: Iterable[Any]) -> None:
+    """After rows were copied with their own ids: the next id of each table follows its largest."""
+    for model in models:
+        table, pk = model._meta.db_table, model._meta.pk.column
+        largest = f'COALESCE((SELECT MAX("{pk}") FROM "{table}"), 0) + 1'  # noqa: S608 - names from the model
+        cursor.execute(f"SELECT setval(pg_get_serial_sequence(%s, %s), {largest}, false)", [table, pk])
+
+
+# --------------------------------------------------------------------------------------------
+# Memory of this process, from /proc
+
+
+def proc_status_kb(field: str) -> int:
+    """A memory figure of this process from /proc/self/status, in kB (0 if unavailable)."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(rf"^{field}:\s+(\d+)\s+kB", text, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def reset_peak_rss() -> bool:
+    """Resets VmHWM to the current RSS (Linux 4.0+), so that the next reading is this phase's peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_kb() -> int:
+    """The peak RSS (VmHWM) since the process started or since reset_peak_rss()."""
+    peak = proc_status_kb("VmHWM")
+    if peak:
+        return peak
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 # --------------------------------------------------------------------------------------------
