@@ -8,10 +8,13 @@ never written again.
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
+import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -147,26 +150,53 @@ def _write(release: Release, root: Path, progress: Progress | None) -> tuple[lis
     names = list(release.formats) + (["images"] if release.include_images and "images" not in release.formats else [])
     writers = [FORMATS[name].writer(sink, ctx) for name in names]
     counts = _Counts(ctx)
-    for chunk in sample_chunks(project):
-        released = 0
-        for sample in chunk:
-            if not filters.sample_passes(sample) or not filters.released_turns(sample):
-                continue
-            sample.split = rule.split_of(sample.split_key)
-            for writer in writers:
-                writer.write(sample)
-            counts.add(sample, filters)
-            released += 1
-        release.samples_done += len(chunk)
-        release.samples_released += released
-        Release.objects.filter(pk=release.pk).update(
-            samples_done=release.samples_done, samples_released=release.samples_released
-        )
-        if progress:
-            progress(release)
+    with _fewer_collections():
+        for chunk in sample_chunks(project):
+            released = 0
+            for sample in chunk:
+                if not filters.sample_passes(sample) or not filters.released_turns(sample):
+                    continue
+                sample.split = rule.split_of(sample.split_key)
+                for writer in writers:
+                    writer.write(sample)
+                counts.add(sample, filters)
+                released += 1
+            release.samples_done += len(chunk)
+            release.samples_released += released
+            Release.objects.filter(pk=release.pk).update(
+                samples_done=release.samples_done, samples_released=release.samples_released
+            )
+            if progress:
+                progress(release)
     for writer in writers:
         writer.close()
     return sink.close(), counts.as_dict()
+
+
+# A build makes and drops some sixty objects per sample, a chunk at a time and none of them in
+# cycles; at the collector's default threshold (700) it ran thousands of collections per 63,000
+# samples, a third of the build's time. While any build runs, collections wait for this many.
+GC_THRESHOLD = 100_000
+_gc_lock = threading.Lock()
+_gc_builds = 0
+_gc_saved: tuple[int, ...] = ()
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    global _gc_builds, _gc_saved
+    with _gc_lock:
+        if _gc_builds == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(max(GC_THRESHOLD, _gc_saved[0]), *_gc_saved[1:])
+        _gc_builds += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_builds -= 1
+            if _gc_builds == 0:
+                gc.set_threshold(*_gc_saved)
 
 
 class _Counts:

@@ -23,9 +23,13 @@ from ..records import ExportSample
 HASH_BLOCK = 1 << 20
 
 
+# What json.dumps(value, ensure_ascii=False) builds anew on every call, made once.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 def json_line(value: Any) -> str:
     """One JSONL line as the published DRESS files write it: UTF-8, ", " and ": " separators."""
-    return json.dumps(value, ensure_ascii=False) + "\n"
+    return _ENCODER.encode(value) + "\n"
 
 
 @dataclass(frozen=True)

@@ -80,15 +80,17 @@ def record(sample: ExportSample, ctx: ExportContext) -> dict[str, Any] | None:
     turns = []
     for turn in sample.turns:
         shown = turn.id in released
+        final = feedback_dict(turn.final) if shown and turn.final else None
         turns.append(
             {
                 "index": turn.index,
                 "user": turn.user,
                 "model": turn.model,
                 "released": shown,
-                "final": feedback_dict(turn.final) if shown and turn.final else None,
+                "final": final,
                 "draft": draft_dict(turn.draft) if shown and turn.draft else None,
-                "reviews": [feedback_dict(r) for r in turn.reviews] if shown else [],
+                # The final feedback is most often the latest review: the same dict, written twice.
+                "reviews": [final if r is turn.final else feedback_dict(r) for r in turn.reviews] if shown else [],
             }
         )
     return {
