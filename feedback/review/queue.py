@@ -220,11 +220,25 @@ def _lease(project: Project, item: QueueItem, reviewer) -> Assignment:
         expires_at=now + lease_duration(),
     )
     QueueItem.objects.filter(pk=item.pk).update(holding=F("holding") + 1)
-    # Typing kept from an earlier, unfinished turn at this sample follows the reviewer.
-    WorkingCopy.objects.filter(
-        assignment__sample_id=item.sample_id, assignment__reviewer=reviewer, assignment__state__in=_LET_GO
-    ).update(assignment=assignment)
+    _working_copies_follow(assignment)
     return assignment
+
+
+def _working_copies_follow(assignment: Assignment) -> None:
+    """Typing kept from the reviewer's earlier, unfinished turns at this sample moves to the new
+    assignment: per sample turn the latest autosave, since a working copy is one per assignment
+    and turn. Older ones (a stale tab may autosave on an assignment already let go, next to the
+    copy that had moved on) are superseded typing of the same turn and are dropped."""
+    kept = WorkingCopy.objects.filter(
+        assignment__sample_id=assignment.sample_id,
+        assignment__reviewer_id=assignment.reviewer_id,
+        assignment__state__in=_LET_GO,
+    )
+    newer = kept.filter(turn=OuterRef("turn")).filter(
+        Q(updated_at__gt=OuterRef("updated_at")) | Q(updated_at=OuterRef("updated_at"), pk__gt=OuterRef("pk"))
+    )
+    kept.filter(Exists(newer)).delete()
+    kept.update(assignment=assignment)
 
 
 _LET_GO = (Assignment.State.SKIPPED, Assignment.State.RELEASED, Assignment.State.EXPIRED)
