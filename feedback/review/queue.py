@@ -190,19 +190,28 @@ def _next_fresh(project: Project, reviewer) -> QueueItem | None:
 
 
 def _next_skipped(project: Project, reviewer) -> QueueItem | None:
-    """The back of the reviewer's queue: samples they skipped (or let go), oldest first."""
-    mine = (
-        Assignment.objects.filter(project=project, reviewer=reviewer)
+    """The back of the reviewer's queue: samples they skipped (or let go), oldest first.
+
+    One query however many samples the reviewer let go: it starts from the reviewer's let-go
+    assignments (an index on project, reviewer and state), not from the project's queue.
+    """
+    mine = Assignment.objects.filter(project=project, reviewer=reviewer)
+    let_go = mine.filter(state__in=_LET_GO)
+    last_let_go = (
+        let_go.filter(sample=OuterRef("sample_id"))
+        .order_by()
         .values("sample_id")
-        .annotate(last=Max("finished_at"), holding=Max("id", filter=Q(state__in=Assignment.HOLDING)))
-        .filter(holding__isnull=True)
-        .order_by("last")
+        .annotate(last=Max("finished_at"))
+        .values("last")
     )
-    for row in mine[:200]:
-        item = _claimable(project).filter(sample_id=row["sample_id"]).first()
-        if item is not None:
-            return item
-    return None
+    return (
+        _claimable(project)
+        .filter(sample_id__in=let_go.values("sample_id"))
+        .exclude(Exists(mine.filter(sample=OuterRef("sample_id"), state__in=Assignment.HOLDING)))
+        .annotate(let_go_at=Subquery(last_let_go))
+        .order_by(F("let_go_at").asc(nulls_first=True), "sample_id")
+        .first()
+    )
 
 
 def _lease(project: Project, item: QueueItem, reviewer) -> Assignment:

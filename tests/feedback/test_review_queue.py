@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from feedback.models import Assignment, Project, QueueItem, ReviewOrder
@@ -485,7 +486,6 @@ def test_concurrent_reviewers_never_share_a_place_and_finish_every_sample():
 # --- known bugs ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="_next_skipped looks at the reviewer's 200 oldest let-go samples only")
 def test_a_sample_skipped_after_200_others_still_comes_back(project):
     samples = make_drafted_samples(project, 201)
     ann, bob = make_reviewers(project, "ann", "bob")
@@ -513,6 +513,27 @@ def test_a_sample_skipped_after_200_others_still_comes_back(project):
     assert_holding_consistent(project)
     again = claim(project, ann)
     assert again is not None and again.sample_id == samples[-1].pk
+
+
+def test_a_claim_runs_as_many_queries_however_many_let_go_samples_it_passes(project):
+    """The back of the reviewer's queue is found in one query, not by trying the samples they let
+    go one by one."""
+    ann, bob = make_reviewers(project, "ann", "bob")
+
+    def queries_of_the_claim_after(target: Project, count: int) -> int:
+        samples = make_drafted_samples(target, count)
+        for _ in samples:  # ann skips every sample, in order
+            lease_end(assignment=claim(target, ann), user=ann, state=Assignment.State.SKIPPED)
+        for _ in samples[:-1]:  # bob then reviews all but the last one
+            assert decide_all(claim(target, bob))[-1].completed
+        with CaptureQueriesContext(connection) as queries:
+            again = claim(target, ann)
+        assert again is not None and again.sample_id == samples[-1].pk
+        return len(queries)
+
+    larger = Project.objects.create(name="Larger", slug="larger")
+    assert queries_of_the_claim_after(project, 2) == queries_of_the_claim_after(larger, 20)
+    assert_holding_consistent(larger)
 
 
 @pytest.mark.django_db(transaction=True)
