@@ -36,16 +36,32 @@ class QueueItem(models.Model):
 
 
 class QueueState(models.Model):
-    """What a project's queue last saw: it is brought up to date only when these change."""
+    """The order settings a project's queue was last sorted by: a change re-sorts the whole queue."""
 
     project = models.OneToOneField("feedback.Project", on_delete=models.CASCADE, related_name="queue_state")
-    last_sample_id = models.BigIntegerField(default=0)
-    last_draft_id = models.BigIntegerField(default=0)
     order_signature = models.CharField(max_length=200, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"queue state of {self.project_id}"
+
+
+class QueueChange(models.Model):
+    """A note that a sample was added to the project or given a draft, not yet taken into the queue.
+
+    Database triggers (migration 0005) write these notes in the very transaction that inserts the
+    sample or the draft, whatever code inserts them (importers, jobs, ``bulk_create``, the admin).
+    A note therefore becomes visible exactly when its sample or draft does, in whatever order
+    concurrent transactions commit, which a high-water mark of ids cannot promise: a transaction
+    may commit a lower id after another committed a higher one. ``queue_sync`` takes the notes in
+    and deletes them, so the table holds only what arrived since the last sync.
+    """
+
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="+")
+    sample = models.ForeignKey("feedback.Sample", on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"queue change of sample {self.sample_id}"
 
 
 class Flag(models.TextChoices):

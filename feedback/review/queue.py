@@ -10,16 +10,17 @@ the row or re-reads the new count. Behind that, unique constraints on (sample, l
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import BooleanField, Exists, ExpressionWrapper, F, Max, Min, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Mod
 from django.utils import timezone
 
 from ..models import CallStatus, Draft, Project, ReviewOrder, Sample, Turn
-from .models import Assignment, QueueItem, QueueState, WorkingCopy
+from .models import Assignment, QueueChange, QueueItem, QueueState, WorkingCopy
 
 # Sample ids stay below this; the order's major key is multiplied by it.
 _ID_SPAN = 1e10
@@ -47,51 +48,66 @@ def _order_signature(project: Project) -> str:
 
 
 def queue_sync(project: Project) -> None:
-    """Adds new samples to the queue and recomputes sort keys when the order's inputs changed.
+    """Takes new and newly drafted samples into the queue, and re-sorts it when the order changed.
 
-    Cheap when nothing changed: two index lookups of the newest sample and draft ids.
+    What is new is known from the notes (``QueueChange``) that triggers write in the transaction
+    that inserts a sample or a draft, so a transaction committing out of id order is seen like
+    any other. Cheap when nothing changed: one query reads the order signature and whether any
+    note waits (an index lookup on an all but empty table).
     """
-    newest_sample = Sample.objects.aggregate(m=Max("id"))["m"] or 0
-    newest_draft = Draft.objects.aggregate(m=Max("id"))["m"] or 0
     signature = _order_signature(project)
-    state = QueueState.objects.filter(project=project).first()
-    if state and (state.last_sample_id, state.last_draft_id, state.order_signature) == (
-        newest_sample,
-        newest_draft,
-        signature,
-    ):
+    seen = (
+        QueueState.objects.filter(project=project)
+        .annotate(waiting=Exists(QueueChange.objects.filter(project=project)))
+        .values_list("order_signature", "waiting")
+        .first()
+    )
+    if seen == (signature, False):
         return
     with transaction.atomic():
         state, _ = QueueState.objects.select_for_update().get_or_create(project=project)
+        # Read under the state's lock; only the notes read are deleted, so a note committed
+        # meanwhile stays for the next sync.
+        notes = list(QueueChange.objects.filter(project=project).values_list("id", "sample_id"))
+        changed = sorted({sample_id for _, sample_id in notes})
+        added = _add_samples(project, changed)
         items = QueueItem.objects.filter(project=project)
-        if newest_sample != state.last_sample_id:
-            _add_new_samples(project, after=state.last_sample_id)
         if signature != state.order_signature:
             _set_sort_keys(project, items)
             _reopen(project, items)
         else:
-            if newest_sample != state.last_sample_id:
-                _set_sort_keys(project, items.filter(sample_id__gt=state.last_sample_id))
-            if project.review_order == ReviewOrder.LOWEST_SCORE and newest_draft != state.last_draft_id:
-                touched = Draft.objects.filter(id__gt=state.last_draft_id, turn__sample__project=project)
-                _set_sort_keys(project, items.filter(sample_id__in=touched.values("turn__sample_id")))
-        state.last_sample_id = newest_sample
-        state.last_draft_id = newest_draft
+            # A draft moves its sample only in the lowest-score order; new samples need keys in any.
+            resort = changed if project.review_order == ReviewOrder.LOWEST_SCORE else added
+            for ids in _chunks(resort):
+                _set_sort_keys(project, items.filter(sample_id__in=ids))
+        for ids in _chunks([note_id for note_id, _ in notes]):
+            QueueChange.objects.filter(id__in=ids).delete()
         state.order_signature = signature
         state.synced_at = timezone.now()
         state.save()
 
 
-def _add_new_samples(project: Project, *, after: int) -> None:
-    missing = Sample.objects.filter(project=project, id__gt=after).exclude(
-        Exists(QueueItem.objects.filter(sample=OuterRef("pk")))
-    )
-    ids = list(missing.values_list("id", flat=True))
-    for start in range(0, len(ids), 5000):
-        QueueItem.objects.bulk_create(
-            [QueueItem(project=project, sample_id=sample_id) for sample_id in ids[start : start + 5000]],
-            ignore_conflicts=True,
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    """``ids`` in lists short enough for one query's parameters."""
+    size = connection.features.max_query_params or 5000
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _add_samples(project: Project, sample_ids: list[int]) -> list[int]:
+    """Gives each of ``sample_ids`` that has none a queue item; returns the samples added."""
+    added: list[int] = []
+    for ids in _chunks(sample_ids):
+        missing = list(
+            Sample.objects.filter(project=project, id__in=ids)
+            .exclude(Exists(QueueItem.objects.filter(sample=OuterRef("pk"))))
+            .values_list("id", flat=True)
         )
+        QueueItem.objects.bulk_create(
+            [QueueItem(project=project, sample_id=sample_id) for sample_id in missing], ignore_conflicts=True
+        )
+        added.extend(missing)
+    return added
 
 
 def _set_sort_keys(project: Project, items) -> None:
