@@ -65,19 +65,25 @@ class ReleaseFilters:
         return self._scores_pass(final)
 
     def released_turns(self, sample: ExportSample) -> list[ExportTurn]:
-        """The sample's answered turns whose final feedback passes."""
-        return [t for t in sample.turns if self.turn_passes(t)]
+        """The sample's answered turns whose final feedback passes (worked out once per sample:
+        a sample is read for one release, and every format asks)."""
+        if sample.released is None:
+            sample.released = [t for t in sample.turns if self.turn_passes(t)]
+        return sample.released
 
     def interaction(self, sample: ExportSample) -> list[ExportTurn]:
         """The released turns from the first answered turn on, up to the first one not released."""
-        out: list[ExportTurn] = []
-        for turn in sample.turns:
-            if not turn.answered and not out:
-                continue
-            if not self.turn_passes(turn):
-                break
-            out.append(turn)
-        return out
+        if sample.interaction is None:
+            released = {id(t) for t in self.released_turns(sample)}
+            out: list[ExportTurn] = []
+            for turn in sample.turns:
+                if not turn.answered and not out:
+                    continue
+                if id(turn) not in released:
+                    break
+                out.append(turn)
+            sample.interaction = out
+        return sample.interaction
 
     def _imported_passes(self, final: Feedback) -> bool:
         if self.reviewers or self.date_from or self.date_to or self.prompt_versions:

@@ -132,6 +132,9 @@ class ExportSample:
     turns: list[ExportTurn]
     flags: list[str] = field(default_factory=list)
     split: str = ""
+    # What the release's filters make of the sample, kept by ReleaseFilters once worked out.
+    released: list[ExportTurn] | None = field(default=None, repr=False, compare=False)
+    interaction: list[ExportTurn] | None = field(default=None, repr=False, compare=False)
 
     @property
     def split_key(self) -> str:
