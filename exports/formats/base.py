@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+import orjson
+
 from feedback.models import Project
 
 from ..filters import ReleaseFilters
@@ -30,6 +32,21 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False)
 def json_line(value: Any) -> str:
     """One JSONL line as the published DRESS files write it: UTF-8, ", " and ": " separators."""
     return _ENCODER.encode(value) + "\n"
+
+
+def json_string(value: str) -> str:
+    """A JSON string exactly as ``json.dumps(value, ensure_ascii=False)`` writes it, faster."""
+    return orjson.dumps(value).decode()
+
+
+def compact_json_line(value: Any) -> str:
+    """One compact JSONL line (no spaces), for our own formats, where the bytes follow no published
+    file: a tenth of the standard encoder's time on large records. Values it cannot encode (an
+    integer beyond 64 bits in imported metadata, say) take the standard encoder."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 @dataclass(frozen=True)
@@ -151,6 +168,7 @@ class JsonlWriter:
 
     file_name = ""
     format_name = ""
+    encode = staticmethod(json_line)
 
     def __init__(self, sink: ReleaseSink, ctx: ExportContext):
         self.sink = sink
@@ -162,7 +180,7 @@ class JsonlWriter:
     def write(self, sample: ExportSample) -> None:
         record = self.record(sample)
         if record is not None:
-            self.sink.text(self.file_name, split=sample.split, format=self.format_name).write_row(json_line(record))
+            self.sink.text(self.file_name, split=sample.split, format=self.format_name).write_row(self.encode(record))
 
     def close(self) -> None:
         """The sink closes the files."""

@@ -9,7 +9,7 @@ targets that criterion (or all of them) and every turn of its interaction has a 
 from __future__ import annotations
 
 from ..records import ExportSample, ExportTurn
-from .base import ExportContext, ExportFormat, ReleaseSink, json_line
+from .base import ExportContext, ExportFormat, ReleaseSink, json_string
 
 FILE_NAMES = {
     "helpfulness": "helpfulness_nlf.jsonl",
@@ -56,6 +56,21 @@ def record(
     }
 
 
+def dress_line(found: dict) -> str:
+    """``json_line(found)`` for a DRESS record, written out by hand: the same bytes (a test holds
+    them equal) at half the cost, on the release's most written lines."""
+    items = ", ".join(
+        '{"user": %s, "model": %s, "rating": %s, "critique NLF": %s}'  # noqa: UP031
+        % (json_string(i["user"]), json_string(i["model"]), json_string(i["rating"]), json_string(i["critique NLF"]))
+        for i in found["interaction"]
+    )
+    return '{"image_id": %s, "caption": %s, "interaction": [%s]}\n' % (  # noqa: UP031
+        json_string(found["image_id"]),
+        json_string(found["caption"]),
+        items,
+    )
+
+
 class DressWriter:
     def __init__(self, sink: ReleaseSink, ctx: ExportContext):
         self.sink = sink
@@ -69,7 +84,7 @@ class DressWriter:
             found = record(sample, criterion, self.ctx, turns)
             if found is not None:
                 handle = self.sink.text(file_name(criterion), split=sample.split, format=FORMAT.name)
-                handle.write_row(json_line(found))
+                handle.write_row(dress_line(found))
 
     def close(self) -> None:
         """The sink closes the files."""

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from ..records import DraftInfo, ExportSample, Feedback, ImageInfo
-from .base import ExportContext, ExportFormat, JsonlWriter
+from .base import ExportContext, ExportFormat, JsonlWriter, compact_json_line
 
 SCHEMA_VERSION = "1.0"
 FILE_NAME = "rich.jsonl"
@@ -111,6 +111,7 @@ def record(sample: ExportSample, ctx: ExportContext) -> dict[str, Any] | None:
 class RichWriter(JsonlWriter):
     file_name = FILE_NAME
     format_name = "rich"
+    encode = staticmethod(compact_json_line)
 
     def record(self, sample: ExportSample) -> dict | None:
         return record(sample, self.ctx)

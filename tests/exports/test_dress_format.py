@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from exports.formats.base import json_line
+from exports.formats.dress import dress_line
 from feedback.models import Decision, Project
 from feedback.review.queue import sample_claim
 from feedback.review.revisions import revision_create
@@ -93,3 +95,20 @@ def test_a_reviewed_project_survives_the_round_trip_through_its_dress_release(pr
         assert (folder(second) / name).read_bytes() == (folder(first) / name).read_bytes(), name
     second_users = [r["interaction"][1]["user"] for r in read_jsonl(folder(second) / "helpfulness_nlf.jsonl")]
     assert "Refinement 2: name the colour." in second_users  # an edited refinement is the next user turn
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain", 'quote " and backslash \\', "controls \x00\x01\x1f\t\n\r\x7f", "« é 中 😀 »", "\u2028\u2029\ufeff", ""],
+)
+def test_dress_lines_are_written_exactly_as_the_standard_encoder_writes_them(text):
+    record = {
+        "image_id": f"{text}.jpg",
+        "caption": text,
+        "interaction": [
+            {"user": text, "model": f"A bus. {text}", "rating": "4", "critique NLF": text},
+            {"user": "Say more.", "model": text, "rating": "7", "critique NLF": "Good."},
+        ],
+    }
+    assert dress_line(record) == json_line(record)
+    assert json.loads(dress_line(record)) == record
