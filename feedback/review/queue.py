@@ -84,7 +84,8 @@ def queue_sync(project: Project) -> None:
             QueueChange.objects.filter(id__in=ids).delete()
         state.order_signature = signature
         state.synced_at = timezone.now()
-        state.save()
+        # Not the counts: the triggers changed them since the row was read.
+        state.save(update_fields=["order_signature", "synced_at"])
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
@@ -182,10 +183,12 @@ def sample_claim(*, project: Project, reviewer) -> Assignment | None:
     for _attempt in range(5):
         try:
             with transaction.atomic():
-                item = _next_fresh(project, reviewer) or _next_skipped(project, reviewer)
+                item = _next_fresh(project, reviewer)
+                fresh = item is not None
+                item = item or _next_skipped(project, reviewer)
                 if item is None:
                     return None
-                return _lease(project, item, reviewer)
+                return _lease(project, item, reviewer, fresh=fresh)
         except IntegrityError:
             continue  # another claimer won this sample between our read and our write: go on
     return None
@@ -230,7 +233,10 @@ def _next_skipped(project: Project, reviewer) -> QueueItem | None:
     )
 
 
-def _lease(project: Project, item: QueueItem, reviewer) -> Assignment:
+def _lease(project: Project, item: QueueItem, reviewer, *, fresh: bool = False) -> Assignment:
+    """``fresh``: the item came from ``_next_fresh``, so the reviewer never had the sample and no
+    earlier typing of theirs can follow (their assignments to it come only from leases, which
+    wait for the item locked here)."""
     taken = set(
         Assignment.objects.filter(sample_id=item.sample_id, state__in=Assignment.HOLDING).values_list("lane", flat=True)
     )
@@ -245,7 +251,8 @@ def _lease(project: Project, item: QueueItem, reviewer) -> Assignment:
         expires_at=now + lease_duration(),
     )
     QueueItem.objects.filter(pk=item.pk).update(holding=F("holding") + 1)
-    _working_copies_follow(assignment)
+    if not fresh:
+        _working_copies_follow(assignment)
     return assignment
 
 
@@ -325,7 +332,12 @@ def lease_end(*, assignment: Assignment, user, state: str, by_admin: bool = Fals
 
 
 def assignment_submit(assignment: Assignment, *, flag: str = "", note: str = "") -> Assignment:
-    """Counts the review as done; called with the assignment locked, inside a transaction."""
+    """Counts the review as done; called with the assignment locked, inside a transaction.
+
+    The queue state's row is locked before the sample's queue item: closing the item makes a
+    trigger count it there, and ``queue_sync`` takes the two in that order too.
+    """
+    list(QueueState.objects.select_for_update().filter(project_id=assignment.project_id).values_list("pk"))
     assignment.state = Assignment.State.SUBMITTED
     assignment.flag = flag
     assignment.flag_note = note

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from feedback.models import Assignment, Project, QueueItem, ReviewOrder
-from feedback.review.models import QueueChange
+from feedback.review.models import QueueChange, QueueState
 from feedback.review.queue import (
     LeaseLost,
     NotAllowed,
@@ -482,6 +482,47 @@ def test_concurrent_reviewers_never_share_a_place_and_finish_every_sample():
         assert set(submitted.filter(sample=sample).values_list("lane", flat=True)) == {1, 2}
     assert not Assignment.objects.filter(project=project, state=Assignment.State.LEASED).exists()
     assert_holding_consistent(project)
+    assert queue_counts(project) == (len(samples), len(samples))
+
+
+# --- the queue's counts of samples and reviewed samples -------------------------------------
+
+
+def queue_counts(project: Project) -> tuple[int, int]:
+    """The counts the triggers keep, after checking them against the queue items themselves."""
+    items = QueueItem.objects.filter(project=project)
+    kept = QueueState.objects.filter(project=project).values_list("items", "closed").first() or (0, 0)
+    assert kept == (items.count(), items.filter(open=False).count())
+    return kept
+
+
+def test_the_queue_counts_follow_new_samples_reviews_order_changes_and_deletions(project):
+    make_drafted_samples(project, 3)
+    other = Project.objects.create(name="Other", slug="other")
+    make_drafted_samples(other, 2, prefix="o")
+    ann, bob = make_reviewers(project, "ann", "bob")
+    first = claim(project, ann)
+    assert queue_counts(project) == (3, 0)
+    assert decide_all(first)[-1].completed
+    assert queue_counts(project) == (3, 1)
+    lease_end(assignment=claim(project, ann), user=ann, state=Assignment.State.SKIPPED)
+    assert queue_counts(project) == (3, 1)
+    sample_flag(assignment=claim(project, bob), user=bob, flag="unanswerable")
+    assert queue_counts(project) == (3, 2)
+    configure(project, reviews_required=2)
+    queue_sync(project)
+    assert queue_counts(project) == (3, 0)
+    configure(project, reviews_required=1)
+    queue_sync(project)
+    assert queue_counts(project) == (3, 2)
+    late = make_drafted_samples(project, 2, prefix="late")
+    queue_sync(project)
+    assert queue_counts(project) == (5, 2)
+    late[0].delete()
+    assert queue_counts(project) == (4, 2)
+    queue_sync(other)
+    assert queue_counts(other) == (2, 0)
+    assert queue_counts(project) == (4, 2)
 
 
 # --- how new samples and drafts reach the queue --------------------------------------------
