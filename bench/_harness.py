@@ -291,6 +291,17 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def print_profile(what: str, path: Path, limit: int = 25) -> None:
+    """The top of a cProfile dump, by own and by cumulative time."""
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    print(f"\nProfile of {what} (cProfile, {path}): top {limit} by own time")
+    stats.sort_stats("tottime").print_stats(limit)
+    print(f"Top {limit} by cumulative time")
+    stats.sort_stats("cumulative").print_stats(limit)
+
+
 # --------------------------------------------------------------------------------------------
 # CPU time from /proc
 

@@ -66,6 +66,7 @@ from _harness import (
     copy_rows,
     cpu_snapshot,
     peak_rss_kb,
+    print_profile,
     proc_status_kb,
     raise_on_sigterm,
     reset_peak_rss,
@@ -567,16 +568,6 @@ def print_targets(rows: list[Row]) -> bool:
     return ok
 
 
-def print_profile(path: Path, limit: int = 30) -> None:
-    import pstats
-
-    print(f"\nProfile of the dress+rich build (cProfile, {path}): top {limit} by own time")
-    stats = pstats.Stats(str(path))
-    stats.sort_stats("tottime").print_stats(limit)
-    print(f"Top {limit} by cumulative time")
-    stats.sort_stats("cumulative").print_stats(limit)
-
-
 # --------------------------------------------------------------------------------------------
 
 
@@ -670,7 +661,7 @@ def main(argv: list[str]) -> int:
             if args.profile and profile_path is None:
                 print(f"\nnote: --profile-size {args.profile_size:,} is not among the sizes; nothing profiled")
             if profile_path:
-                print_profile(profile_path)
+                print_profile("the dress+rich build", profile_path)
         except KeyboardInterrupt:
             print("\ninterrupted; cleaning up", file=sys.stderr)
             return 130

@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _harness import COLOURS, SUBJECTS, Database
+from _harness import COLOURS, SUBJECTS, Database, peak_rss_kb, print_profile, proc_status_kb, reset_peak_rss
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -51,34 +50,6 @@ CHILD_FLAG = "--_child"
 
 # --------------------------------------------------------------------------------------------
 # Memory
-
-
-def proc_status_kb(field: str) -> int:
-    """A memory figure of this process from /proc/self/status, in kB (0 if unavailable)."""
-    try:
-        text = Path("/proc/self/status").read_text()
-    except OSError:
-        return 0
-    match = re.search(rf"^{field}:\s+(\d+)\s+kB", text, re.MULTILINE)
-    return int(match.group(1)) if match else 0
-
-
-def reset_peak_rss() -> bool:
-    """Resets VmHWM to the current RSS (Linux 4.0+), so the next reading is this phase's peak."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def peak_rss_kb() -> int:
-    peak = proc_status_kb("VmHWM")
-    if peak:
-        return peak
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,16 +419,6 @@ def print_targets(rows: list[Row]) -> bool:
     return ok
 
 
-def print_profile(path: Path, limit: int = 25) -> None:
-    import pstats
-
-    print(f"\nProfile of one native import (cProfile, {path}): top {limit} by cumulative time")
-    stats = pstats.Stats(str(path))
-    stats.sort_stats("cumulative").print_stats(limit)
-    print(f"Top {limit} by own time")
-    stats.sort_stats("tottime").print_stats(limit)
-
-
 # --------------------------------------------------------------------------------------------
 
 
@@ -566,7 +527,7 @@ def main(argv: list[str]) -> int:
             print_memory_trace(rows)
             ok = print_targets(rows)
             if profile_path:
-                print_profile(profile_path)
+                print_profile("one native import", profile_path)
         finally:
             try:
                 from django.db import connections
