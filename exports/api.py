@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback.api.views import project_for
-from feedback.models import Decision
+from feedback.models import Decision, Role
 
 from . import selectors, service
 from .filters import DEFAULT_DECISIONS, ReleaseFilters
@@ -203,6 +203,22 @@ class ReleaseDetail(APIView):
         for release_file in release.files.all():
             release_file.release = release
         return Response(ReleaseDetailSerializer(release).data)
+
+    @extend_schema(
+        responses={
+            204: OpenApiResponse(description="Deleted, with its files."),
+            400: OpenApiResponse(description="The release is being built."),
+        },
+        description="Admins of the project only.",
+    )
+    def delete(self, request, slug, pk):
+        project = project_for(request, slug, Role.ADMIN)
+        release = get_object_or_404(Release, project=project, pk=pk)
+        try:
+            service.release_delete(release=release)
+        except ValidationError as exc:
+            return Response(service_errors(exc), status=status.HTTP_400_BAD_REQUEST)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class FirstRenderer(BaseContentNegotiation):

@@ -289,6 +289,17 @@ def _write_text(root: Path, name: str, text: str, kind: str) -> WrittenFile:
     return WrittenFile(path=name, format=kind, split="", rows=0, byte_size=size, sha256=digest)
 
 
+def release_delete(*, release: Release) -> None:
+    """Deletes a release with its files, to free their space; never one a worker is building."""
+    with transaction.atomic():
+        locked = Release.objects.select_for_update(of=("self",)).select_related("project").get(pk=release.pk)
+        if locked.state == Release.State.RUNNING:
+            raise ValidationError({"state": "This release is being built; delete it once it has finished."})
+        folder = release_folder(locked)
+        locked.delete()
+        transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
 def release_file_path(release: Release, path: str) -> Path:
     """The absolute path of one of a completed release's files; ValueError for anything else."""
     if release.state != Release.State.COMPLETED or not release.files.filter(path=path).exists():

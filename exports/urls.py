@@ -11,4 +11,5 @@ urlpatterns = [
     path("projects/<slug:slug>/releases/new/", views.release_new, name="release-new"),
     path(RELEASE, views.release_detail, name="release-detail"),
     path(RELEASE + "files/<path:path>", views.release_file, name="release-file"),
+    path(RELEASE + "delete/", views.release_delete, name="release-delete"),
 ]

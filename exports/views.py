@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from feedback.models import Project, Role
 from feedback.permissions import require_role
@@ -28,9 +28,12 @@ PER_PAGE = 25
 
 def release_project(request, slug: str) -> Project:
     """The project, if the user is one of its researchers or admins (404 for non-members, 403 for annotators)."""
+    return _project_and_roles(request, slug)[0]
+
+
+def _project_and_roles(request, slug: str) -> tuple[Project, set[str]]:
     project = get_object_or_404(Project, slug=slug)
-    require_role(request.user, project, *ROLES)
-    return project
+    return project, require_role(request.user, project, *ROLES)
 
 
 def _release(project: Project, pk: int) -> Release:
@@ -68,7 +71,7 @@ def release_new(request, slug):
 
 @require_GET
 def release_detail(request, slug, pk):
-    project = release_project(request, slug)
+    project, roles = _project_and_roles(request, slug)
     release = _release(project, pk)
     progress = selectors.release_progress(release)
     if request.GET.get("format") == "json":
@@ -82,6 +85,7 @@ def release_detail(request, slug, pk):
             "progress": progress,
             "files": list(release.files.all()),
             "card": selectors.card_file(release),
+            "can_delete": Role.ADMIN in roles and release.state != Release.State.RUNNING,
             "manifest": json.dumps(release.manifest, indent=2, ensure_ascii=False) if release.manifest else "",
         },
     )
@@ -96,3 +100,18 @@ def release_file(request, slug, pk, path):
     except ValueError:
         raise Http404("No such file in this release.") from None
     return FileResponse(absolute.open("rb"), as_attachment=True, filename=absolute.name)
+
+
+@require_POST
+def release_delete(request, slug, pk):
+    """Admins only: a release's files are the researchers' record of what they trained on."""
+    project = get_object_or_404(Project, slug=slug)
+    require_role(request.user, project, Role.ADMIN)
+    release = _release(project, pk)
+    try:
+        service.release_delete(release=release)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("exports:release-detail", slug=project.slug, pk=release.pk)
+    messages.info(request, f"Release #{pk} and its files were deleted.")
+    return redirect("exports:release-list", slug=project.slug)
