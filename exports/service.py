@@ -144,7 +144,6 @@ def _write(release: Release, root: Path, progress: Progress | None) -> tuple[lis
         project=project,
         filters=filters,
         criteria=filters.criteria_of(project),
-        splits=rule.names,
         media_root=Path(settings.MEDIA_ROOT),
     )
     names = list(release.formats) + (["images"] if release.include_images and "images" not in release.formats else [])

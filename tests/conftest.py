@@ -44,6 +44,16 @@ def project(db) -> Project:
     return Project.objects.create(name="Test project", slug="test")
 
 
+def token_client(user):
+    """An API client that authenticates as ``user`` with its token."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
 def make_user(username: str, *, project: Project | None = None, role: str | None = None, **extra) -> User:
     user = User.objects.create_user(username=username, password="pw-" + username, **extra)
     if role:

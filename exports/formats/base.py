@@ -54,7 +54,6 @@ class ExportContext:
     project: Project
     filters: ReleaseFilters
     criteria: list[str]  # the criteria released, in the rubric's order
-    splits: list[str]  # the splits that can receive samples
     media_root: Path
 
 

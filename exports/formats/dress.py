@@ -8,7 +8,7 @@ targets that criterion (or all of them) and every turn of its interaction has a 
 
 from __future__ import annotations
 
-from ..records import ExportSample, ExportTurn
+from ..records import ExportSample
 from .base import ExportContext, ExportFormat, ReleaseSink, json_string
 
 FILE_NAMES = {
@@ -22,15 +22,11 @@ def file_name(criterion: str) -> str:
     return FILE_NAMES.get(criterion, f"{criterion}_nlf.jsonl")
 
 
-def record(
-    sample: ExportSample, criterion: str, ctx: ExportContext, turns: list[ExportTurn] | None = None
-) -> dict | None:
-    """The sample's DRESS record for ``criterion``, or None when it has no such record.
-    ``turns``: the sample's interaction under ``ctx.filters``, when the caller has it already."""
+def record(sample: ExportSample, criterion: str, ctx: ExportContext) -> dict | None:
+    """The sample's DRESS record for ``criterion``, or None when it has no such record."""
     if sample.target_criterion and sample.target_criterion != criterion:
         return None
-    if turns is None:
-        turns = ctx.filters.interaction(sample)
+    turns = ctx.filters.interaction(sample)
     if not turns:
         return None
     items = []
@@ -77,11 +73,8 @@ class DressWriter:
         self.ctx = ctx
 
     def write(self, sample: ExportSample) -> None:
-        turns = self.ctx.filters.interaction(sample)  # the same for every criterion
-        if not turns:
-            return
         for criterion in self.ctx.criteria:
-            found = record(sample, criterion, self.ctx, turns)
+            found = record(sample, criterion, self.ctx)
             if found is not None:
                 handle = self.sink.text(file_name(criterion), split=sample.split, format=FORMAT.name)
                 handle.write_row(dress_line(found))

@@ -52,16 +52,21 @@ def make_image_samples(project: Project, count: int, *, per_image: int = 1, **op
 
 def review_all(project: Project, reviewer, decide=None, *, limit: int | None = None) -> int:
     """Claims and decides every sample open to ``reviewer`` (``limit`` of them at most):
-    ``decide(turn)`` gives the save's arguments (accepting the draft by default). The number of
-    samples reviewed."""
-    from feedback.models import Decision, Turn
+    ``decide(turn)`` gives each save's arguments; without it, each review is ``decide_all``'s
+    (drafts accepted). The number of samples reviewed."""
+    from feedback.models import Turn
     from feedback.review.queue import sample_claim
     from feedback.review.revisions import revision_create
+    from tests.feedback.review_helpers import decide_all
 
     done = 0
     while (limit is None or done < limit) and (assignment := sample_claim(project=project, reviewer=reviewer)):
-        for turn in Turn.objects.filter(sample_id=assignment.sample_id, model_response__isnull=False).order_by("index"):
-            arguments = (decide or (lambda _turn: {"decision": Decision.ACCEPTED}))(turn)
-            revision_create(assignment=assignment, turn=turn, author=reviewer, base_version=0, **arguments)
+        if decide is None:
+            decide_all(assignment)
+        else:
+            for turn in Turn.objects.filter(sample_id=assignment.sample_id, model_response__isnull=False).order_by(
+                "index"
+            ):
+                revision_create(assignment=assignment, turn=turn, author=reviewer, base_version=0, **decide(turn))
         done += 1
     return done

@@ -1,34 +1,24 @@
-"""Shared setup for the tests of the release pages, API, command and worker: reviewed samples,
-token clients, and the URLs of a release."""
+"""Shared setup for the tests of the release pages, API, command and worker: reviewed samples
+and the URLs of a release."""
 
 from __future__ import annotations
 
 import hashlib
 
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from exports.models import Release
 from feedback.models import Project, Role, Sample
-from feedback.review.queue import sample_claim
 from tests.conftest import make_user
-from tests.feedback.review_helpers import decide_all, make_drafted_samples
+from tests.exports.export_helpers import review_all
+from tests.feedback.review_helpers import make_drafted_samples
 
 
 def reviewed_samples(project: Project, count: int, *, reviewer=None, **options) -> list[Sample]:
     """``count`` drafted samples, each accepted by one reviewer (made when not given)."""
     samples = make_drafted_samples(project, count, **options)
-    reviewer = reviewer or make_user("reviewer", project=project, role=Role.ANNOTATOR)
-    while (assignment := sample_claim(project=project, reviewer=reviewer)) is not None:
-        decide_all(assignment)
+    review_all(project, reviewer or make_user("reviewer", project=project, role=Role.ANNOTATOR))
     return samples
-
-
-def token_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return client
 
 
 def sha256_of(content: bytes) -> str:

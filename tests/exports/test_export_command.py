@@ -17,11 +17,6 @@ from tests.exports.release_helpers import reviewed_samples, sha256_of
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def export(*args: str) -> tuple[str, str]:
     out, err = io.StringIO(), io.StringIO()
     call_command("export_dataset", *args, stdout=out, stderr=err)

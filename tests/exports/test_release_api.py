@@ -12,24 +12,13 @@ from rest_framework.test import APIClient
 from exports.models import Release
 from exports.service import release_build, release_create
 from feedback.models import Project, Role
-from tests.conftest import make_user
+from tests.conftest import make_user, token_client
 from tests.exports.export_helpers import build
-from tests.exports.release_helpers import api_urls, reviewed_samples, sha256_of, streamed, token_client
+from tests.exports.release_helpers import api_urls, reviewed_samples, sha256_of, streamed
 
 pytestmark = pytest.mark.django_db
 
 LIST = "/api/projects/test/releases/"
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def built(project, researcher_user) -> Release:
-    reviewed_samples(project, 3)
-    return build(project, ["dress", "rich"], user=researcher_user, name="First cut")
 
 
 def _requests(release: Release) -> list[tuple[str, str, dict | None]]:

@@ -8,21 +8,10 @@ from django.urls import reverse
 
 from exports.models import Release, ReleaseFile
 from exports.service import release_delete, release_folder
+from tests.conftest import token_client
 from tests.exports.export_helpers import build
-from tests.exports.release_helpers import reviewed_samples, token_client
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the files go once the deletion commits
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def built(project, researcher_user) -> Release:
-    reviewed_samples(project, 2)
-    return build(project, ["dress", "rich"], user=researcher_user)
 
 
 def test_deleting_a_release_removes_its_files_and_rows_and_leaves_the_others(project, built):

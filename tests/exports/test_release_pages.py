@@ -22,17 +22,6 @@ from tests.exports.release_helpers import page_urls, reviewed_samples, sha256_of
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def built(project, researcher_user) -> Release:
-    reviewed_samples(project, 3)
-    return build(project, ["dress", "rich"], user=researcher_user, name="First cut")
-
-
 def form_data(**changes) -> dict:
     data = {
         "name": "Spring release",

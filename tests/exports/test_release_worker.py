@@ -7,7 +7,8 @@ import pytest
 from django.test import Client
 
 from exports.models import Release
-from tests.exports.release_helpers import api_urls, page_urls, reviewed_samples, sha256_of, streamed, token_client
+from tests.conftest import token_client
+from tests.exports.release_helpers import api_urls, page_urls, reviewed_samples, sha256_of, streamed
 from tests.worker import WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]

@@ -8,15 +8,9 @@ from rest_framework.test import APIClient
 from feedback.demo import demo_setup
 from feedback.importers.service import import_file
 from feedback.models import ImportBatch, Project
-from tests.conftest import SHARED_FORMATS
+from tests.conftest import SHARED_FORMATS, token_client
 
 pytestmark = pytest.mark.django_db
-
-
-def token_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return client
 
 
 def test_api_requires_a_token():

@@ -13,13 +13,12 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from feedback.jobs.selection import Selection, samples_to_respond, turns_to_draft
 from feedback.jobs.service import job_create
 from feedback.models import CallStatus, Draft, ImportBatch, Job, JobItem, Project, Role, Sample, Turn
-from tests.conftest import make_user
+from tests.conftest import make_user, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -91,12 +90,6 @@ def make_draft(turn: Turn, **fields) -> Draft:
     }
     values.update(fields)
     return Draft.objects.create(turn=turn, **values)
-
-
-def token_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return client
 
 
 def detail_url(job: Job) -> str:

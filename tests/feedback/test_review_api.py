@@ -12,7 +12,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.crypto import get_random_string
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from feedback.models import (
@@ -27,7 +26,7 @@ from feedback.models import (
     Turn,
     WorkingCopy,
 )
-from tests.conftest import make_user
+from tests.conftest import make_user, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -35,12 +34,6 @@ SCORES = {"helpfulness": 5, "honesty": 6, "harmlessness": 7}
 
 
 # --- fixtures, kept here (no shared review helpers) -------------------------------------------
-
-
-def token_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return client
 
 
 def make_sample(
