@@ -6,8 +6,12 @@ import time
 from celery import Celery
 from celery.signals import task_postrun
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
+
+# "filesystem://" takes the embedded broker that writes each message atomically.
+TRANSPORT_ALIASES["filesystem"] = "annotator.broker:Transport"
 
 app = Celery("annotator")
 app.config_from_object("django.conf:settings", namespace="CELERY")
