@@ -199,6 +199,17 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# Time limits of a task (seconds; imports and release builds are the long ones). The prefork pool
+# enforces them (soft: the task fails with its reason; hard: its process is ended); the threads
+# pool cannot stop a thread, so there the lease below is what recovers a hung task's work.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("ANNOTATOR_TASK_SOFT_TIME_LIMIT", 6 * 3600)
+CELERY_TASK_TIME_LIMIT = env_int("ANNOTATOR_TASK_TIME_LIMIT", CELERY_TASK_SOFT_TIME_LIMIT + 600)
+if CELERY_BROKER_URL.startswith(("redis", "rediss")):
+    # Redis redelivers a message not acknowledged within this many seconds: above the longest
+    # task, or a task still running would be delivered again (its attempt token refuses it anyway).
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env_int(
+        "ANNOTATOR_REDIS_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 3600
+    )
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -212,6 +223,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Imports and release builds hold an attempt with a lease, renewed at every chunk. A worker's
+# sweep (every ANNOTATOR_SWEEP_INTERVAL seconds, one worker per interval) queues again the work of
+# an attempt whose lease ran out, or whose process on this machine is gone; see feedback/recovery.py.
+WORK_LEASE = env_float("ANNOTATOR_WORK_LEASE", 120.0)
+SWEEP_INTERVAL = env_float("ANNOTATOR_SWEEP_INTERVAL", 30.0)
+# Uploads are removed once their import completes; those of a failed import are kept this long.
+FAILED_UPLOAD_KEEP_HOURS = env_float("ANNOTATOR_FAILED_UPLOAD_KEEP_HOURS", 72.0)
+# Per project: releases kept (queued, building or completed) and their files' bytes.
+RELEASE_QUOTA_COUNT = env_int("ANNOTATOR_RELEASE_QUOTA_COUNT", 50)
+RELEASE_QUOTA_BYTES = env_int("ANNOTATOR_RELEASE_QUOTA_BYTES", 50 * 1024**3)
+RELEASE_CHUNK_SIZE = env_int("ANNOTATOR_RELEASE_CHUNK_SIZE", 1000)
 
 LOGGING = {
     "version": 1,

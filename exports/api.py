@@ -167,7 +167,7 @@ class ReleaseListCreate(APIView):
         request=ReleaseRequestSerializer,
         responses={
             201: ReleaseSerializer,
-            400: OpenApiResponse(description="The field that is wrong, and why."),
+            400: OpenApiResponse(description="The field that is wrong and why (`quota`: the project is at its quota)."),
             403: OpenApiResponse(description="Not a researcher or admin."),
         },
     )
@@ -207,7 +207,7 @@ class ReleaseDetail(APIView):
     @extend_schema(
         responses={
             204: OpenApiResponse(description="Deleted, with its files."),
-            400: OpenApiResponse(description="The release is being built."),
+            400: OpenApiResponse(description="The release is queued or being built: cancel it first."),
         },
         description="Admins of the project only.",
     )
@@ -219,6 +219,26 @@ class ReleaseDetail(APIView):
         except ValidationError as exc:
             return Response(service_errors(exc), status=status.HTTP_400_BAD_REQUEST)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReleaseCancel(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            200: ReleaseSerializer,
+            400: OpenApiResponse(description="The release is not queued or being built."),
+        },
+        description="Admins of the project only: stops a queued or building release; delete it afterwards.",
+    )
+    def post(self, request, slug, pk):
+        project = project_for(request, slug, Role.ADMIN)
+        release = get_object_or_404(Release, project=project, pk=pk)
+        try:
+            release = service.release_cancel(release=release, user=request.user)
+        except ValidationError as exc:
+            return Response(service_errors(exc), status=status.HTTP_400_BAD_REQUEST)
+        release.project = project
+        return Response(ReleaseSerializer(release).data)
 
 
 class FirstRenderer(BaseContentNegotiation):

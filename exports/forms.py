@@ -16,7 +16,7 @@ from .formats import FORMATS
 
 # The service adds image files itself when asked to include images; no checkbox of its own.
 IMAGE_FORMAT = "images"
-SERVICE_FIELD_LABELS = {"score_ranges": "Score ranges", "split": "Split", "filters": "Filters"}
+SERVICE_FIELD_LABELS = {"score_ranges": "Score ranges", "split": "Split", "filters": "Filters", "quota": "Quota"}
 
 
 def names_in(text: str) -> list[str]:

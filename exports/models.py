@@ -15,6 +15,7 @@ class Release(models.Model):
         RUNNING = "running", "Building"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
     project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="releases")
     name = models.CharField(max_length=200, help_text="Shown in the list and the dataset card.")
@@ -28,6 +29,12 @@ class Release(models.Model):
     samples_released = models.PositiveIntegerField(default=0)
     manifest = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # The attempt that builds it: its token (a stale or cancelled attempt's writes are refused),
+    # where it runs (host:pid) and its lease, renewed at every chunk; see feedback/recovery.py.
+    attempt = models.CharField(max_length=32, blank=True)
+    attempt_owner = models.CharField(max_length=300, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -37,10 +44,13 @@ class Release(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(state__in=["queued", "running", "completed", "failed"]), name="release_state_valid"
+                condition=Q(state__in=["queued", "running", "completed", "failed", "cancelled"]),
+                name="release_state_valid",
             ),
             models.CheckConstraint(condition=Q(samples_done__lte=models.F("samples_total")), name="release_progress"),
-            models.CheckConstraint(condition=~Q(state="failed") | ~Q(error=""), name="release_failure_says_why"),
+            models.CheckConstraint(
+                condition=~Q(state__in=["failed", "cancelled"]) | ~Q(error=""), name="release_failure_says_why"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -48,7 +58,12 @@ class Release(models.Model):
 
     @property
     def finished(self) -> bool:
-        return self.state in (self.State.COMPLETED, self.State.FAILED)
+        return self.state in (self.State.COMPLETED, self.State.FAILED, self.State.CANCELLED)
+
+    @property
+    def active(self) -> bool:
+        """Queued or being built: it may be cancelled, not deleted."""
+        return self.state in (self.State.QUEUED, self.State.RUNNING)
 
 
 class ReleaseFile(models.Model):

@@ -12,6 +12,7 @@ import gc
 import logging
 import shutil
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,8 +21,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import BooleanField, Case, F, Sum, When
 from django.utils import timezone
 
+from feedback import attempts
 from feedback.models import Project
 
 from .card import card_text
@@ -62,6 +65,8 @@ def release_create(
         raise ValidationError({"formats": f"Unknown formats: {', '.join(unknown)} (one of {', '.join(FORMATS)})."})
     cleaned = filters_from(project, filters)
     rule = split_rule_from(split)
+    Project.objects.select_for_update().filter(pk=project.pk).first()  # one quota check at a time
+    quota_check(project)
     release = Release.objects.create(
         project=project,
         name=(name or "").strip()[:200] or f"{project.name} release",
@@ -70,6 +75,7 @@ def release_create(
         split=rule.as_dict(),
         include_images=bool(include_images),
         created_by=user if user is not None and user.is_authenticated else None,
+        heartbeat_at=timezone.now(),  # queued now: the sweep sends it again if no worker takes it
     )
     if enqueue:
         from .tasks import release_build_task
@@ -79,41 +85,67 @@ def release_create(
 
 
 def release_build(*, release_id: int, progress: Progress | None = None) -> Release | None:
-    """Builds a queued release, or one whose worker was lost mid-way (it starts again from
-    scratch). A finished release is left as it is."""
-    with transaction.atomic():
-        release = (
-            Release.objects.select_for_update(of=("self",))
-            .select_related("project", "created_by")
-            .filter(pk=release_id, state__in=(Release.State.QUEUED, Release.State.RUNNING))
-            .first()
-        )
-        if release is None:
-            return None
-        release.state = Release.State.RUNNING
-        release.started_at = timezone.now()
-        release.samples_total = samples_total(release.project)
-        release.samples_done = release.samples_released = 0
-        release.save(update_fields=["state", "started_at", "samples_total", "samples_done", "samples_released"])
+    """Builds a queued release from scratch, as the one attempt that claims it; None when it is not
+    queued (finished, cancelled, or another attempt builds it). A release whose worker was lost is
+    queued again by the sweep, and its earlier attempt's partial folder is removed here."""
+    token = attempts.new_token()
+    claimed = Release.objects.filter(pk=release_id, state=Release.State.QUEUED).update(
+        state=Release.State.RUNNING,
+        attempt=token,
+        attempt_owner=attempts.owner_here(),
+        heartbeat_at=timezone.now(),
+        attempts=F("attempts") + 1,
+        started_at=timezone.now(),
+        samples_done=0,
+        samples_released=0,
+        error="",
+    )
+    if not claimed:
+        return None
+    release = Release.objects.select_related("project", "created_by").get(pk=release_id)
+    release.samples_total = samples_total(release.project)
     final = release_folder(release)
-    partial = final.with_name(f".{final.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = final.with_name(f".{final.name}.{token}.partial")
     try:
-        written, counts = _write(release, partial, progress)
+        _held(release, token, samples_total=release.samples_total)
+        remove_partials(release)
+        written, counts = _write(release, token, partial, progress)
         manifest = _manifest(release, written, counts)
         written.append(_write_text(partial, "manifest.json", json_line(manifest), "manifest"))
         written.append(_write_text(partial, "README.md", card_text(release, manifest), "card"))
-        shutil.rmtree(final, ignore_errors=True)
-        partial.rename(final)
+        _check_quota(release, partial)
+        _publish(release, token, partial, final, written, manifest)
+    except attempts.StaleAttempt:
+        shutil.rmtree(partial, ignore_errors=True)
+        log.warning("release %s: attempt %s no longer holds it (cancelled or taken over); stopped", release.pk, token)
     except Exception as exc:
         shutil.rmtree(partial, ignore_errors=True)
         log.exception("release %s failed", release.pk)
-        Release.objects.filter(pk=release.pk).update(
+        Release.objects.filter(pk=release.pk, attempt=token).update(
             state=Release.State.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
         )
-        release.refresh_from_db()
-        return release
+    release.refresh_from_db()
+    return release
+
+
+def _held(release: Release, token: str, **values) -> None:
+    """Writes progress and renews the lease while this attempt still builds the release."""
+    if not Release.objects.filter(pk=release.pk, attempt=token, state=Release.State.RUNNING).update(
+        heartbeat_at=timezone.now(), **values
+    ):
+        raise attempts.StaleAttempt(token)
+
+
+def _publish(
+    release: Release, token: str, partial: Path, final: Path, written: list[WrittenFile], manifest: dict
+) -> None:
+    """Moves the folder into place and records the files, in one transaction that first makes sure
+    the attempt still holds the release (its row stays locked until the commit)."""
     with transaction.atomic():
+        if not Release.objects.filter(pk=release.pk, attempt=token, state=Release.State.RUNNING).update(
+            manifest=manifest, state=Release.State.COMPLETED, finished_at=timezone.now()
+        ):
+            raise attempts.StaleAttempt(token)
         ReleaseFile.objects.filter(release=release).delete()
         ReleaseFile.objects.bulk_create(
             ReleaseFile(
@@ -127,14 +159,22 @@ def release_build(*, release_id: int, progress: Progress | None = None) -> Relea
             )
             for f in written
         )
-        release.manifest = manifest
-        release.state = Release.State.COMPLETED
-        release.finished_at = timezone.now()
-        release.save(update_fields=["manifest", "state", "finished_at"])
-    return release
+        shutil.rmtree(final, ignore_errors=True)
+        partial.rename(final)
 
 
-def _write(release: Release, root: Path, progress: Progress | None) -> tuple[list[WrittenFile], dict]:
+def partial_folders(release: Release) -> list[Path]:
+    """Hidden folders of this release's attempts (``.<id>.<token>.partial``, ``.<id>.partial``)."""
+    final = release_folder(release)
+    return sorted(final.parent.glob(f".{final.name}.*partial")) if final.parent.is_dir() else []
+
+
+def remove_partials(release: Release) -> None:
+    for path in partial_folders(release):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _write(release: Release, token: str, root: Path, progress: Progress | None) -> tuple[list[WrittenFile], dict]:
     project = release.project
     filters = filters_from(project, release.filters)
     rule = split_rule_from(release.split)
@@ -150,7 +190,7 @@ def _write(release: Release, root: Path, progress: Progress | None) -> tuple[lis
     writers = [FORMATS[name].writer(sink, ctx) for name in names]
     counts = _Counts(ctx)
     with _fewer_collections():
-        for chunk in sample_chunks(project):
+        for chunk in sample_chunks(project, chunk_size=settings.RELEASE_CHUNK_SIZE):
             released = 0
             for sample in chunk:
                 if not filters.sample_passes(sample) or not filters.released_turns(sample):
@@ -162,9 +202,8 @@ def _write(release: Release, root: Path, progress: Progress | None) -> tuple[lis
                 released += 1
             release.samples_done += len(chunk)
             release.samples_released += released
-            Release.objects.filter(pk=release.pk).update(
-                samples_done=release.samples_done, samples_released=release.samples_released
-            )
+            _held(release, token, samples_done=release.samples_done, samples_released=release.samples_released)
+            _check_quota(release, root)
             if progress:
                 progress(release)
     for writer in writers:
@@ -288,15 +327,132 @@ def _write_text(root: Path, name: str, text: str, kind: str) -> WrittenFile:
     return WrittenFile(path=name, format=kind, split="", rows=0, byte_size=size, sha256=digest)
 
 
+def release_cancel(*, release: Release, user=None) -> Release:
+    """Stops a queued or building release: its build notices at its next chunk (its token is gone),
+    removes its partial folder and writes nothing more. A cancelled release may then be deleted."""
+    who = user.get_username() if user is not None and user.is_authenticated else "an admin"
+    if not Release.objects.filter(pk=release.pk, state__in=(Release.State.QUEUED, Release.State.RUNNING)).update(
+        state=Release.State.CANCELLED, attempt="", error=f"Cancelled by {who}.", finished_at=timezone.now()
+    ):
+        release.refresh_from_db()
+        raise ValidationError(
+            {"state": f"Only a queued or building release can be cancelled; this one is {release.state}."}
+        )
+    release.refresh_from_db()
+    return release
+
+
 def release_delete(*, release: Release) -> None:
-    """Deletes a release with its files, to free their space; never one a worker is building."""
+    """Deletes a release with its files (and any partial folder), to free their space and its
+    quota; never one that is queued or being built: cancel it first."""
     with transaction.atomic():
         locked = Release.objects.select_for_update(of=("self",)).select_related("project").get(pk=release.pk)
-        if locked.state == Release.State.RUNNING:
-            raise ValidationError({"state": "This release is being built; delete it once it has finished."})
+        if locked.active:
+            raise ValidationError({"state": "This release is being built; cancel it first, then delete it."})
         folder = release_folder(locked)
+        partials = partial_folders(locked)
         locked.delete()
-        transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+        def remove() -> None:
+            for path in [folder, *partials]:
+                shutil.rmtree(path, ignore_errors=True)
+
+        transaction.on_commit(remove)
+
+
+# --- quota ---------------------------------------------------------------------------------------
+
+QUOTA_STATES = (Release.State.QUEUED, Release.State.RUNNING, Release.State.COMPLETED)
+
+
+def quota_usage(project: Project, *, excluding: int | None = None) -> tuple[int, int]:
+    """The project's releases that count (queued, building, completed) and their files' bytes."""
+    releases = Release.objects.filter(project=project, state__in=QUOTA_STATES)
+    files = ReleaseFile.objects.filter(release__project=project, release__state=Release.State.COMPLETED)
+    if excluding is not None:
+        releases, files = releases.exclude(pk=excluding), files.exclude(release_id=excluding)
+    return releases.count(), files.aggregate(total=Sum("byte_size"))["total"] or 0
+
+
+def quota_check(project: Project) -> None:
+    count, size = quota_usage(project)
+    if count >= settings.RELEASE_QUOTA_COUNT:
+        raise ValidationError(
+            {
+                "quota": f"This project has {count} releases, its quota (ANNOTATOR_RELEASE_QUOTA_COUNT "
+                f"= {settings.RELEASE_QUOTA_COUNT}); delete a release to make a new one."
+            }
+        )
+    if size >= settings.RELEASE_QUOTA_BYTES:
+        raise ValidationError(
+            {
+                "quota": f"This project's releases hold {size} bytes, its quota (ANNOTATOR_RELEASE_QUOTA_BYTES "
+                f"= {settings.RELEASE_QUOTA_BYTES}); delete a release to make a new one."
+            }
+        )
+
+
+class QuotaExceeded(Exception):
+    pass
+
+
+def _check_quota(release: Release, root: Path) -> None:
+    """A build stops once its files would take the project past its byte quota."""
+    written = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.is_dir() else 0
+    used = quota_usage(release.project, excluding=release.pk)[1]
+    if used + written > settings.RELEASE_QUOTA_BYTES:
+        raise QuotaExceeded(
+            f"the release passed the project's quota (ANNOTATOR_RELEASE_QUOTA_BYTES = "
+            f"{settings.RELEASE_QUOTA_BYTES}): other releases hold {used} bytes and this one had "
+            f"written {written}; delete releases, or leave out the images"
+        )
+
+
+# --- recovery ------------------------------------------------------------------------------------
+
+
+def releases_recover(now) -> dict[str, int]:
+    """The sweep's part for releases (feedback/recovery.py): a build whose attempt is dead is
+    queued again (built from scratch, its partial folder removed), a queued release no worker
+    took within a lease is sent again, and partial folders of no live attempt are removed."""
+    from .tasks import release_build_task
+
+    done = {"releases_requeued": 0, "releases_resent": 0, "partials_removed": 0}
+    running = Release.objects.filter(state=Release.State.RUNNING).annotate(
+        stale=Case(When(attempts.expired(now), then=True), default=False, output_field=BooleanField())
+    )
+    for pk, token, owner, stale in running.values_list("pk", "attempt", "attempt_owner", "stale"):
+        if (stale or attempts.process_gone(owner)) and Release.objects.filter(
+            pk=pk, state=Release.State.RUNNING, attempt=token
+        ).update(state=Release.State.QUEUED, attempt="", heartbeat_at=now):
+            transaction.on_commit(lambda pk=pk: release_build_task.delay(pk))
+            done["releases_requeued"] += 1
+    for pk in Release.objects.filter(attempts.expired(now), state=Release.State.QUEUED).values_list("pk", flat=True):
+        if Release.objects.filter(attempts.expired(now), pk=pk, state=Release.State.QUEUED).update(heartbeat_at=now):
+            transaction.on_commit(lambda pk=pk: release_build_task.delay(pk))
+            done["releases_resent"] += 1
+    done["partials_removed"] = _remove_orphan_partials()
+    return done
+
+
+def _remove_orphan_partials() -> int:
+    """Partial folders whose attempt no longer builds its release, once a lease old (a folder just
+    made by a build that claimed its release after the query below is left alone)."""
+    root = Path(settings.RELEASES_ROOT)
+    if not root.is_dir():
+        return 0
+    live = set(Release.objects.filter(state=Release.State.RUNNING).values_list("pk", "attempt"))
+    old = time.time() - settings.WORK_LEASE
+    removed = 0
+    for path in root.glob("*/.*partial"):
+        if path.stat().st_mtime > old:
+            continue
+        parts = path.name.split(".")  # "", id, token, "partial"  (or "", id, "partial")
+        if len(parts) == 4 and parts[1].isdigit() and (int(parts[1]), parts[2]) in live:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def release_file_path(release: Release, path: str) -> Path:

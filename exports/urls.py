@@ -12,4 +12,5 @@ urlpatterns = [
     path(RELEASE, views.release_detail, name="release-detail"),
     path(RELEASE + "files/<path:path>", views.release_file, name="release-file"),
     path(RELEASE + "delete/", views.release_delete, name="release-delete"),
+    path(RELEASE + "cancel/", views.release_cancel, name="release-cancel"),
 ]

@@ -85,7 +85,8 @@ def release_detail(request, slug, pk):
             "progress": progress,
             "files": list(release.files.all()),
             "card": selectors.card_file(release),
-            "can_delete": Role.ADMIN in roles and release.state != Release.State.RUNNING,
+            "can_delete": Role.ADMIN in roles and not release.active,
+            "can_cancel": Role.ADMIN in roles and release.active,
             "manifest": json.dumps(release.manifest, indent=2, ensure_ascii=False) if release.manifest else "",
         },
     )
@@ -115,3 +116,18 @@ def release_delete(request, slug, pk):
         return redirect("exports:release-detail", slug=project.slug, pk=release.pk)
     messages.info(request, f"Release #{pk} and its files were deleted.")
     return redirect("exports:release-list", slug=project.slug)
+
+
+@require_POST
+def release_cancel(request, slug, pk):
+    """Admins only: stops a queued or building release (a stuck one too); delete it afterwards."""
+    project = get_object_or_404(Project, slug=slug)
+    require_role(request.user, project, Role.ADMIN)
+    release = _release(project, pk)
+    try:
+        service.release_cancel(release=release, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.info(request, f"Release #{pk} was cancelled; you may now delete it.")
+    return redirect("exports:release-detail", slug=project.slug, pk=release.pk)

@@ -54,8 +54,11 @@ class Project(models.Model):
     score_min = models.PositiveSmallIntegerField(default=1)
     score_max = models.PositiveSmallIntegerField(default=7)
     level_descriptions = models.JSONField(default=default_level_descriptions, blank=True)
-    # LLM settings. The API key is never stored: it comes from the environment.
-    llm_endpoint = models.URLField(blank=True, help_text="OpenAI-compatible base URL; empty uses the default.")
+    # LLM settings. The API key is never stored: it belongs to a named connection, which only
+    # superusers define (in the settings).
+    llm_connection = models.CharField(
+        max_length=100, blank=True, help_text="Name of an LLM connection; empty uses the default one."
+    )
     llm_model = models.CharField(max_length=200, blank=True)
     llm_temperature = models.FloatField(default=0.2)
     prompt_version = models.CharField(max_length=50, default="v1")
@@ -230,6 +233,15 @@ class ImportBatch(models.Model):
         default=list, blank=True, help_text="Kept records with a problem, e.g. a refused image."
     )
     failure = models.TextField(blank=True)
+    # The attempt that runs the batch: its token (a stale attempt's writes are refused), where it
+    # runs (host:pid) and its lease, renewed at every committed chunk; see feedback/recovery.py.
+    attempt = models.CharField(max_length=32, blank=True)
+    attempt_owner = models.CharField(max_length=300, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # Where the last committed chunk ended in the file: a resumed attempt starts after it.
+    checkpoint_position = models.PositiveBigIntegerField(default=0)
+    upload_removed_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -243,6 +255,16 @@ class ImportBatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.format} import of {self.file_name} into {self.project}"
+
+
+class Sweep(models.Model):
+    """When a periodic sweep last ran, so that one worker of many does it per interval."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    ran_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} sweep at {self.ran_at}"
 
 
 class Sample(models.Model):

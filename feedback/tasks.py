@@ -1,23 +1,20 @@
 """Celery tasks: thin; they take ids and call services."""
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 
-from .importers.service import import_batch_run
+from . import recovery
+from .importers.service import import_batch_start
 from .jobs import service as jobs
-from .models import ImportBatch, Job
+from .models import Job
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def import_batch_run_task(batch_id: int) -> None:
-    # RUNNING too: a task redelivered after its worker was lost finishes the import, which is
-    # idempotent. A finished batch is not run again.
-    unfinished = (ImportBatch.Status.QUEUED, ImportBatch.Status.RUNNING)
-    batch = ImportBatch.objects.select_related("project").filter(pk=batch_id, status__in=unfinished).first()
-    if batch is None:
-        return
-    import_batch_run(batch=batch)
+    # Only a queued batch is run, by the one attempt that claims it: a duplicate message does
+    # nothing, and a batch whose worker was lost is queued again by the sweep (feedback/recovery.py).
+    import_batch_start(batch_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -42,3 +39,14 @@ def _watch_active_jobs(**_: object) -> None:
     interval from now, a watcher that died with its worker has gone stale and this one takes over."""
     for job_id in Job.objects.filter(state__in=(Job.State.RUNNING, Job.State.CANCELLING)).values_list("pk", flat=True):
         job_watch_task.apply_async((job_id,), countdown=settings.JOB_WATCH_INTERVAL)
+
+
+@worker_ready.connect
+def _start_sweeper(**_: object) -> None:
+    """Imports and releases of a lost worker are queued again: at once, then every interval."""
+    recovery.start_sweeper()
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_: object) -> None:
+    recovery.stop_sweeper()

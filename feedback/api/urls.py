@@ -29,6 +29,7 @@ urlpatterns = [
     path("projects/<slug:slug>/jobs/<int:pk>/<str:action>/", jobs_api.JobAction.as_view(), name="api-job-action"),
     path(RELEASES, exports_api.ReleaseListCreate.as_view(), name="api-release-list"),
     path(RELEASES + "<int:pk>/", exports_api.ReleaseDetail.as_view(), name="api-release-detail"),
+    path(RELEASES + "<int:pk>/cancel/", exports_api.ReleaseCancel.as_view(), name="api-release-cancel"),
     path(RELEASES + "<int:pk>/files/<path:path>", exports_api.ReleaseFileDownload.as_view(), name="api-release-file"),
     path(REVIEW + "claim/", review_api.Claim.as_view(), name="api-review-claim"),
     path(REVIEW + "leases/", review_api.LeaseList.as_view(), name="api-review-leases"),

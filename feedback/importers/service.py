@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import BooleanField, Case, F, When
 from django.utils import timezone
 
+from .. import attempts
 from ..images import open_source
 from ..models import Image, ImportBatch, Project
 from . import coco, dress, llava, native, vlsafe
@@ -64,6 +68,7 @@ def import_batch_create(
         upload_path=upload_path,
         images_path=images_path,
         options=options or {},
+        heartbeat_at=timezone.now(),  # queued now: the sweep sends it again if no worker takes it
     )
 
 
@@ -91,23 +96,58 @@ def import_file(
     return import_batch_run(batch=batch, path=Path(path), on_progress=on_progress)
 
 
+def import_batch_claim(batch_id: int) -> tuple[ImportBatch, str] | None:
+    """Takes a queued batch for one attempt (one caller wins), or None: it is finished, or another
+    attempt holds it. An attempt after a lost one resumes after its last committed chunk."""
+    token, now = attempts.new_token(), timezone.now()
+    claimed = ImportBatch.objects.filter(pk=batch_id, status=ImportBatch.Status.QUEUED).update(
+        status=ImportBatch.Status.RUNNING,
+        attempt=token,
+        attempt_owner=attempts.owner_here(),
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+        failure="",
+    )
+    if not claimed:
+        return None
+    batch = ImportBatch.objects.select_related("project").get(pk=batch_id)
+    if batch.checkpoint_position == 0 or batch.format not in SAMPLE_FORMATS:
+        # From the start: a fresh batch, or one whose format keeps no position (COCO, images:
+        # those run again whole, and what is stored is found unchanged).
+        for name in ImportBatch.PROGRESS_FIELDS:
+            setattr(batch, name, [] if name in ("errors", "warnings") else 0)
+        batch.checkpoint_position = 0
+        batch.started_at = now
+    return batch, token
+
+
+def import_batch_start(batch_id: int) -> ImportBatch | None:
+    """A worker's entry point: claims the batch and runs it; None when it is not ours to run."""
+    claim = import_batch_claim(batch_id)
+    if claim is None:
+        return None
+    batch, token = claim
+    return _run(batch, token, Path(batch.upload_path), None)
+
+
 def import_batch_run(
     *, batch: ImportBatch, path: Path | None = None, on_progress: Progress | None = None
 ) -> ImportBatch:
-    """Runs a created batch; a worker calls this for uploads (path defaults to the upload)."""
-    path = Path(path or batch.upload_path)
-    # A batch run again (its worker was lost mid-way) starts its report afresh; the records it had
-    # stored are found unchanged and counted as skipped.
-    for name in ImportBatch.PROGRESS_FIELDS:
-        setattr(batch, name, [] if name in ("errors", "warnings") else 0)
-    batch.failure = ""
-    batch.status = ImportBatch.Status.RUNNING
-    batch.started_at = timezone.now()
+    """Claims a created batch and runs it here (path defaults to the upload)."""
+    claim = import_batch_claim(batch.pk)
+    if claim is None:
+        batch.refresh_from_db()
+        return batch
+    claimed, token = claim
+    return _run(claimed, token, Path(path or claimed.upload_path), on_progress)
+
+
+def _run(batch: ImportBatch, token: str, path: Path, on_progress: Progress | None) -> ImportBatch:
     batch.bytes_total = path.stat().st_size if path.is_file() else 0
-    batch.save()
-    run = _Run(batch, on_progress)
+    run = _Run(batch, token, on_progress)
     source = None
     try:
+        run.save("bytes_total", "started_at", "checkpoint_position", *ImportBatch.PROGRESS_FIELDS)
         if batch.format == IMAGES_FORMAT:
             source = open_source(path)  # the folder or zip is the "file" here
             run.images(source)
@@ -115,6 +155,7 @@ def import_batch_run(
             if not path.is_file():
                 raise ImportFailed(f"file {path} does not exist")
             batch.file_sha256 = _sha256(path)
+            run.save("file_sha256")
             source = open_source(batch.images_path or None)
             if batch.format == "coco":
                 run.annotations(path, source)
@@ -123,24 +164,98 @@ def import_batch_run(
             if batch.records_read == 0:
                 batch.warnings.append({"line": None, "field": "", "message": "the file holds no records"})
         batch.status = ImportBatch.Status.COMPLETED
+    except attempts.StaleAttempt:
+        log.warning("import batch %s: attempt %s no longer holds it; stopped", batch.pk, token)
+        if source is not None:
+            source.close()
+        batch.refresh_from_db()
+        return batch
     except (ImportFailed, SourceError, ValueError) as exc:
         batch.status = ImportBatch.Status.FAILED
         batch.failure = str(exc)
     except Exception as exc:
         log.exception("import batch %s failed", batch.pk)
         batch.status = ImportBatch.Status.FAILED
-        batch.failure = f"unexpected error: {exc}"
+        batch.failure = f"unexpected error: {type(exc).__name__}: {exc}"
+        _finish(run, source, on_progress)
         raise
-    finally:
-        if source is not None:
-            source.close()
-        batch.finished_at = timezone.now()
-        if batch.status == ImportBatch.Status.COMPLETED:
-            batch.bytes_done = batch.bytes_total
-        batch.save()
-        if on_progress:
-            on_progress(batch)
+    _finish(run, source, on_progress)
     return batch
+
+
+def _finish(run: _Run, source, on_progress: Progress | None) -> None:
+    batch = run.batch
+    if source is not None:
+        source.close()
+    batch.finished_at = timezone.now()
+    if batch.status == ImportBatch.Status.COMPLETED:
+        batch.bytes_done = batch.bytes_total
+    try:
+        run.save("status", "failure", "finished_at", "file_sha256", *ImportBatch.PROGRESS_FIELDS)
+    except attempts.StaleAttempt:
+        log.warning("import batch %s: attempt %s finished after losing it; nothing recorded", batch.pk, run.token)
+        batch.refresh_from_db()
+        return
+    if batch.status == ImportBatch.Status.COMPLETED:
+        remove_upload(batch)
+    if on_progress:
+        on_progress(batch)
+
+
+def remove_upload(batch: ImportBatch) -> bool:
+    """Deletes the batch's uploaded files (never a file the command line named)."""
+    if not batch.upload_path or batch.upload_removed_at is not None:
+        return False
+    uploads = Path(settings.UPLOAD_DIR).resolve()
+    folder = Path(batch.upload_path).resolve().parent
+    if uploads not in folder.parents:
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    batch.upload_removed_at = timezone.now()
+    ImportBatch.objects.filter(pk=batch.pk).update(upload_removed_at=batch.upload_removed_at)
+    return True
+
+
+def import_batches_recover(now) -> dict[str, int]:
+    """The sweep's part for imports: a batch whose attempt is dead is queued again (an upload, on a
+    worker: it resumes after its last committed chunk) or failed (the command line's, whose file
+    may be gone); a queued batch no worker took within a lease is sent again (a duplicate message
+    is refused by the claim); failed uploads past their keeping time are removed."""
+    from ..tasks import import_batch_run_task
+
+    done = {"requeued": 0, "interrupted": 0, "resent": 0, "uploads_removed": 0}
+    running = ImportBatch.objects.filter(status=ImportBatch.Status.RUNNING)
+    for pk, token, owner, upload, stale in running.annotate(
+        stale=Case(When(attempts.expired(now), then=True), default=False, output_field=BooleanField())
+    ).values_list("pk", "attempt", "attempt_owner", "upload_path", "stale"):
+        if not stale and not attempts.process_gone(owner):
+            continue
+        mine = ImportBatch.objects.filter(pk=pk, status=ImportBatch.Status.RUNNING, attempt=token)
+        if upload:
+            if mine.update(status=ImportBatch.Status.QUEUED, attempt="", heartbeat_at=now):
+                transaction.on_commit(lambda pk=pk: import_batch_run_task.delay(pk))
+                done["requeued"] += 1
+        elif mine.update(
+            status=ImportBatch.Status.FAILED,
+            attempt="",
+            finished_at=now,
+            failure="interrupted: the process running this import ended; import the file again "
+            "(records already stored are found unchanged)",
+        ):
+            done["interrupted"] += 1
+    queued = ImportBatch.objects.filter(attempts.expired(now), status=ImportBatch.Status.QUEUED).exclude(upload_path="")
+    for pk in queued.values_list("pk", flat=True):
+        if ImportBatch.objects.filter(attempts.expired(now), pk=pk, status=ImportBatch.Status.QUEUED).update(
+            heartbeat_at=now
+        ):
+            transaction.on_commit(lambda pk=pk: import_batch_run_task.delay(pk))
+            done["resent"] += 1
+    keep = timedelta(hours=settings.FAILED_UPLOAD_KEEP_HOURS)
+    for batch in ImportBatch.objects.filter(
+        status=ImportBatch.Status.FAILED, upload_removed_at__isnull=True, finished_at__lt=now - keep
+    ).exclude(upload_path=""):
+        done["uploads_removed"] += remove_upload(batch)
+    return done
 
 
 def _sha256(path: Path) -> str:
@@ -152,11 +267,19 @@ def _sha256(path: Path) -> str:
 
 
 class _Run:
-    def __init__(self, batch: ImportBatch, on_progress: Progress | None) -> None:
+    def __init__(self, batch: ImportBatch, token: str, on_progress: Progress | None) -> None:
         self.batch = batch
+        self.token = token
         self.project = batch.project
         self.on_progress = on_progress
         self.chunk_size = settings.IMPORT_CHUNK_SIZE
+
+    def save(self, *fields: str) -> None:
+        """Writes these fields and renews the lease, while the attempt still holds the batch."""
+        self.batch.heartbeat_at = timezone.now()
+        values = {name: getattr(self.batch, name) for name in (*fields, "heartbeat_at")}
+        if not ImportBatch.objects.filter(pk=self.batch.pk, attempt=self.token).update(**values):
+            raise attempts.StaleAttempt(self.token)
 
     def reject(self, line: int | None, field: str, message: str) -> None:
         self.batch.rejected += 1
@@ -168,10 +291,18 @@ class _Run:
             self.batch.warnings.append({"line": line, "field": field, "message": message})
 
     def checkpoint(self, position: int) -> None:
+        """Records progress in the transaction of the chunk just written (call it inside): the
+        chunk and its checkpoint commit together, or neither when the attempt is stale."""
         self.batch.bytes_done = min(position, self.batch.bytes_total)
-        self.batch.save(update_fields=[*ImportBatch.PROGRESS_FIELDS, "file_sha256"])
+        self.batch.checkpoint_position = position
+        self.save("checkpoint_position", *ImportBatch.PROGRESS_FIELDS)
         if self.on_progress:
             self.on_progress(self.batch)
+
+    def commit(self, write: Callable[[], object], position: int) -> None:
+        with transaction.atomic():
+            write()
+            self.checkpoint(position)
 
     def context(self, fmt: SampleFormat, path: Path) -> ParseContext:
         options = self.batch.options
@@ -194,8 +325,10 @@ class _Run:
             self.project, self.batch, ImageResolver(self.project, source, self.batch, self.warn), self.reject
         )
         chunk: list[tuple[int, SampleRecord]] = []
-        position = 0
+        resume = position = self.batch.checkpoint_position
         for raw in fmt.read(path):
+            if raw.position <= resume:
+                continue  # an earlier attempt of this batch committed it
             self.batch.records_read += 1
             position = raw.position
             if raw.error is not None:
@@ -211,12 +344,9 @@ class _Run:
                 continue
             chunk.append((raw.line, record))
             if len(chunk) >= self.chunk_size:
-                writer.write_chunk(chunk)
+                self.commit(lambda chunk=chunk: writer.write_chunk(chunk), position)
                 chunk = []
-                self.checkpoint(position)
-        if chunk:
-            writer.write_chunk(chunk)
-        self.checkpoint(position)
+        self.commit(lambda: writer.write_chunk(chunk) if chunk else None, position)
 
     def annotations(self, path: Path, source) -> None:
         resolver = ImageResolver(self.project, source, self.batch, self.warn)
@@ -232,7 +362,8 @@ class _Run:
                 chunk = []
         if chunk:
             self.write_images(resolver, chunk)
-        self.checkpoint(self.batch.bytes_total)
+        with transaction.atomic():
+            self.checkpoint(self.batch.bytes_total)
 
     def images(self, source) -> None:
         """Attaches files to the project's images that still lack one, a page of images at a time."""
@@ -244,15 +375,15 @@ class _Run:
             before = self.batch.images_attached
             with transaction.atomic():
                 resolver.attach_files(page)
-            self.batch.records_read += len(page)
-            self.batch.updated += self.batch.images_attached - before
-            self.batch.skipped += len(page) - (self.batch.images_attached - before)
-            self.checkpoint(0)
+                self.batch.records_read += len(page)
+                self.batch.updated += self.batch.images_attached - before
+                self.batch.skipped += len(page) - (self.batch.images_attached - before)
+                self.checkpoint(0)
 
     def write_images(self, resolver: ImageResolver, chunk) -> None:
         with transaction.atomic():
             _, registered, changed = resolver.resolve(chunk)
-        self.batch.created += len(registered)
-        self.batch.updated += len(changed - registered)
-        self.batch.skipped += len(chunk) - len(registered | changed)
-        self.checkpoint(0)
+            self.batch.created += len(registered)
+            self.batch.updated += len(changed - registered)
+            self.batch.skipped += len(chunk) - len(registered | changed)
+            self.checkpoint(0)

@@ -14,11 +14,13 @@ from django.utils import timezone
 from exports.models import Release
 from exports.service import release_build, release_create
 from exports.splits import SplitRule, split_rule_from
+from feedback import recovery
 from feedback.models import Assignment, Decision, Draft, Flag, Revision
 from feedback.review.queue import sample_claim
 from feedback.review.revisions import revision_create, sample_flag
 from tests.exports.export_helpers import build, folder, make_image_samples, read_jsonl, review_all
 from tests.feedback.review_helpers import configure, make_reviewers
+from tests.recovery_helpers import ended_owner
 
 pytestmark = pytest.mark.django_db
 
@@ -299,10 +301,15 @@ def test_a_release_whose_worker_was_lost_is_built_again_and_a_finished_one_is_no
     (ann,) = make_reviewers(project, "ann")
     review_all(project, ann)
     release = release_create(project=project, user=None, formats=["rich"], enqueue=False)
-    Release.objects.filter(pk=release.pk).update(state=Release.State.RUNNING, samples_total=2, samples_done=1)
-    partial = folder(release).with_name(f".{release.pk}.partial")
+    # Its attempt ran in a process of this machine that has ended, and left half a folder.
+    Release.objects.filter(pk=release.pk).update(
+        state=Release.State.RUNNING, samples_total=2, samples_done=1, attempt="lost", attempt_owner=ended_owner()
+    )
+    partial = folder(release).with_name(f".{release.pk}.lost.partial")
     partial.mkdir(parents=True)
     (partial / "rich.jsonl").write_text("half a line")
+    assert release_build(release_id=release.pk) is None  # a live-looking attempt holds it
+    assert recovery.sweep(force=True)["releases_requeued"] == 1
     built = release_build(release_id=release.pk)
     assert built is not None and built.state == Release.State.COMPLETED
     assert len(read_jsonl(folder(built) / "rich.jsonl")) == 2

@@ -1,0 +1,30 @@
+"""Helpers of the recovery tests: an attempt owner whose process has ended, and big files."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+
+def ended_owner() -> str:
+    """'host:pid' of a process of this machine that has ended, as a killed worker's would be."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return f"{socket.gethostname()}:{child.pid}"
+
+
+def write_native(path: Path, count: int, *, turns: int = 1) -> Path:
+    """A native JSONL file of ``count`` samples with distinct ids and ``turns`` turns each."""
+    with path.open("w", encoding="utf-8") as out:
+        for n in range(count):
+            record = {
+                "id": f"s{n}",
+                "image": f"img{n % 97}.jpg",
+                "turns": [
+                    {"user": f"Question {k} about picture {n}?", "model": f"Answer {k} to {n}."} for k in range(turns)
+                ],
+            }
+            out.write(json.dumps(record) + "\n")
+    return path
