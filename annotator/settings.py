@@ -256,8 +256,12 @@ LLM_BASE_URL = os.environ.get("ANNOTATOR_LLM_BASE_URL", "http://127.0.0.1:8001/v
 LLM_API_KEY = os.environ.get("ANNOTATOR_LLM_API_KEY", "")
 LLM_MODEL = os.environ.get("ANNOTATOR_LLM_MODEL", "annotator-simulator")
 RESPONDER_BASE_URL = os.environ.get("ANNOTATOR_RESPONDER_BASE_URL", LLM_BASE_URL)
-RESPONDER_API_KEY = os.environ.get("ANNOTATOR_RESPONDER_API_KEY", LLM_API_KEY)
+# Without a key of its own, the responder uses the drafting key only on the drafting server.
+RESPONDER_API_KEY = os.environ.get("ANNOTATOR_RESPONDER_API_KEY", "")
 RESPONDER_MODEL = os.environ.get("ANNOTATOR_RESPONDER_MODEL", "annotator-simulator-vision")
+# Named connections beside the built-in "default" and "responder" (feedback/drafting/connections.py):
+# {"name": {"base_url": ..., "api_key_env": "VAR", "models": [...], "model": ..., "rpm": N, "tpm": N}}.
+LLM_CONNECTIONS = json.loads(os.environ.get("ANNOTATOR_LLM_CONNECTIONS", "") or "{}")
 LLM_TIMEOUT = env_float("ANNOTATOR_LLM_TIMEOUT", 60.0)
 LLM_MAX_TOKENS = env_int("ANNOTATOR_LLM_MAX_TOKENS", 1024)
 # Failed attempts per item before it fails (429s do not count), and the backoff between them.

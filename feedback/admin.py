@@ -1,6 +1,8 @@
+from django import forms
 from django.contrib import admin
 from django.db.models import Count
 
+from .drafting import connections
 from .models import (
     Assignment,
     Draft,
@@ -25,9 +27,36 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class ProjectAdminForm(forms.ModelForm):
+    """The LLM connection is chosen among those the settings define, never typed as a URL."""
+
+    llm_connection = forms.ChoiceField(required=False, label="LLM connection")
+
+    class Meta:
+        model = Project
+        fields = ["llm_connection"]  # the admin adds every other field of the project
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["llm_connection"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "(default)"), *((name, name) for name in connections.names())]
+        field.help_text = "Where its drafts are made; superusers define connections in the settings."
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "score_min", "score_max", "llm_model", "prompt_version", "created_at"]
+    form = ProjectAdminForm
+    list_display = [
+        "name",
+        "slug",
+        "score_min",
+        "score_max",
+        "llm_connection",
+        "llm_model",
+        "prompt_version",
+        "created_at",
+    ]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
@@ -61,7 +90,9 @@ class ImageAdmin(admin.ModelAdmin):
     list_display = ["file_name", "project", "width", "height", "format", "has_file", "caption_count", "box_count"]
     list_filter = ["project", MissingFileFilter, "format"]
     search_fields = ["file_name", "sha256", "captions"]
-    readonly_fields = ["sha256", "byte_size", "created_at", "updated_at"]
+    # The file and what was checked of it at import: a file put here by hand would skip the checks
+    # (and the image page serves files by the format recorded at import).
+    readonly_fields = ["file", "sha256", "width", "height", "format", "byte_size", "created_at", "updated_at"]
     list_select_related = ["project"]
 
     @admin.display(boolean=True, description="file")

@@ -22,7 +22,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "score_min",
             "score_max",
             "level_descriptions",
-            "llm_endpoint",
+            "llm_connection",
             "llm_model",
             "llm_temperature",
             "prompt_version",

@@ -18,6 +18,8 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
+from feedback.limits import loads_bounded
+
 SIMULATOR_FINGERPRINT = "annotator-simulator"
 
 _AUTH: Any = {"security": {"bearer_auth": True}}
@@ -48,6 +50,24 @@ class LLMError(Exception):
         self.retryable = retryable
         self.throttled = throttled
         self.retry_after = retry_after
+
+
+class UnusableAnswer(LLMError):
+    """An HTTP 200 whose body is not a chat completion (an HTML page from a proxy, say): an answer
+    that cannot be parsed, not a transport failure. ``text``: the body, cut short and scrubbed."""
+
+    def __init__(self, message: str, *, text: str) -> None:
+        super().__init__(message, retryable=False)
+        self.text = text
+
+
+# What of an upstream error is kept: the status, the provider's error type and the start of its
+# message, and only when the body is JSON in the OpenAI error shape. Never the raw body: a URL
+# that points at an internal service must not turn its pages into job errors.
+ERROR_MESSAGE_CHARS = 120
+ERROR_BODY_MAX = 64 * 1024
+ANSWER_TEXT_CHARS = 2000
+_ERROR_TYPE = re.compile(r"^[A-Za-z0-9_.\-]{1,60}$")
 
 
 def _client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
@@ -94,13 +114,35 @@ def scrub(text: str, api_key: str) -> str:
     return text
 
 
+def error_summary(status: int, body: str, api_key: str) -> str:
+    """``HTTP 404 invalid_request_error: The model `x` does not exist`` from an OpenAI-shaped JSON
+    error, else only the status and what the body was."""
+    error: Any = None
+    if len(body) <= ERROR_BODY_MAX and body.lstrip().startswith("{"):
+        try:
+            error = loads_bounded(body).get("error")
+        except ValueError:
+            error = None
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        stripped = body.lstrip()
+        what = "no body" if not stripped else "JSON body not in the OpenAI error shape"
+        if stripped and not stripped.startswith(("{", "[")):
+            what = "non-JSON body"
+        return f"HTTP {status} ({what})"
+    kind = error.get("type") or error.get("code")
+    label = f" {kind}" if isinstance(kind, str) and _ERROR_TYPE.match(kind) else ""
+    message = " ".join(scrub(error["message"], api_key).split())
+    if len(message) > ERROR_MESSAGE_CHARS:
+        message = message[:ERROR_MESSAGE_CHARS] + "…"
+    return scrub(f"HTTP {status}{label}: {message}", api_key)
+
+
 def _status_message(exc: openai.APIStatusError, api_key: str) -> str:
-    body = exc.body
-    detail = ""
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        detail = error.get("message", "") if isinstance(error, dict) else str(error)
-    return scrub(f"HTTP {exc.status_code}: {(detail or exc.message)[:300]}", api_key)
+    try:
+        body = exc.response.text
+    except Exception:  # a body that cannot be decoded as text
+        body = "-"
+    return error_summary(exc.status_code, body, api_key)
 
 
 def chat(
@@ -144,19 +186,36 @@ def chat(
         raise LLMError(
             _status_message(exc, api_key), retryable=transient, retry_after=retry_after_seconds(exc.response.headers)
         ) from None
-    except openai.APIError as exc:  # e.g. a body that is not a completion
-        raise LLMError(scrub(f"unusable answer: {str(exc)[:300]}", api_key), retryable=True) from None
+    except openai.APIError as exc:  # e.g. a body the SDK could not read as a completion
+        raise LLMError(f"unusable answer: {type(exc).__name__}", retryable=True) from None
     latency_ms = int((time.monotonic() - started) * 1000)
-    if not completion.choices:
-        raise LLMError("the answer has no choices", retryable=True)
-    choice = completion.choices[0]
-    usage = completion.usage
-    return ChatResult(
-        text=choice.message.content or "",
-        finish_reason=choice.finish_reason or "",
-        tokens_in=usage.prompt_tokens if usage else 0,
-        tokens_out=usage.completion_tokens if usage else 0,
-        latency_ms=latency_ms,
-        model=completion.model or model,
-        simulated=completion.system_fingerprint == SIMULATOR_FINGERPRINT,
-    )
+    if not isinstance(completion, ChatCompletion):  # the SDK hands back the text of a non-JSON body
+        raise UnusableAnswer(
+            "HTTP 200 with a body that is not JSON", text=scrub(str(completion)[:ANSWER_TEXT_CHARS], api_key)
+        )
+    try:
+        if not completion.choices:
+            raise LLMError("the answer has no choices", retryable=True)
+        choice = completion.choices[0]
+        usage = completion.usage
+        return ChatResult(
+            text=choice.message.content or "",
+            finish_reason=choice.finish_reason or "",
+            tokens_in=usage.prompt_tokens if usage else 0,
+            tokens_out=usage.completion_tokens if usage else 0,
+            latency_ms=latency_ms,
+            model=completion.model or model,
+            simulated=completion.system_fingerprint == SIMULATOR_FINGERPRINT,
+        )
+    except (AttributeError, TypeError, KeyError, IndexError):  # JSON, but not shaped like a completion
+        raise UnusableAnswer(
+            "HTTP 200 with JSON that is not a chat completion",
+            text=scrub(_dump(completion)[:ANSWER_TEXT_CHARS], api_key),
+        ) from None
+
+
+def _dump(completion: ChatCompletion) -> str:
+    try:
+        return completion.model_dump_json(warnings=False)
+    except Exception:  # fields the SDK filled with what it could not read
+        return ""

@@ -8,7 +8,7 @@ failed draft with the reason, its raw text kept.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -17,8 +17,8 @@ from django.db import IntegrityError, transaction
 
 from feedback.models import CallStatus, Draft, Generation, Project, Sample, Turn
 
-from . import ratelimit
-from .client import ChatResult, LLMError, chat
+from . import connections, ratelimit
+from .client import ChatResult, LLMError, UnusableAnswer, chat
 from .pricing import cost_of
 from .prompts import estimate_tokens, feedback_messages, image_data_url, response_messages, template_for
 from .schema import ParsedFeedback, ParseError, feedback_schema, parse_feedback, response_format
@@ -29,7 +29,9 @@ REASK = "Your answer could not be used: {error}. Reply again with only the JSON 
 
 @dataclass(frozen=True)
 class CallSettings:
-    """How to call a model. Stored with jobs and drafts; the key is looked up by ``role`` at call time."""
+    """How to call a model. Stored with jobs and drafts, never with a key: the key is the named
+    ``connection``'s, sent only to that connection's URL; ``connection`` "" is a free-form URL,
+    called without a key."""
 
     base_url: str
     model: str
@@ -40,6 +42,7 @@ class CallSettings:
     send_image: bool = False
     prompt_version: str = "v1"
     role: str = "drafter"
+    connection: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,11 +50,16 @@ class CallSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CallSettings:
         known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if "connection" not in data and values.get("base_url"):
+            # Settings stored before connections: the connection whose URL this is, if any.
+            prefer = "responder" if values.get("role") == "responder" else "default"
+            values["connection"] = connections.for_url(values["base_url"], prefer=prefer)
+        return cls(**values)
 
     @property
     def api_key(self) -> str:
-        return settings.RESPONDER_API_KEY if self.role == "responder" else settings.LLM_API_KEY
+        return connections.key_for(self.connection, self.base_url)
 
     def request_params(self) -> dict[str, Any]:
         return {
@@ -63,22 +71,38 @@ class CallSettings:
         }
 
 
-def drafter_settings(project: Project, **overrides: Any) -> CallSettings:
+def drafter_settings(project: Project, *, free_url: bool = False, **overrides: Any) -> CallSettings:
+    """The drafting model's settings: the project's connection and model unless ``overrides`` name
+    others. A ``base_url`` is refused unless ``free_url`` (superusers and the command line)."""
+    given = _given(overrides)
+    chosen = given.get("connection")
+    project_model = project.llm_model if not chosen or chosen == (project.llm_connection or "default") else ""
+    endpoint = _endpoint(
+        given,
+        fallback=project.llm_connection or "default",
+        preset_model=project_model,
+        free_model=settings.LLM_MODEL,
+        free_url=free_url,
+    )
     base = CallSettings(
-        base_url=project.llm_endpoint or settings.LLM_BASE_URL,
-        model=project.llm_model or settings.LLM_MODEL,
+        base_url=endpoint["base_url"],
+        model=endpoint["model"],
         temperature=project.llm_temperature,
         max_tokens=settings.LLM_MAX_TOKENS,
         timeout=settings.LLM_TIMEOUT,
         prompt_version=project.prompt_version,
     )
-    return validated(CallSettings.from_dict({**base.as_dict(), **_given(overrides)}))
+    return validated(CallSettings.from_dict({**base.as_dict(), **given, **endpoint}))
 
 
-def responder_settings(**overrides: Any) -> CallSettings:
+def responder_settings(*, free_url: bool = False, **overrides: Any) -> CallSettings:
+    given = _given(overrides)
+    endpoint = _endpoint(
+        given, fallback="responder", preset_model="", free_model=settings.RESPONDER_MODEL, free_url=free_url
+    )
     base = CallSettings(
-        base_url=settings.RESPONDER_BASE_URL,
-        model=settings.RESPONDER_MODEL,
+        base_url=endpoint["base_url"],
+        model=endpoint["model"],
         temperature=0.2,
         max_tokens=settings.LLM_MAX_TOKENS,
         timeout=settings.LLM_TIMEOUT,
@@ -86,29 +110,97 @@ def responder_settings(**overrides: Any) -> CallSettings:
         send_image=True,
         role="responder",
     )
-    return validated(CallSettings.from_dict({**base.as_dict(), **_given(overrides)}))
+    return validated(CallSettings.from_dict({**base.as_dict(), **given, **endpoint}))
 
 
 def _given(overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in overrides.items() if v is not None and v != ""}
 
 
+def _endpoint(
+    given: dict[str, Any], *, fallback: str, preset_model: str, free_model: str, free_url: bool
+) -> dict[str, Any]:
+    """Where to call and which model: a named connection (and a model it offers), or, for those
+    allowed, a free-form URL that gets no key and must resolve to public addresses."""
+    name = given.get("connection")
+    base_url = given.get("base_url")
+    model = given.get("model") or preset_model
+    if name is not None and not isinstance(name, str):
+        raise ValueError("connection: the name of a connection")
+    if base_url is not None:
+        if not isinstance(base_url, str):
+            raise ValueError("base_url: a URL")
+        if name:
+            raise ValueError("base_url: name a connection or a URL, not both")
+        if not free_url:
+            raise ValueError("base_url: only superusers may give a URL; choose one of the connections")
+        name = connections.for_url(base_url)
+        if not name:  # free-form: no key, public addresses only
+            error = connections.free_url_error(base_url)
+            if error:
+                raise ValueError(f"base_url: {error}")
+            return {"connection": "", "base_url": base_url, "model": model or free_model}
+    conn = connections.get(name or fallback)
+    model = model or conn.default_model
+    if model and not conn.allows(model):
+        raise ValueError(
+            f"model: {str(model)[:200]!r} is not offered by connection {conn.name!r}; offered: {', '.join(conn.models)}"
+        )
+    return {"connection": conn.name, "base_url": conn.base_url, "model": model}
+
+
 def validated(cs: CallSettings) -> CallSettings:
     """Refuse settings that could only fail later, naming the field."""
-    if not cs.base_url.startswith(("http://", "https://")):
-        raise ValueError(f"endpoint: {cs.base_url!r} is not an http(s) URL")
-    if "@" in cs.base_url.split("//", 1)[1].split("/", 1)[0]:
-        raise ValueError("endpoint: credentials do not belong in the URL; set the key in the environment")
-    if not cs.model:
+    error = connections.url_error(cs.base_url)
+    if error:
+        raise ValueError(f"base_url: {error}")
+    if not isinstance(cs.model, str) or not cs.model:
         raise ValueError("model: required")
+    if len(cs.model) > connections.MODEL_MAX_CHARS:
+        raise ValueError(f"model: at most {connections.MODEL_MAX_CHARS} characters")
+    if isinstance(cs.temperature, bool) or not isinstance(cs.temperature, int | float):
+        raise ValueError("temperature: a number from 0 to 2")
     if not 0 <= cs.temperature <= 2:
         raise ValueError(f"temperature: {cs.temperature} is outside 0-2")
+    if isinstance(cs.max_tokens, bool) or not isinstance(cs.max_tokens, int):
+        raise ValueError("max_tokens: a whole number from 1 to 200000")
     if not 1 <= cs.max_tokens <= 200_000:
         raise ValueError(f"max_tokens: {cs.max_tokens} is outside 1-200000")
+    if isinstance(cs.timeout, bool) or not isinstance(cs.timeout, int | float) or not 0 < cs.timeout <= 3600:
+        raise ValueError("timeout: seconds, more than 0 and at most 3600")
     if cs.structured not in STRUCTURED_MODES:
-        raise ValueError(f"structured: {cs.structured!r} is not one of {', '.join(STRUCTURED_MODES)}")
+        raise ValueError(f"structured: {str(cs.structured)[:50]!r} is not one of {', '.join(STRUCTURED_MODES)}")
+    if not isinstance(cs.send_image, bool):
+        raise ValueError("send_image: true or false")
     if cs.role == "drafter":
+        if not isinstance(cs.prompt_version, str) or len(cs.prompt_version) > 50:
+            raise ValueError("prompt_version: a version name of at most 50 characters")
         template_for(cs.prompt_version)
+    return cs
+
+
+def _limits(cs: CallSettings) -> tuple[int, int]:
+    """Requests and tokens per minute for the call's URL: its connection's, else the global ones."""
+    conn = connections.registry().get(cs.connection) if cs.connection else None
+    if conn is None:
+        return settings.LLM_REQUESTS_PER_MINUTE, settings.LLM_TOKENS_PER_MINUTE
+    return conn.requests_per_minute, conn.tokens_per_minute
+
+
+def call_target(cs: CallSettings) -> CallSettings:
+    """The settings to call with, checked again before each call: a connection at its URL of now
+    (a superuser may have moved it; its key follows it, never the old URL), or a free-form URL whose
+    host still resolves to public addresses only. LLMError, not retryable, when neither holds."""
+    if cs.connection:
+        conn = connections.registry().get(cs.connection)
+        if conn is None:
+            raise LLMError(f"refused: the connection {cs.connection!r} is no longer defined", retryable=False)
+        if conn.base_url != cs.base_url:
+            return replace(cs, base_url=conn.base_url)
+        return cs
+    error = connections.free_url_error(cs.base_url)
+    if error:
+        raise LLMError(f"refused: {error}", retryable=False)
     return cs
 
 
@@ -121,13 +213,22 @@ class CallGate:
     cost: Decimal = field(default_factory=Decimal)
 
     def before(self, cs: CallSettings, estimate_in: int) -> None:
-        ratelimit.acquire(cs.base_url, tokens=estimate_in + cs.max_tokens, max_wait=settings.RATE_LIMIT_MAX_WAIT)
+        # The key stays the URL: connections sharing one server share its limit.
+        rpm, tpm = _limits(cs)
+        ratelimit.acquire(
+            cs.base_url,
+            tokens=estimate_in + cs.max_tokens,
+            requests_per_minute=rpm,
+            tokens_per_minute=tpm,
+            max_wait=settings.RATE_LIMIT_MAX_WAIT,
+        )
 
     def after(self, cs: CallSettings, estimate_in: int, result: ChatResult | None) -> None:
         used = (result.tokens_in + result.tokens_out) if result else 0
         unused = estimate_in + cs.max_tokens - used
-        if unused > 0 and settings.LLM_TOKENS_PER_MINUTE:
-            ratelimit.refund(cs.base_url, tokens=unused)
+        tpm = _limits(cs)[1]
+        if unused > 0 and tpm:
+            ratelimit.refund(cs.base_url, tokens=unused, tokens_per_minute=tpm)
         if result is not None:
             self.tokens_in += result.tokens_in
             self.tokens_out += result.tokens_out
@@ -135,6 +236,7 @@ class CallGate:
 
 
 def _call(cs: CallSettings, messages: list[dict[str, Any]], gate: CallGate, fmt: dict[str, Any] | None) -> ChatResult:
+    cs = call_target(cs)
     estimate = estimate_tokens(messages)
     gate.before(cs, estimate)
     result = None
@@ -193,7 +295,11 @@ def draft_turn(
     answers: list[ChatResult] = []
 
     def ask(conversation: list[dict[str, Any]]) -> ParsedFeedback:
-        answers.append(_call(cs, conversation, gate, fmt))
+        try:
+            answers.append(_call(cs, conversation, gate, fmt))
+        except UnusableAnswer as exc:  # unparseable like prose: re-asked once, then a failed draft
+            answers.append(ChatResult(exc.text, "", 0, 0, 0, cs.model, False))
+            raise ParseError("", f"the answer is not a chat completion ({exc.message})") from None
         answer = answers[-1]
         return parse_feedback(
             answer.text,

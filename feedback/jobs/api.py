@@ -32,8 +32,13 @@ class SelectionSerializer(serializers.Serializer):
 
 
 class ModelSettingsSerializer(serializers.Serializer):
+    connection = serializers.CharField(
+        required=False, allow_blank=True, help_text="The name of an LLM connection, as the job form lists them."
+    )
     model = serializers.CharField(required=False, allow_blank=True)
-    base_url = serializers.URLField(required=False, allow_blank=True)
+    base_url = serializers.CharField(
+        required=False, allow_blank=True, help_text="Superusers only: a URL of no connection, called without a key."
+    )
     temperature = serializers.FloatField(required=False, min_value=0, max_value=2)
     max_tokens = serializers.IntegerField(required=False, min_value=1)
     structured = serializers.ChoiceField(choices=["json_schema", "json_object", "none"], required=False)

@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
+from feedback.drafting import connections
 from feedback.models import Job, Project
 
 from .selection import STATUSES
@@ -22,9 +23,15 @@ class JobForm(forms.Form):
     rounds = forms.IntegerField(
         min_value=1, max_value=10, initial=1, help_text="Respond jobs: rounds of respond, critique and refine."
     )
-    model = forms.CharField(required=False, help_text="Drafting model; empty: the project's, else the default.")
-    endpoint = forms.URLField(
-        required=False, assume_scheme="https", help_text="OpenAI-compatible base URL; empty: the default."
+    connection = forms.ChoiceField(required=False, help_text="Where the drafting model is; empty: the project's.")
+    model = forms.CharField(
+        required=False, max_length=200, help_text="Drafting model; empty: the project's, else the connection's."
+    )
+    endpoint = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Other URL",
+        help_text="Superusers only: an OpenAI-compatible base URL of no connection, called without any key.",
     )
     temperature = forms.FloatField(required=False, min_value=0, max_value=2)
     structured = forms.ChoiceField(
@@ -33,15 +40,25 @@ class JobForm(forms.Form):
         label="Structured output",
     )
     send_image = forms.BooleanField(required=False, help_text="Send the image too, for vision models.")
-    responder_model = forms.CharField(required=False, help_text="Respond jobs: the model under study.")
-    responder_endpoint = forms.URLField(required=False, assume_scheme="https")
+    responder_connection = forms.ChoiceField(required=False, help_text="Respond jobs: where the model under study is.")
+    responder_model = forms.CharField(required=False, max_length=200, help_text="Respond jobs: the model under study.")
+    responder_endpoint = forms.CharField(required=False, max_length=500, label="Responder other URL")
     budget = forms.DecimalField(
         required=False, min_value=0, decimal_places=4, help_text="US dollars; no call is made that could pass it."
     )
 
-    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, project: Project, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.project = project
+        found = connections.registry()
+        choices = [("", "")] + [(name, _label(found[name])) for name in sorted(found)]
+        defaults = (("connection", project.llm_connection or "default"), ("responder_connection", "responder"))
+        for name, default in defaults:
+            field = self.fields[name]
+            assert isinstance(field, forms.ChoiceField)
+            field.choices = [("", f"({default})"), *choices[1:]]
+        if not getattr(user, "is_superuser", False):  # free-form URLs are for superusers only
+            del self.fields["endpoint"], self.fields["responder_endpoint"]
         criterion = self.fields["criterion"]
         batch = self.fields["import_batch"]
         assert isinstance(criterion, forms.ChoiceField) and isinstance(batch, forms.ChoiceField)
@@ -49,11 +66,14 @@ class JobForm(forms.Form):
         batch.choices = [("", "any")] + [
             (str(b.pk), f"#{b.pk} {b.file_name}") for b in project.import_batches.order_by("-pk")[:200]
         ]
-        self.fields["model"].widget.attrs["placeholder"] = project.llm_model or settings.LLM_MODEL
-        self.fields["endpoint"].widget.attrs["placeholder"] = project.llm_endpoint or settings.LLM_BASE_URL
+        project_connection = found.get(project.llm_connection or "default")
+        self.fields["model"].widget.attrs["placeholder"] = project.llm_model or (
+            project_connection.default_model if project_connection else settings.LLM_MODEL
+        )
         self.fields["temperature"].widget.attrs["placeholder"] = project.llm_temperature
-        self.fields["responder_model"].widget.attrs["placeholder"] = settings.RESPONDER_MODEL
-        self.fields["responder_endpoint"].widget.attrs["placeholder"] = settings.RESPONDER_BASE_URL
+        self.fields["responder_model"].widget.attrs["placeholder"] = (
+            found["responder"].default_model if "responder" in found else settings.RESPONDER_MODEL
+        )
 
     def service_arguments(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -69,11 +89,21 @@ class JobForm(forms.Form):
             "rounds": data["rounds"],
             "budget": data["budget"],
             "drafter": {
+                "connection": data["connection"],
                 "model": data["model"],
-                "base_url": data["endpoint"],
+                "base_url": data.get("endpoint", ""),
                 "temperature": data["temperature"],
                 "structured": data["structured"],
                 "send_image": data["send_image"],
             },
-            "responder": {"model": data["responder_model"], "base_url": data["responder_endpoint"]},
+            "responder": {
+                "connection": data["responder_connection"],
+                "model": data["responder_model"],
+                "base_url": data.get("responder_endpoint", ""),
+            },
         }
+
+
+def _label(conn: connections.Connection) -> str:
+    models = f": {', '.join(conn.models[:5])}{'…' if len(conn.models) > 5 else ''}" if conn.models else ""
+    return f"{conn.name}{models}"

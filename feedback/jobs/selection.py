@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models.expressions import RawSQL
 
-from feedback.models import CallStatus, Draft, Generation, ImportBatch, Project, Sample, Turn
+from feedback.models import EXTERNAL_ID_MAX, CallStatus, Draft, Generation, ImportBatch, Project, Sample, Turn
+
+# Bounds on a job's selection: a list of sample ids is checked and stored with the job, so it is
+# bounded like any other input; a limit past the number of turns any project holds means nothing.
+MAX_SAMPLE_IDS = 100_000
+MAX_LIMIT = 100_000_000
+MAX_ID = 2**63 - 1
 
 STATUSES = {
     "never": "never drafted",
@@ -34,38 +43,54 @@ def selection_from(project: Project, data: dict[str, Any]) -> Selection:
     unknown = set(data) - set(Selection.__dataclass_fields__)
     if unknown:
         raise ValueError(f"{sorted(unknown)[0]}: not a selection field")
-    criterion = (data.get("criterion") or "").strip()
-    if criterion and criterion not in project.criteria:
-        raise ValueError(f"criterion: {criterion!r} is not one of {', '.join(project.criteria)}")
+    criterion = data.get("criterion") or ""
+    if not isinstance(criterion, str) or (criterion.strip() and criterion.strip() not in project.criteria):
+        raise ValueError(f"criterion: {str(criterion)[:100]!r} is not one of {', '.join(project.criteria)}")
+    criterion = criterion.strip()
     status = data.get("status") or "never"
-    if status not in STATUSES:
-        raise ValueError(f"status: {status!r} is not one of {', '.join(STATUSES)}")
-    batch = data.get("import_batch")
-    if batch in ("", None):
-        batch = None
-    else:
-        try:
-            batch = int(str(batch))
-        except (TypeError, ValueError):
-            raise ValueError(f"import_batch: {batch!r} is not a number") from None
-        if not ImportBatch.objects.filter(pk=batch, project=project).exists():
-            raise ValueError(f"import_batch: no import {batch} in this project")
+    if not isinstance(status, str) or status not in STATUSES:
+        raise ValueError(f"status: {str(status)[:50]!r} is not one of {', '.join(STATUSES)}")
+    batch = whole_number("import_batch", data.get("import_batch"), low=1, high=MAX_ID)
+    if batch is not None and not ImportBatch.objects.filter(pk=batch, project=project).exists():
+        raise ValueError(f"import_batch: no import {batch} in this project")
     ids = data.get("sample_ids") or []
     if isinstance(ids, str):
         ids = [part for part in ids.replace(",", " ").split() if part]
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ValueError("sample_ids: expected a list of sample ids")
-    limit = data.get("limit")
-    if limit in ("", None):
-        limit = None
-    else:
-        try:
-            limit = int(str(limit))
-        except (TypeError, ValueError):
-            raise ValueError(f"limit: {limit!r} is not a number") from None
-        if limit < 1:
-            raise ValueError("limit: must be at least 1")
+    if len(ids) > MAX_SAMPLE_IDS:
+        raise ValueError(f"sample_ids: at most {MAX_SAMPLE_IDS:,} ids (got {len(ids):,}); select by import instead")
+    for position, sample_id in enumerate(ids):
+        if not sample_id or len(sample_id) > EXTERNAL_ID_MAX:
+            raise ValueError(f"sample_ids: id {position + 1} is empty or longer than {EXTERNAL_ID_MAX} characters")
+    limit = whole_number("limit", data.get("limit"), low=1, high=MAX_LIMIT)
     return Selection(criterion=criterion, status=status, import_batch=batch, sample_ids=ids, limit=limit)
+
+
+def whole_number(name: str, value: Any, *, low: int, high: int) -> int | None:
+    """An optional whole number from user input within [low, high]; a ValueError names the field."""
+    if value in ("", None):
+        return None
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{name}: {value!r} is not a whole number")
+    text = str(value).strip()
+    if len(text) > 30:
+        raise ValueError(f"{name}: must be from {low:,} to {high:,}")
+    try:
+        number = int(float(text)) if isinstance(value, float) else int(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: {text!r} is not a whole number") from None
+    if not low <= number <= high:
+        raise ValueError(f"{name}: must be from {low:,} to {high:,}")
+    return number
+
+
+def _listed(ids: list[str]) -> RawSQL:
+    """The ids as one query parameter, not one per id: SQLite allows 32,766 variables a statement,
+    and a long IN list is slow to plan on PostgreSQL."""
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::text[])", (ids,))
+    return RawSQL("SELECT value FROM json_each(%s)", (json.dumps(ids),))
 
 
 def _samples(project: Project, selection: Selection) -> QuerySet[Sample]:
@@ -75,7 +100,7 @@ def _samples(project: Project, selection: Selection) -> QuerySet[Sample]:
     if selection.import_batch is not None:
         samples = samples.filter(import_batch_id=selection.import_batch)
     if selection.sample_ids:
-        samples = samples.filter(external_id__in=selection.sample_ids)
+        samples = samples.filter(external_id__in=_listed(selection.sample_ids))
     return samples
 
 

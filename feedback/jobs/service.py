@@ -15,7 +15,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -38,7 +38,7 @@ from feedback.drafting.service import (
 from feedback.models import CallStatus, Draft, Generation, Job, JobItem, Project, Sample, Turn
 
 from . import queue
-from .selection import Selection, samples_to_respond, selection_from, turns_to_draft
+from .selection import Selection, samples_to_respond, selection_from, turns_to_draft, whole_number
 
 log = logging.getLogger(__name__)
 CHUNK = 1000
@@ -67,25 +67,31 @@ def job_create(
     drafter: dict[str, Any] | None = None,
     responder: dict[str, Any] | None = None,
 ) -> Job:
-    """Validate and queue a job; a ValueError names the field at fault. The dispatcher runs after commit."""
+    """Validate and queue a job; a ValueError names the field at fault (``drafter.model``, say).
+    The dispatcher runs after commit.
+
+    A free-form ``base_url`` is for superusers, and for callers with no user (the command line and
+    code, which run with the deployment's own environment); it never gets a connection's key."""
     if kind not in Job.Kind.values:
-        raise ValueError(f"kind: {kind!r} is not one of {', '.join(Job.Kind.values)}")
+        raise ValueError(f"kind: {str(kind)[:50]!r} is not one of {', '.join(Job.Kind.values)}")
     chosen = selection_from(project, selection)
-    if not 1 <= int(rounds) <= MAX_ROUNDS:
-        raise ValueError(f"rounds: {rounds} is outside 1-{MAX_ROUNDS}")
-    if kind == Job.Kind.DRAFT and int(rounds) != 1:
+    count = whole_number("rounds", rounds, low=1, high=MAX_ROUNDS)
+    if count is None:
+        raise ValueError(f"rounds: must be from 1 to {MAX_ROUNDS}")
+    if kind == Job.Kind.DRAFT and count != 1:
         raise ValueError("rounds: a draft job has one round; the DRESS loop is a respond job")
     cap = _budget(budget)
-    llm_settings = {"drafter": drafter_settings(project, **(drafter or {})).as_dict()}
+    free_url = user is None or bool(getattr(user, "is_superuser", False))
+    llm_settings = {"drafter": _role_settings("drafter", drafter, project=project, free_url=free_url)}
     if kind == Job.Kind.RESPOND:
-        llm_settings["responder"] = responder_settings(**(responder or {})).as_dict()
+        llm_settings["responder"] = _role_settings("responder", responder, project=project, free_url=free_url)
     with transaction.atomic():
         job = Job.objects.create(
             project=project,
             kind=kind,
             selection=chosen.as_dict(),
             llm_settings=llm_settings,
-            rounds=int(rounds),
+            rounds=count,
             budget=cap,
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
@@ -93,16 +99,40 @@ def job_create(
     return job
 
 
+def _role_settings(role: str, given: dict[str, Any] | None, *, project: Project, free_url: bool) -> dict[str, Any]:
+    """The drafter's or responder's settings as stored with the job; errors name ``role.field``."""
+    if given is not None and not isinstance(given, dict):
+        raise ValueError(f"{role}: an object of model settings")
+    try:
+        if role == "drafter":
+            return drafter_settings(project, free_url=free_url, **(given or {})).as_dict()
+        return responder_settings(free_url=free_url, **(given or {})).as_dict()
+    except TypeError:  # a setting that does not exist
+        unknown = sorted(set(given or {}) - set(CallSettings.__dataclass_fields__))
+        raise ValueError(f"{role}.{unknown[0] if unknown else 'settings'}: not a model setting") from None
+    except ValueError as exc:
+        raise ValueError(f"{role}.{exc}") from None
+
+
+# Job.budget holds 14 digits, 8 of them decimals.
+MAX_BUDGET = Decimal("999999")
+
+
 def _budget(value: Decimal | str | None) -> Decimal | None:
     if value in (None, ""):
         return None
+    text = str(value)
+    if len(text) > 40:
+        raise ValueError(f"budget: from 0 to {MAX_BUDGET} US dollars")
     try:
-        cap = Decimal(str(value))
+        cap = Decimal(text)
     except ArithmeticError:
-        raise ValueError(f"budget: {value!r} is not a number") from None
+        raise ValueError(f"budget: {text!r} is not a number") from None
     if not cap.is_finite() or cap < 0:
         raise ValueError("budget: must be a non-negative amount of US dollars")
-    return cap
+    if cap > MAX_BUDGET:
+        raise ValueError(f"budget: from 0 to {MAX_BUDGET} US dollars")
+    return cap.quantize(Decimal("0.00000001"), rounding=ROUND_DOWN)
 
 
 def job_dispatch(*, job_id: int) -> None:
@@ -113,7 +143,34 @@ def job_dispatch(*, job_id: int) -> None:
         if job.state == Job.State.RUNNING:
             _fill(job)
         return
-    selection = Selection(**job.selection)
+    try:
+        _dispatch(job)
+    except Exception as exc:  # whatever it was, the job must not wait in silence
+        log.exception("job %s could not be dispatched", job.pk)
+        _fail_dispatch(job, exc)
+
+
+def _fail_dispatch(job: Job, exc: Exception) -> None:
+    """The job failed before it started: say why on its page, and let nothing it made run."""
+    reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+    now = timezone.now()
+    with transaction.atomic():
+        JobItem.objects.filter(job=job, state__in=(JobItem.State.PENDING, JobItem.State.QUEUED)).update(
+            state=JobItem.State.CANCELLED, token="", updated_at=now
+        )
+        Job.objects.filter(pk=job.pk, state__in=(Job.State.QUEUED, Job.State.RUNNING)).update(
+            state=Job.State.FAILED,
+            finished_at=now,
+            reserved_cost=0,
+            stop_reason=f"Could not start: {reason[:300]}",
+        )
+
+
+def _dispatch(job: Job) -> None:
+    try:
+        selection = Selection(**job.selection)
+    except TypeError:
+        raise ValueError("the job's selection is not one this version reads") from None
     if job.kind == Job.Kind.DRAFT:
         created = _items_from_turns(job, turns_to_draft(job.project, selection).values_list("pk", flat=True))
     else:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from feedback.drafting import connections
 from feedback.models import Job, Project, Role
 from feedback.permissions import require_role
 
@@ -22,9 +22,10 @@ def _admin_project(request, slug: str) -> Project:
     return project
 
 
-def key_status() -> dict[str, bool]:
-    """Whether keys are configured, never what they are."""
-    return {"drafter": bool(settings.LLM_API_KEY), "responder": bool(settings.RESPONDER_API_KEY)}
+def key_status() -> list[dict]:
+    """The connections, and whether their keys are set: never what they are, nor where they go."""
+    found = connections.registry()
+    return [found[name].public() for name in sorted(found)]
 
 
 def job_list(request, slug):
@@ -36,7 +37,7 @@ def job_list(request, slug):
 @require_http_methods(["GET", "POST"])
 def job_new(request, slug):
     project = _admin_project(request, slug)
-    form = JobForm(request.POST or None, project=project)
+    form = JobForm(request.POST or None, project=project, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             job = service.job_create(project=project, user=request.user, **form.service_arguments())
@@ -45,7 +46,7 @@ def job_new(request, slug):
         else:
             messages.info(request, f"Job #{job.pk} launched; this page follows its progress.")
             return redirect("feedback:job-detail", slug=project.slug, pk=job.pk)
-    return render(request, "feedback/job_new.html", {"project": project, "form": form, "keys": key_status()})
+    return render(request, "feedback/job_new.html", {"project": project, "form": form, "connections": key_status()})
 
 
 def job_detail(request, slug, pk):

@@ -34,7 +34,7 @@ from .limits import RateLimiter, retry_headers
 
 SYSTEM_FINGERPRINT = "annotator-simulator"
 MODELS = ("annotator-simulator", "annotator-simulator-vision")
-FAULT_KINDS = ("429", "5xx", "hang", "malformed", "missing_field", "truncated")
+FAULT_KINDS = ("429", "5xx", "hang", "malformed", "missing_field", "truncated", "html", "html_error")
 JSON_ONLY_FAULTS = frozenset({"malformed", "missing_field", "truncated"})
 MAX_BODY = 64 * 1024 * 1024
 
@@ -55,6 +55,8 @@ class SimulatorConfig:
     fault_malformed: float = 0.0
     fault_missing_field: float = 0.0
     fault_truncated: float = 0.0
+    fault_html: float = 0.0
+    fault_html_error: float = 0.0
     retry_after: float = 1.0
     hang_seconds: float = 30.0
     seed: int = 0
@@ -117,9 +119,25 @@ class Reply:
     status: int
     payload: Any
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    content_type: str = "application/json"
 
     def body(self) -> bytes:
+        if isinstance(self.payload, bytes):
+            return self.payload
         return json.dumps(self.payload, ensure_ascii=False).encode("utf-8")
+
+
+# What a proxy or an internal service answers instead of the API: a page, not JSON.
+HTML_PAGE = (
+    "<!DOCTYPE html><html><head><title>{status}</title></head><body><h1>{status}</h1>"
+    "<p>upstream internal-admin.corp.example: connection to 10.0.0.7:5432 refused (a fault injected by the "
+    "simulator)</p></body></html>"
+)
+
+
+def html_reply(status: int, title: str) -> Reply:
+    page = HTML_PAGE.format(status=f"{status} {title}").encode("utf-8")
+    return Reply(status, page, content_type="text/html; charset=utf-8")
 
 
 class BadRequest(Exception):
@@ -332,6 +350,11 @@ class Simulator:
             self.stopping.wait(config.hang_seconds)
             return error_reply(504, "The request timed out upstream (a simulated hang).", "server_error", "timeout")
         self._sleep_latency(config)
+        if fault == "html":
+            self._count("completed")
+            return html_reply(200, "OK")
+        if fault == "html_error":
+            return html_reply(502, "Bad Gateway")
         if fault == "5xx":
             if pick < 0.5:
                 return error_reply(500, "The server had an error while processing your request.", "server_error")
@@ -530,7 +553,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = reply.body()
         try:
             self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(body)))
             for name, value in reply.headers.items():
                 self.send_header(name, value)

@@ -21,7 +21,9 @@ def test_the_demo_project_is_drafted_through_the_simulator(settings, llm_simulat
     assert awaiting > 0
 
     worker = WorkerProcess(
-        "default,llm,exports", log_path=tmp_path / "worker.log", env={"ANNOTATOR_JOB_WATCH_INTERVAL": "1"}
+        "default,llm,exports",
+        log_path=tmp_path / "worker.log",
+        env={"ANNOTATOR_JOB_WATCH_INTERVAL": "1", "ANNOTATOR_LLM_BASE_URL": llm_simulator.url},
     )
     try:
 

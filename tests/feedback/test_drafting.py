@@ -87,6 +87,14 @@ def make_sample(project: Project, *, external_id: str = "s1", turns: int = 1, wi
     return sample
 
 
+@pytest.fixture(autouse=True)
+def simulator_connections(request, settings):
+    """With a simulator, the built-in connections point at it (as bin/run's do)."""
+    if "llm_simulator" in request.fixturenames:
+        url = request.getfixturevalue("llm_simulator").url
+        settings.LLM_BASE_URL = settings.RESPONDER_BASE_URL = url
+
+
 @pytest.fixture
 def sample(project) -> Sample:
     project.guidelines = GUIDELINES
@@ -96,7 +104,7 @@ def sample(project) -> Sample:
 
 def draft(project, sample, url, *, turn_index: int = 0, job_id=None, **overrides) -> Draft:
     turn = sample.turns.get(index=turn_index)
-    cs = drafter_settings(project, base_url=url, **overrides)
+    cs = drafter_settings(project, free_url=True, base_url=url, **overrides)
     return draft_turn(turn=turn, sample=sample, project=project, cs=cs, gate=CallGate(), job_id=job_id)
 
 
@@ -515,7 +523,7 @@ def test_send_image_sends_an_image_part(project, llm_simulator):
 
 def test_respond_turn_stores_a_generation_and_fills_the_turn(project, sample, llm_simulator):
     turn = Turn.objects.create(sample=sample, index=1, user_message="Which colour is the bus?", model_response=None)
-    cs = responder_settings(base_url=llm_simulator.url)
+    cs = responder_settings()
     generation = respond_turn(turn=turn, sample=sample, cs=cs, gate=CallGate())
     generation.refresh_from_db()
     turn.refresh_from_db()
@@ -534,7 +542,7 @@ def test_respond_turn_never_overwrites_a_response_that_arrived_meanwhile(project
     turn = Turn.objects.create(sample=sample, index=1, user_message="Which colour is the bus?", model_response=None)
     Turn.objects.filter(pk=turn.pk).update(model_response="An answer typed by a person.")
     assert turn.model_response is None  # the caller's copy is stale
-    cs = responder_settings(base_url=llm_simulator.url)
+    cs = responder_settings()
     generation = respond_turn(turn=turn, sample=sample, cs=cs, gate=CallGate())
     assert Generation.objects.filter(pk=generation.pk).exists()
     assert turn.model_response == "An answer typed by a person."
@@ -581,8 +589,8 @@ def test_a_wrong_key_is_not_retryable(project, sample, llm_simulator, settings):
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"base_url": "ftp://x"}, "endpoint"),
-        ({"base_url": "http://user:pw@host/v1"}, "endpoint"),
+        ({"base_url": "ftp://x"}, "base_url"),
+        ({"base_url": "http://user:pw@host/v1"}, "base_url"),
         ({"temperature": 3}, "temperature"),
         ({"structured": "xml"}, "structured"),
         ({"max_tokens": 0}, "max_tokens"),
@@ -590,13 +598,14 @@ def test_a_wrong_key_is_not_retryable(project, sample, llm_simulator, settings):
 )
 def test_settings_are_validated_naming_the_field(project, overrides, field):
     with pytest.raises(ValueError) as caught:
-        drafter_settings(project, **overrides)
+        drafter_settings(project, free_url=True, **overrides)
     assert str(caught.value).startswith(f"{field}: ")
     assert "pw" not in str(caught.value)
 
 
-def test_valid_settings_keep_what_was_given(project):
-    cs = drafter_settings(project, base_url="https://llm.example.test/v1", temperature=0, timeout=0.5)
+def test_valid_settings_keep_what_was_given(project, settings):
+    settings.LLM_CONNECTIONS = {"lab": {"base_url": "https://llm.example.test/v1"}}
+    cs = drafter_settings(project, connection="lab", model="annotator-simulator", temperature=0, timeout=0.5)
     assert (cs.base_url, cs.temperature, cs.timeout) == ("https://llm.example.test/v1", 0, 0.5)
     assert cs.model == "annotator-simulator"
     assert "api_key" not in cs.as_dict()

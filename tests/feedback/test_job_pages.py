@@ -203,7 +203,7 @@ def test_new_job_form_lists_the_project_criteria(client, project, admin_user, se
     page = client.get(reverse("feedback:job-new", args=["test"]))
     assert page.status_code == 200
     html = page.content.decode()
-    assert "drafting key set" in html
+    assert "default (key set)" in html
     assert SECRET not in html
     assert '<option value="accuracy">accuracy</option>' in html
     assert '<option value="tone">tone</option>' in html
@@ -258,7 +258,7 @@ def test_new_job_form_creates_the_job_without_any_key(client, project, admin_use
         ({"import_batch": "OTHER"}, "import_batch", "Select a valid choice"),
         ({"criterion": "nonsense"}, "criterion", "Select a valid choice"),
         ({"temperature": "3"}, "temperature", "less than or equal to 2"),
-        ({"endpoint": "ftp://llm.example.test/v1"}, None, "endpoint: 'ftp://llm.example.test/v1' is not an http(s)"),
+        ({"connection": "nowhere"}, "connection", "Select a valid choice"),
     ],
 )
 def test_new_job_form_shows_what_is_wrong(client, project, admin_user, changes, field, message):
@@ -563,7 +563,8 @@ def test_api_creates_a_job(project, admin_user, settings):
         ({"kind": "draft", "selection": {"import_batch": 999999}}, "import_batch"),
         ({"kind": "draft", "selection": {"status": "sometimes"}}, "selection"),
         ({"kind": "draft", "drafter": {"temperature": 3}}, "drafter"),
-        ({"kind": "draft", "drafter": {"base_url": "http://user:pw@llm.example.test/v1"}}, "endpoint"),
+        ({"kind": "draft", "drafter": {"base_url": "http://user:pw@llm.example.test/v1"}}, "drafter.base_url"),
+        ({"kind": "draft", "drafter": {"connection": "nowhere"}}, "drafter.connection"),
         ({"kind": "draft", "drafter": {"structured": "xml"}}, "drafter"),
         ({"kind": "draft", "budget": "-1"}, "budget"),
     ],
@@ -579,7 +580,7 @@ def test_api_unknown_prompt_version_names_the_field(project, admin_user):
     body = {"kind": "draft", "drafter": {"prompt_version": "v9"}}
     response = token_client(admin_user).post(api_url(), body, format="json")
     assert response.status_code == 400
-    assert "prompt_version" in response.json(), response.json()
+    assert "drafter.prompt_version" in response.json(), response.json()
 
 
 def test_api_detail_and_actions(project, admin_user):

@@ -28,11 +28,15 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int)
         parser.add_argument("--rounds", type=int, default=1)
         parser.add_argument("--budget", help="US dollars; no call is made that could pass it.")
+        parser.add_argument("--connection", default="", help="An LLM connection's name; default: the project's.")
         parser.add_argument("--model", default="")
-        parser.add_argument("--endpoint", default="", help="OpenAI-compatible base URL.")
+        parser.add_argument(
+            "--endpoint", default="", help="A base URL of no connection: called without any key, public hosts only."
+        )
         parser.add_argument("--temperature", type=float)
         parser.add_argument("--structured", choices=["json_schema", "json_object", "none"])
         parser.add_argument("--send-image", action="store_true")
+        parser.add_argument("--responder-connection", default="")
         parser.add_argument("--responder-model", default="")
         parser.add_argument("--responder-endpoint", default="")
         parser.add_argument("--no-wait", action="store_true", help="Launch and return at once.")
@@ -54,13 +58,18 @@ class Command(BaseCommand):
                 rounds=opts["rounds"],
                 budget=opts["budget"],
                 drafter={
+                    "connection": opts["connection"],
                     "model": opts["model"],
                     "base_url": opts["endpoint"],
                     "temperature": opts["temperature"],
                     "structured": opts["structured"],
                     "send_image": opts["send_image"] or None,
                 },
-                responder={"model": opts["responder_model"], "base_url": opts["responder_endpoint"]},
+                responder={
+                    "connection": opts["responder_connection"],
+                    "model": opts["responder_model"],
+                    "base_url": opts["responder_endpoint"],
+                },
             )
         except (LookupError, ValueError) as exc:
             raise CommandError(str(exc)) from None
