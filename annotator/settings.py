@@ -144,7 +144,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-UPLOAD_DIR = VAR_DIR / "uploads"
+UPLOAD_DIR = Path(os.environ.get("ANNOTATOR_UPLOAD_DIR", VAR_DIR / "uploads")).resolve()
 # Dataset releases: one folder per release, served only through the release pages and API.
 RELEASES_ROOT = Path(os.environ.get("ANNOTATOR_RELEASES_ROOT", VAR_DIR / "releases")).resolve()
 

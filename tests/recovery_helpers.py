@@ -15,8 +15,9 @@ def ended_owner() -> str:
     return f"{socket.gethostname()}:{child.pid}"
 
 
-def write_native(path: Path, count: int, *, turns: int = 1) -> Path:
-    """A native JSONL file of ``count`` samples with distinct ids and ``turns`` turns each."""
+def write_native(path: Path, count: int, *, turns: int = 1, feedback: bool = False) -> Path:
+    """A native JSONL file of ``count`` samples with distinct ids and ``turns`` turns each (with
+    imported honesty feedback on each turn, which releases take, when ``feedback``)."""
     with path.open("w", encoding="utf-8") as out:
         for n in range(count):
             record = {
@@ -26,5 +27,8 @@ def write_native(path: Path, count: int, *, turns: int = 1) -> Path:
                     {"user": f"Question {k} about picture {n}?", "model": f"Answer {k} to {n}."} for k in range(turns)
                 ],
             }
+            if feedback:
+                for turn in record["turns"]:
+                    turn["feedback"] = [{"criterion": "honesty", "score": 1 + n % 7, "critique": f"Critique of {n}."}]
             out.write(json.dumps(record) + "\n")
     return path

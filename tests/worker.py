@@ -59,6 +59,7 @@ class WorkerProcess:
             "DATABASE_URL": test_database_url(),
             "ANNOTATOR_MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "ANNOTATOR_RELEASES_ROOT": str(settings.RELEASES_ROOT),
+            "ANNOTATOR_UPLOAD_DIR": str(settings.UPLOAD_DIR),
             "DJANGO_SETTINGS_MODULE": "annotator.settings",
             **(env or {}),
         }

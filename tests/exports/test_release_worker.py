@@ -3,12 +3,18 @@ queue, and downloaded through both doors: each file's sha256 matches the manifes
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 
 from exports.models import Release
+from exports.service import partial_folders, release_create, release_folder
+from exports.tasks import release_build_task
+from feedback.importers.service import import_file
 from tests.conftest import token_client
 from tests.exports.release_helpers import api_urls, page_urls, reviewed_samples, sha256_of, streamed
+from tests.recovery_helpers import write_native
 from tests.worker import WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -90,3 +96,73 @@ def test_a_release_made_through_the_api_is_built_by_a_worker(project, admin_user
         assert sha256_of(content) == f["sha256"]
         if f["path"] in digests:
             assert digests[f["path"]] == f["sha256"]
+
+
+def test_a_worker_killed_mid_build_leaves_the_release_to_the_next_worker_which_builds_it_from_scratch(
+    project, admin_user, tmp_path
+):
+    total = 3000
+    import_file(project=project, format="native", path=write_native(tmp_path / "s.jsonl", total, feedback=True))
+    release = release_create(project=project, user=admin_user, formats=["rich"], enqueue=False)
+    release_build_task.delay(release.pk)
+    env = {"ANNOTATOR_RELEASE_CHUNK_SIZE": "50"}
+
+    def read_at_least(n: int):
+        def check() -> bool:
+            release.refresh_from_db()
+            return release.samples_done >= n
+
+        return check
+
+    first = WorkerProcess("exports", log_path=tmp_path / "first.log", env=env)
+    try:
+        assert first.wait_for(read_at_least(total // 5), timeout=90), first.output()
+    finally:
+        first.kill()
+    release.refresh_from_db()
+    assert release.state == Release.State.RUNNING and release.samples_done < total
+    assert partial_folders(release), "the killed build left no partial folder to recover from"
+
+    second = WorkerProcess("exports", log_path=tmp_path / "second.log", env=env)
+    try:
+        wait_until_built(second, release, timeout=120)
+    finally:
+        second.stop()
+    assert release.attempts == 2
+    assert (release.samples_done, release.samples_released) == (total, total)
+    assert partial_folders(release) == []  # the lost attempt's folder was removed
+    rows = (release_folder(release) / "rich.jsonl").read_text(encoding="utf-8").splitlines()
+    ids = [json.loads(row)["id"] for row in rows]
+    assert len(ids) == total == len(set(ids))
+    assert release.files.get(path="rich.jsonl").rows == total
+
+
+def test_a_building_release_is_cancelled_from_its_page_then_deleted(project, admin_user, tmp_path):
+    total = 1500
+    import_file(project=project, format="native", path=write_native(tmp_path / "s.jsonl", total, feedback=True))
+    release = release_create(project=project, user=admin_user, formats=["rich"], enqueue=False)
+    release_build_task.delay(release.pk)
+    client = Client()
+    client.force_login(admin_user)
+    worker = WorkerProcess("exports", log_path=tmp_path / "worker.log", env={"ANNOTATOR_RELEASE_CHUNK_SIZE": "20"})
+    try:
+
+        def building() -> bool:
+            release.refresh_from_db()
+            return release.samples_done >= 100
+
+        assert worker.wait_for(building, timeout=90), worker.output()
+        assert b'id="cancel"' in client.get(page_urls(release)["detail"]).content
+        assert client.post(page_urls(release)["detail"] + "cancel/").status_code == 302
+
+        def stopped() -> bool:
+            return not partial_folders(release)
+
+        assert worker.wait_for(stopped, timeout=60), "the build did not notice its cancellation"
+    finally:
+        worker.stop()
+    release.refresh_from_db()
+    assert release.state == Release.State.CANCELLED and release.samples_done < total
+    assert not release_folder(release).exists()
+    assert client.post(page_urls(release)["detail"] + "delete/").status_code == 302
+    assert not Release.objects.filter(pk=release.pk).exists()
