@@ -7,6 +7,7 @@ Redis or RabbitMQ.
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -52,6 +53,33 @@ ALLOWED_HOSTS = [
 ]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
+# HTTPS, for a deployment behind a TLS proxy (the README's *Production* section sets them all;
+# `manage.py check --deploy` is then clean). Off by default so that a local http:// run works.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", False)
+SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_AGE", 14 * 24 * 3600)
+# "HEADER,value": the header the proxy sets on requests that came in over HTTPS, as Django names
+# it in request.META, e.g. "HTTP_X_FORWARDED_PROTO,https". Only behind a proxy that sets it itself.
+_proxy_ssl_header = os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER", "").strip()
+SECURE_PROXY_SSL_HEADER: tuple[str, str] | None = None
+if _proxy_ssl_header:
+    _header, _, _value = (part.strip() for part in _proxy_ssl_header.partition(","))
+    if not _header.startswith("HTTP_") or not _value:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"DJANGO_SECURE_PROXY_SSL_HEADER must be 'HTTP_HEADER_NAME,value', e.g. "
+            f"'HTTP_X_FORWARDED_PROTO,https' (got {_proxy_ssl_header!r})"
+        )
+    SECURE_PROXY_SSL_HEADER = (_header, _value)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -62,6 +90,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "axes",
+    "annotator.apps.AnnotatorConfig",
     "feedback",
     "exports",
 ]
@@ -73,9 +103,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before anything reads a body: needs the user (above); the CSRF check reads forms later.
+    "annotator.middleware.RequestBodyLimitMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a locked-out login into the lockout page (annotator.lockout.lockout_response).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "annotator.urls"
@@ -125,6 +159,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# The lockout backend first: it refuses a locked-out user name and address before any password check.
+AUTHENTICATION_BACKENDS = [
+    "annotator.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed logins (the login page, the admin's and the token endpoint) are counted per user name and
+# client address; that many lock the pair out for the cool-off, a successful login starts over.
+AXES_FAILURE_LIMIT = env_int("ANNOTATOR_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("ANNOTATOR_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "annotator.lockout.lockout_response"
+AXES_VERBOSE = False
+# Proxies in front of the web server that append to X-Forwarded-For: the client address for the
+# lockout and the throttles is then taken from it (0: the connection's own address).
+PROXY_COUNT = env_int("ANNOTATOR_PROXY_COUNT", 0)
+if PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_ORDER = "right-most"
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "feedback:project-list"
 LOGOUT_REDIRECT_URL = "login"
@@ -144,6 +199,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Request bodies, refused with 413 before they are read (annotator.middleware): any body but a
+# multipart upload from a signed-in user, and any body at all from someone not signed in.
+JSON_MAX_BYTES = env_int("ANNOTATOR_JSON_MAX_BYTES", 4 * 1024 * 1024)
+ANON_BODY_MAX_BYTES = env_int("ANNOTATOR_ANON_BODY_MAX_BYTES", 64 * 1024)
 UPLOAD_DIR = Path(os.environ.get("ANNOTATOR_UPLOAD_DIR", VAR_DIR / "uploads")).resolve()
 # Dataset releases: one folder per release, served only through the release pages and API.
 RELEASES_ROOT = Path(os.environ.get("ANNOTATOR_RELEASES_ROOT", VAR_DIR / "releases")).resolve()
@@ -153,11 +212,23 @@ RELEASES_ROOT = Path(os.environ.get("ANNOTATOR_RELEASES_ROOT", VAR_DIR / "releas
 IMAGE_MAX_PIXELS = env_int("ANNOTATOR_IMAGE_MAX_PIXELS", 50_000_000)
 IMPORT_CHUNK_SIZE = env_int("ANNOTATOR_IMPORT_CHUNK_SIZE", 1000)
 
+# API tokens expire this many hours after they were issued (0: never); a password change deletes them.
+TOKEN_TTL_HOURS = env_float("ANNOTATOR_TOKEN_TTL_HOURS", 720)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "annotator.tokens.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # JSON nested past feedback.limits.JSON_MAX_DEPTH is a 400, not a RecursionError.
+    "DEFAULT_PARSER_CLASSES": [
+        "annotator.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # Token requests per client address (annotator.token_view.ObtainToken).
+    "DEFAULT_THROTTLE_RATES": {"auth-token": os.environ.get("ANNOTATOR_TOKEN_RATE", "20/min")},
+    "NUM_PROXIES": PROXY_COUNT,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

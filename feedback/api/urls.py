@@ -3,8 +3,8 @@
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.authtoken.views import obtain_auth_token
 
+from annotator.token_view import ObtainToken
 from exports import api as exports_api
 
 from ..jobs import api as jobs_api
@@ -16,7 +16,7 @@ ASSIGNMENT = REVIEW + "assignments/<int:pk>/"
 RELEASES = "projects/<slug:slug>/releases/"
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", ObtainToken.as_view(), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("projects/", views.ProjectList.as_view(), name="api-project-list"),
     path("projects/<slug:slug>/", views.ProjectDetail.as_view(), name="api-project-detail"),

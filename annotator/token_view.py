@@ -1,0 +1,36 @@
+"""The token endpoint: throttled per client address, counted by the login lockout, and handing out
+a fresh token when the user's has expired."""
+
+from __future__ import annotations
+
+from django.contrib.auth import user_logged_in
+from rest_framework import status
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import ScopedRateThrottle
+
+from .lockout import lockout_message
+from .tokens import current_token
+
+
+class ObtainToken(ObtainAuthToken):
+    """``POST username, password`` → ``{"token": …}``: the user's token, a fresh one if it expired."""
+
+    # Per client address, ``ANNOTATOR_TOKEN_RATE``; ObtainAuthToken's own parsers would skip the bounded one.
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth-token"
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES
+
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        if not serializer.is_valid():
+            # The lockout backend marks the request it was given: DRF's, not Django's.
+            if getattr(request, "axes_locked_out", False):
+                return Response({"detail": lockout_message()}, status=status.HTTP_429_TOO_MANY_REQUESTS)
+            return Response(serializer.errors, status=status.HTTP_400_BAD_REQUEST)
+        user = serializer.validated_data["user"]
+        # A token is a login: the lockout's failure count for this user and address starts over.
+        user_logged_in.send(sender=user.__class__, request=request._request, user=user)
+        token = current_token(user)
+        return Response({"token": token.key})
