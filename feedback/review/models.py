@@ -158,6 +158,13 @@ class Revision(models.Model):
     scores = models.JSONField(default=dict, blank=True)
     time_spent_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    diff = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Word diffs of critique and refinement ({field: [[op, text], ...]}) against the previous "
+        "revision of the chain, the first against its draft: computed once, when saved (null: not yet).",
+    )
 
     class Meta:
         ordering = ["turn_id", "assignment_id", "version"]

@@ -11,13 +11,19 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from ..limits import text_limit_error
 from ..models import CallStatus, Draft, Project, Turn
 from ..permissions import roles_in
+from .diff import revision_diff
 from .models import Assignment, Decision, Flag, Revision, WorkingCopy
 from .queue import NotAllowed, assignment_submit, lease_revive
 
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000
 FEEDBACK_FIELDS = ("critique", "refinement", "scores")
+WORKING_COPY_KEYS = (*FEEDBACK_FIELDS, "reason")
+# In error messages, at most this many stray names, each cut to this many characters.
+NAMES_SHOWN = 5
+NAME_CHARS = 40
 
 
 class Conflict(Exception):
@@ -43,14 +49,36 @@ def latest_draft(turn: Turn) -> Draft | None:
     return turn.drafts.exclude(status=CallStatus.FAILED).order_by("-created_at", "-id").first()
 
 
+def names_for_message(names) -> str:
+    """A few of the given names, each cut short: an error message stays small, whatever was sent."""
+    names = sorted(str(n) for n in names)
+    shown = [n if len(n) <= NAME_CHARS else n[: NAME_CHARS - 1] + "…" for n in names[:NAMES_SHOWN]]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more:,} more" if more else "")
+
+
+def check_text(**values: str) -> None:
+    """Refuses any text past its field's bound (``feedback.limits.TEXT_MAX_CHARS``), naming the field."""
+    errors = {}
+    for name, value in values.items():
+        if not isinstance(value, str):
+            continue
+        problem = text_limit_error(name, value)
+        if problem:
+            errors[name] = f"{name.replace('_', ' ').capitalize()}: {problem}."
+    if errors:
+        raise ValidationError(errors)
+
+
 def clean_scores(project: Project, scores, *, required: bool) -> dict[str, int]:
+    """Criterion to a whole number on the project's scale, criteria of the project only."""
     if scores in (None, "") and not required:
         return {}
     if not isinstance(scores, dict):
         raise ValidationError({"scores": "An object from criterion to score."})
-    stray = sorted(set(scores) - set(project.criteria))
+    stray = set(scores) - set(project.criteria)
     if stray:
-        raise ValidationError({"scores": f"Not criteria of this project: {', '.join(stray)}."})
+        raise ValidationError({"scores": f"Not criteria of this project: {names_for_message(stray)}."})
     cleaned: dict[str, int] = {}
     for name in project.criteria:
         value = scores.get(name)
@@ -94,8 +122,16 @@ def revision_create(
         raise ValidationError({"turn": "This turn has no response to review yet."})
     if not can_edit(assignment, author):
         raise NotAllowed("Only the reviewer of this sample or an admin can save feedback on it.")
+    check_text(critique=critique, refinement=refinement, reason=reason)
     draft = _draft_for(turn, draft_id)
     fields = _fields_for(project, draft, decision, critique, refinement, scores, reason)
+    # The diff against what this save starts from, computed once, here, outside the lock: the
+    # version check below makes sure that the revision it was computed against is still the latest.
+    fields["diff"] = revision_diff(
+        _revision_of(assignment, turn, base_version) if base_version else draft,
+        critique=fields["critique"],
+        refinement=fields["refinement"],
+    )
     with transaction.atomic():
         locked = Assignment.objects.select_for_update(of=("self",)).select_related("project").get(pk=assignment.pk)
         if locked.state == Assignment.State.EXPIRED and locked.reviewer_id == author.pk:
@@ -129,6 +165,11 @@ def revision_create(
             assignment_submit(locked)
             completed = True
     return SaveResult(revision=revision, completed=completed)
+
+
+def _revision_of(assignment: Assignment, turn: Turn, version: int) -> Revision | None:
+    chain = Revision.objects.filter(assignment=assignment, turn=turn, version=version)
+    return chain.only("critique", "refinement").first()
 
 
 def _draft_for(turn: Turn, draft_id: int | None) -> Draft | None:
@@ -181,12 +222,13 @@ def working_copy_save(*, assignment: Assignment, turn: Turn, user, fields: dict,
         raise ValidationError({"turn": "This turn belongs to another sample."})
     if not can_edit(assignment, user):
         raise NotAllowed("Only the reviewer of this sample or an admin can edit it.")
-    kept = {key: fields.get(key) for key in (*FEEDBACK_FIELDS, "reason") if key in fields}
-    if "scores" in kept and not isinstance(kept["scores"], dict):
-        raise ValidationError({"scores": "An object from criterion to score."})
+    kept = {key: fields[key] for key in WORKING_COPY_KEYS if key in fields}  # any other key is dropped
     for key in ("critique", "refinement", "reason"):
         if key in kept and not isinstance(kept[key], str):
             raise ValidationError({key: "Text expected."})
+    check_text(**{key: kept[key] for key in ("critique", "refinement", "reason") if key in kept})
+    if "scores" in kept:
+        kept["scores"] = clean_scores(assignment.project, kept["scores"], required=False)
     copy, _ = WorkingCopy.objects.update_or_create(
         assignment=assignment, turn=turn, defaults={"fields": kept, "base_version": max(0, int(base_version))}
     )
@@ -199,6 +241,9 @@ def sample_flag(*, assignment: Assignment, user, flag: str, note: str = "") -> A
         raise ValidationError({"flag": f"One of {', '.join(Flag.values)}, not {flag!r}."})
     if assignment.reviewer_id != user.pk:
         raise NotAllowed("Only the reviewer holding this sample can flag it.")
+    problem = text_limit_error("flag_note", note or "")
+    if problem:
+        raise ValidationError({"note": f"Flag note: {problem}."})
     with transaction.atomic():
         locked = Assignment.objects.select_for_update(of=("self",)).select_related("project").get(pk=assignment.pk)
         if locked.state == Assignment.State.EXPIRED:

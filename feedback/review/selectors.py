@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from ..models import CallStatus, Draft, Project, Turn
 from ..selectors import scores_in_rubric_order
-from .diff import score_changes, word_diff
+from .diff import Segments, revision_diff, score_changes
 from .models import Assignment, QueueState, Revision, WorkingCopy
 
 
@@ -117,22 +117,37 @@ def review_page(assignment: Assignment, *, can_see_all: bool) -> ReviewPage:
 
 
 def history_of(revisions: list[Revision], drafts: dict[int, Draft], criteria: list[str]) -> list[HistoryEntry]:
-    """Each revision against the one before it in its chain (the first against its draft)."""
+    """Each revision against the one before it in its chain (the first against its draft).
+
+    The word diffs are the ones stored on the revisions when they were saved; a revision without one
+    (written around ``revision_create``) gets it computed here, once, and stored.
+    """
     entries = []
     previous: dict[int, Revision] = {}
     for revision in revisions:
         before = previous.get(revision.assignment_id) or drafts.get(revision.draft_id or 0)
+        diff = revision.diff if revision.diff is not None else _store_diff(revision, before)
         entries.append(
             HistoryEntry(
                 revision=revision,
-                critique_diff=word_diff(before.critique if before else "", revision.critique),
-                refinement_diff=word_diff(before.refinement if before else "", revision.refinement),
+                critique_diff=_segments(diff, "critique"),
+                refinement_diff=_segments(diff, "refinement"),
                 score_changes=score_changes(before.scores if before else {}, revision.scores, criteria),
                 score_list=scores_in_rubric_order(revision.scores, criteria),
             )
         )
         previous[revision.assignment_id] = revision
     return entries
+
+
+def _segments(diff: dict, name: str) -> Segments:
+    return [(op, text) for op, text in diff.get(name, [])]
+
+
+def _store_diff(revision: Revision, before: Revision | Draft | None) -> dict:
+    revision.diff = revision_diff(before, critique=revision.critique, refinement=revision.refinement)
+    Revision.objects.filter(pk=revision.pk, diff__isnull=True).update(diff=revision.diff)
+    return revision.diff
 
 
 def turn_history(project: Project, turn_id: int, *, reviewer=None) -> list[HistoryEntry]:

@@ -3,9 +3,11 @@ work, and the answers (errors included) that the page's script reads."""
 
 from __future__ import annotations
 
+from django.core.validators import MaxLengthValidator
 from rest_framework import serializers
 
 from ..api.serializers import DraftSerializer, ImageWithUrlSerializer, RevisionSerializer
+from ..limits import TEXT_MAX_CHARS, text_limit_error
 from ..models import Sample
 from .models import Assignment, Decision, Flag, WorkingCopy
 
@@ -28,9 +30,30 @@ __all__ = [
 ]
 
 
-def _text(**kwargs) -> serializers.CharField:
-    """Text as typed: blank allowed, whitespace kept."""
-    return serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="", **kwargs)
+class BoundedText(serializers.CharField):
+    """Text as typed (blank allowed, whitespace kept), at most ``TEXT_MAX_CHARS[limit]`` characters.
+
+    The bound shows in the OpenAPI document as maxLength; past it, the 400 names the field and
+    says how long the text was.
+    """
+
+    def __init__(self, limit: str, **kwargs):
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(max_length=TEXT_MAX_CHARS[limit], **kwargs)
+        self.limit = limit
+        self.validators = [v for v in self.validators if not isinstance(v, MaxLengthValidator)]
+        self.validators.append(self.check_length)
+
+    def check_length(self, value: str) -> None:
+        problem = text_limit_error(self.limit, value)
+        if problem:
+            raise serializers.ValidationError(f"{self.limit.replace('_', ' ').capitalize()}: {problem}.")
+
+
+def _text(limit: str, **kwargs) -> serializers.CharField:
+    """Text as typed, optional (blank by default), within its field's bound."""
+    return BoundedText(limit, required=False, default="", **kwargs)
 
 
 # --- the review page -----------------------------------------------------------------------
@@ -97,15 +120,15 @@ class RevisionRequestSerializer(serializers.Serializer):
         min_value=0, help_text="The version this save is based on: the turn's base_version, 0 before the first save."
     )
     decision = serializers.ChoiceField(choices=Decision.choices)
-    critique = _text(help_text="Required (not blank) when the decision is edited; ignored when accepted.")
-    refinement = _text()
+    critique = _text("critique", help_text="Required (not blank) when the decision is edited; ignored when accepted.")
+    refinement = _text("refinement")
     scores = serializers.DictField(
         required=False,
         allow_null=True,
         default=None,
         help_text="Criterion to a whole number on the project's scale; every criterion when edited.",
     )
-    reason = _text(help_text="Why the draft is rejected; required when the decision is rejected.")
+    reason = _text("reason", help_text="Why the draft is rejected; required when the decision is rejected.")
     time_spent_ms = serializers.IntegerField(required=False, min_value=0, default=0)
     draft = serializers.IntegerField(
         required=False, allow_null=True, default=None, help_text="The draft shown; the turn's latest when omitted."
@@ -113,10 +136,13 @@ class RevisionRequestSerializer(serializers.Serializer):
 
 
 class WorkingFieldsSerializer(serializers.Serializer):
-    critique = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    refinement = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    """Typing in progress: these four keys only (any other is dropped), texts within their bounds,
+    scores of the project's criteria on its scale (the service checks them)."""
+
+    critique = BoundedText("critique", required=False)
+    refinement = BoundedText("refinement", required=False)
     scores = serializers.DictField(required=False)
-    reason = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    reason = BoundedText("reason", required=False)
 
 
 class WorkingCopyRequestSerializer(serializers.Serializer):
@@ -130,7 +156,7 @@ class WorkingCopyRequestSerializer(serializers.Serializer):
 
 class FlagRequestSerializer(serializers.Serializer):
     flag = serializers.ChoiceField(choices=Flag.choices)
-    note = _text()
+    note = _text("flag_note")
 
 
 # --- answers -------------------------------------------------------------------------------

@@ -111,7 +111,11 @@ def review_leases(request, slug):
     project = get_object_or_404(Project, slug=slug)
     require_role(request.user, project, Role.ADMIN)
     if request.method == "POST":
-        assignment = get_object_or_404(Assignment, project=project, pk=request.POST.get("assignment"))
+        chosen = request.POST.get("assignment", "")
+        if not (chosen.isascii() and chosen.isdigit() and len(chosen) <= 18):  # an id, within bigint
+            messages.error(request, "Nothing released: the form must name a lease by its number.")
+            return redirect("feedback:review-leases", slug=project.slug)
+        assignment = get_object_or_404(Assignment, project=project, pk=int(chosen))
         try:
             lease_end(assignment=assignment, user=request.user, state=Assignment.State.RELEASED, by_admin=True)
             messages.info(request, f"Released {assignment.sample.external_id} from {assignment.reviewer}.")

@@ -543,6 +543,7 @@ def test_assignment_page_queries_do_not_grow_with_turns_drafts_and_revisions(
     ada = token_client(admin_user)
     small_url, big_url = assignment_url(small_assignment.pk), assignment_url(big_assignment.pk)
     ann.get(small_url)  # warm up once
+    ada.get(big_url)  # revisions written around the service get their diffs stored on the first view
     assert _queries(ann, small_url) == _queries(ann, big_url)
     assert _queries(ada, small_url) == _queries(ada, big_url)
 
