@@ -23,10 +23,11 @@ REVIEW_URL = re.compile(r".*/review/\d+/$")
 
 
 @pytest.fixture
-def demo(llm_simulator):
+def demo(llm_simulator, settings):
     """The demo project with an LLM draft on every answered turn, in the queue's order."""
+    settings.LLM_BASE_URL = llm_simulator.url  # the default connection is the simulator
     project, logins, _ = demo_setup()
-    settings = drafter_settings(project, base_url=llm_simulator.url)
+    settings = drafter_settings(project)
     for turn in Turn.objects.filter(sample__project=project, model_response__isnull=False).select_related("sample"):
         draft_turn(turn=turn, sample=turn.sample, project=project, cs=settings, gate=CallGate())
     return project, logins
