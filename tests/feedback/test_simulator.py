@@ -474,7 +474,16 @@ def test_control_endpoints(llm_simulator):
     raw(llm_simulator, "POST", "/v1/chat/completions", chat_body())
     status, _, stats = raw(llm_simulator, "GET", "/_simulator/stats")
     assert (status, stats["requests"], stats["completed"]) == (200, 1, 1)
-    assert set(stats["faults"]) == {"429", "5xx", "hang", "malformed", "missing_field", "truncated"}
+    assert set(stats["faults"]) == {
+        "429",
+        "5xx",
+        "hang",
+        "malformed",
+        "missing_field",
+        "truncated",
+        "html",
+        "html_error",
+    }
     status, _, stats = raw(llm_simulator, "POST", "/_simulator/reset")
     assert status == 200
     assert stats["requests"] == stats["completed"] == 0
