@@ -89,5 +89,5 @@ def _read_chunked(request: HttpRequest, limit: int) -> bool:
         return False
     body = buffer.getvalue()
     request.META["CONTENT_LENGTH"] = str(len(body))
-    request._stream = BytesIO(body)  # type: ignore[attr-defined]
+    request._stream = BytesIO(body)
     return True

@@ -175,10 +175,7 @@ AXES_VERBOSE = False
 # Proxies in front of the web server that append to X-Forwarded-For: the client address for the
 # lockout and the throttles is then taken from it (0: the connection's own address).
 PROXY_COUNT = env_int("ANNOTATOR_PROXY_COUNT", 0)
-if PROXY_COUNT:
-    AXES_IPWARE_PROXY_COUNT = PROXY_COUNT
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
-    AXES_IPWARE_PROXY_ORDER = "right-most"
+AXES_CLIENT_IP_CALLABLE = "annotator.lockout.client_address"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "feedback:project-list"

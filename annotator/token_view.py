@@ -7,8 +7,8 @@ from django.contrib.auth import user_logged_in
 from rest_framework import status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
 
 from .lockout import lockout_message
 from .tokens import current_token
@@ -20,7 +20,7 @@ class ObtainToken(ObtainAuthToken):
     # Per client address, ``ANNOTATOR_TOKEN_RATE``; ObtainAuthToken's own parsers would skip the bounded one.
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth-token"
-    parser_classes = api_settings.DEFAULT_PARSER_CLASSES
+    parser_classes = APIView.parser_classes
 
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

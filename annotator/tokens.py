@@ -52,11 +52,13 @@ class ExpiringTokenAuthentication(TokenAuthentication):
 
 def token_user(request: HttpRequest):
     """The user an ``Authorization: Token …`` header signs in, or None (no header, or a bad one)."""
+    words = request.META.get("HTTP_AUTHORIZATION", "").split()
+    if len(words) != 2 or words[0].lower() != "token":
+        return None
     try:
-        found = ExpiringTokenAuthentication().authenticate(request)
+        return ExpiringTokenAuthentication().authenticate_credentials(words[1])[0]
     except AuthenticationFailed:
         return None
-    return found[0] if found else None
 
 
 def _note_password_change(sender, instance, raw: bool = False, update_fields=None, **kwargs) -> None:

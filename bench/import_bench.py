@@ -1,6 +1,12 @@
-"""Import benchmark: speed and memory of the native and DRESS importers as the file grows.
+"""Import benchmark: speed and memory of the native, DRESS and COCO importers as the file grows.
 
     .venv/bin/python bench/import_bench.py [--sizes 6300,63000] [--images 5000] [--database-url URL]
+    .venv/bin/python bench/import_bench.py --formats coco     # a generated 450 MB instances file
+    .venv/bin/python bench/import_bench.py --smoke            # every format, small: runs in seconds
+
+The COCO case generates an ``instances_*.json`` the size of ``instances_train2017.json`` (118,287
+images, 860,001 boxes with their polygons, about 450 MB) and imports it; its target is a peak RSS
+under 300 MB (the importer streams the document), and its time is reported.
 
 Everything it writes lives in a temporary folder (images, JSONL files, ANNOTATOR_VAR_DIR and
 MEDIA_ROOT) and in a database of its own, which it drops and creates at the start and drops at
@@ -46,6 +52,13 @@ FLAT_TOLERANCE_MB = 20.0
 FLAT_TOLERANCE_FRACTION = 0.10
 SEED = 20240607
 CHILD_FLAG = "--_child"
+# COCO train2017 instances: images, boxes, categories; and the peak RSS its import must stay under.
+COCO_IMAGES = 118_287
+COCO_BOXES = 860_001
+COCO_CATEGORIES = 80
+COCO_TARGET_PEAK_MB = 300.0
+SMOKE_SIZES = [300, 600]
+SMOKE_COCO = (1_200, 8_600)
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,6 +246,43 @@ def write_dress(path: Path, records: int, images: int) -> None:
             out.write("\n")
 
 
+def write_coco(path: Path, images: int, boxes: int) -> None:
+    """A COCO instances file shaped like train2017's: keys in its order, polygons and all."""
+    rng = random.Random(SEED + 3)
+    polygons = []
+    for _ in range(997):
+        points = rng.randint(20, 32)
+        polygons.append(",".join(f"{rng.uniform(0, 640):.2f},{rng.uniform(0, 480):.2f}" for _ in range(points)))
+    with path.open("w", encoding="utf-8") as out:
+        out.write('{"info": {"description": "bench", "version": "1.0", "year": 2017}, "licenses": [], "images": [')
+        for i in range(images):
+            image_id = 9 + i * 3
+            out.write(
+                f'{"," if i else ""}{{"license": 3, "file_name": "{image_id:012d}.jpg", '
+                f'"coco_url": "http://images.example.org/train2017/{image_id:012d}.jpg", "height": 480, '
+                f'"width": 640, "date_captured": "2013-11-14 16:28:13", '
+                f'"flickr_url": "http://farm.example.org/{image_id}.jpg", "id": {image_id}}}'
+            )
+        out.write('], "annotations": [')
+        for n in range(boxes):
+            image_id = 9 + (n * 7919 % images) * 3  # boxes of one image spread through the file, as in COCO
+            x, y = rng.randint(0, 600), rng.randint(0, 440)
+            w, h = round(rng.uniform(2, 200), 2), round(rng.uniform(2, 200), 2)
+            out.write(
+                f'{"," if n else ""}{{"segmentation": [[{polygons[n % len(polygons)]}]], "area": {w * h:.4f}, '
+                f'"iscrowd": 0, "image_id": {image_id}, "bbox": [{x}, {y}, {w}, {h}], '
+                f'"category_id": {1 + n % COCO_CATEGORIES}, "id": {100_000 + n}}}'
+            )
+        out.write('], "categories": [')
+        out.write(
+            ",".join(
+                f'{{"supercategory": "thing", "id": {c + 1}, "name": "{LABELS[c % len(LABELS)]}-{c + 1}"}}'
+                for c in range(COCO_CATEGORIES)
+            )
+        )
+        out.write("]}")
+
+
 def setup_django() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "annotator.settings"
     import django
@@ -314,6 +364,23 @@ def run_import(work: Path, label: str, *, media: str, **spec) -> dict:
     return json.loads(result_path.read_text())
 
 
+def run_coco(work: Path, images: int, boxes: int) -> Row:
+    path = work / "instances_train2017.json"
+    started = time.perf_counter()
+    write_coco(path, images, boxes)
+    file_mb = path.stat().st_size / 1e6
+    print(
+        f"generated a COCO instances file of {images:,} images and {boxes:,} boxes ({file_mb:.1f} MB) "
+        f"in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    print(f"importing coco-{images} ...", flush=True)
+    result = run_import(work, "coco", media="coco", format="coco", path=str(path), images="", project="bench-coco")
+    result.update(boxes=boxes, file_mb=file_mb)
+    path.unlink()
+    return Row("coco", images, "import", result)
+
+
 # --------------------------------------------------------------------------------------------
 # Report
 
@@ -341,6 +408,8 @@ class Row:
         r = self.result
         want_created, want_skipped = (self.records, 0) if self.kind == "import" else (0, self.records)
         problems = []
+        if self.format == "coco" and self.peak_mb >= COCO_TARGET_PEAK_MB:
+            problems.append(f"peak RSS {self.peak_mb:.1f} MB, not under {COCO_TARGET_PEAK_MB:.0f} MB")
         if r["status"] != "completed":
             problems.append(f"status {r['status']}: {r['failure']}")
         if r["created"] != want_created:
@@ -389,7 +458,17 @@ def print_targets(rows: list[Row]) -> bool:
     ok = True
     print("\nTargets:")
     imports = [r for r in rows if r.kind == "import"]
-    for fmt in sorted({r.format for r in imports}):
+    for row in imports:
+        if row.format == "coco":
+            met = row.peak_mb < COCO_TARGET_PEAK_MB
+            ok &= met
+            boxes, file_mb = row.result.get("boxes", 0), row.result.get("file_mb", 0.0)
+            print(
+                f"  [{'PASS' if met else 'MISS'}] coco: {row.records:,} images ({boxes:,} boxes, {file_mb:.0f} MB) "
+                f"with a peak RSS under {COCO_TARGET_PEAK_MB:.0f} MB -> {row.peak_mb:.1f} MB "
+                f"in {row.seconds:.1f} s ({file_mb / row.seconds:.1f} MB/s)"
+            )
+    for fmt in sorted({r.format for r in imports} - {"coco"}):
         mine = {r.records: r for r in imports if r.format == fmt}
         big = mine.get(TARGET_RECORDS) or mine[max(mine)]
         # Scaled to 63,000 when that size was not run, and said so.
@@ -431,16 +510,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=DEFAULT_DATABASE_URL,
         help=f"PostgreSQL database to drop, create and use (default {DEFAULT_DATABASE_URL})",
     )
-    parser.add_argument("--formats", default="native,dress", help="comma-separated formats (default native,dress)")
+    parser.add_argument(
+        "--formats", default="native,dress", help="comma-separated formats: native, dress, coco (default native,dress)"
+    )
+    parser.add_argument("--coco-images", type=int, default=COCO_IMAGES, help=f"COCO images (default {COCO_IMAGES:,})")
+    parser.add_argument("--coco-boxes", type=int, default=COCO_BOXES, help=f"COCO boxes (default {COCO_BOXES:,})")
+    parser.add_argument(
+        "--smoke", action="store_true", help="every format at a small size (runs in seconds): a check, not a figure"
+    )
     parser.add_argument("--profile", metavar="FILE", help="also profile one import of the smallest native file")
     parser.add_argument("--keep-database", action="store_true", help="leave the bench database in place")
     args = parser.parse_args(argv)
     args.sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
     args.formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    if not args.sizes or min(args.sizes) < 1 or args.images < 1:
+    if args.smoke:
+        args.sizes, args.images, args.formats = SMOKE_SIZES, 200, ["native", "dress", "coco"]
+        args.coco_images, args.coco_boxes = SMOKE_COCO
+    if not args.sizes or min(args.sizes) < 1 or args.images < 1 or args.coco_images < 1 or args.coco_boxes < 0:
         parser.error("sizes and images must be positive")
-    if set(args.formats) - {"native", "dress"}:
-        parser.error("formats: native and/or dress")
+    if set(args.formats) - {"native", "dress", "coco"}:
+        parser.error("formats: native, dress and/or coco")
     return args
 
 
@@ -477,10 +566,12 @@ def main(argv: list[str]) -> int:
 
             started = time.perf_counter()
             images = work / "images"
-            make_images(images, args.images)
+            sample_formats = [f for f in args.formats if f != "coco"]
+            if sample_formats:
+                make_images(images, args.images)
             files: dict[tuple[str, int], Path] = {}
-            for size in args.sizes:
-                for fmt in args.formats:
+            for size in args.sizes if sample_formats else []:
+                for fmt in sample_formats:
                     path = work / (f"native_{size}.jsonl" if fmt == "native" else f"helpfulness_nlf_{size}.jsonl")
                     (write_native if fmt == "native" else write_dress)(path, size, args.images)
                     files[fmt, size] = path
@@ -491,8 +582,10 @@ def main(argv: list[str]) -> int:
             print()
 
             rows: list[Row] = []
-            for size in args.sizes:
-                for fmt in args.formats:
+            if "coco" in args.formats:
+                rows.append(run_coco(work, args.coco_images, args.coco_boxes))
+            for size in args.sizes if sample_formats else []:
+                for fmt in sample_formats:
                     label = f"{fmt}-{size}"
                     print(f"importing {label} ...", flush=True)
                     common = {

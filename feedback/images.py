@@ -1,7 +1,10 @@
 """Image files: checked by Pillow, stored once under their sha256, found by their original name.
 
-Every file is refused with a clear message unless Pillow can read its header, the header claims
-no more pixels than IMAGE_MAX_PIXELS, and the whole image decodes (a truncated file fails).
+Every file is refused with a clear message unless it is one of the raster formats we serve
+(ACCEPTED_FORMATS; Pillow is never asked to try another), the header claims no more pixels than
+IMAGE_MAX_PIXELS, and the whole image decodes (a truncated file fails). Files are read no further
+than IMAGE_MAX_BYTES; a zip's entries are checked against their declared sizes and compression
+ratio before they are read, and the archive as a whole against ZIP_MAX_BYTES and ZIP_MAX_ENTRIES.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
+from zlib import error as zlib_error
 
 from django.conf import settings
 from PIL import Image as PILImage
@@ -24,6 +29,41 @@ from .models import Image
 
 class ImageRefused(ValueError):
     """A file that is not an image we accept; the message says why."""
+
+
+# Pillow's names of the raster formats accepted at import, and the content type each is served
+# with. Pillow reports a JPEG holding several pictures as MPO.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+READ_BLOCK = 1 << 20
+
+
+def served_content_type(fmt: str) -> str | None:
+    """The content type an image of this (import-checked) format is served inline with, else None."""
+    return CONTENT_TYPES.get(fmt)
+
+
+def _too_large(size: int, limit: int) -> ImageRefused:
+    return ImageRefused(f"{size:,} bytes or more, over the limit of {limit:,} (ANNOTATOR_IMAGE_MAX_BYTES)")
+
+
+def read_capped(stream: IO[bytes], limit: int) -> bytes:
+    """At most ``limit`` bytes from a stream, refusing it past that: a declared size is never trusted."""
+    chunks, total = [], 0
+    while block := stream.read(min(READ_BLOCK, limit + 1 - total)):
+        chunks.append(block)
+        total += len(block)
+        if total > limit:
+            raise _too_large(total, limit)
+    return b"".join(chunks)
 
 
 @dataclass(frozen=True)
@@ -41,7 +81,7 @@ def inspect_image(data: bytes, *, max_pixels: int | None = None) -> ImageInfo:
         with warnings.catch_warnings():
             # The check below holds the image to our limit, which may be above Pillow's warning level.
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(data)) as img:
+            with PILImage.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as img:
                 width, height, fmt = img.width, img.height, img.format or ""
                 if width * height > limit:
                     raise ImageRefused(
@@ -49,12 +89,12 @@ def inspect_image(data: bytes, *, max_pixels: int | None = None) -> ImageInfo:
                         f"over the limit of {limit:,} (ANNOTATOR_IMAGE_MAX_PIXELS)"
                     )
                 img.verify()
-            with PILImage.open(io.BytesIO(data)) as img:
+            with PILImage.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as img:
                 img.load()
     except ImageRefused:
         raise
     except UnidentifiedImageError:
-        raise ImageRefused("not an image Pillow can read") from None
+        raise ImageRefused(f"not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)})") from None
     except PILImage.DecompressionBombError as exc:
         # Pillow refuses past twice its own limit before the check above can run.
         if limit < 2 * (PILImage.MAX_IMAGE_PIXELS or 0):
@@ -131,21 +171,50 @@ class FolderSource(ImageSource):
 
     def read(self, file_name: str) -> bytes | None:
         path = self._path(file_name)
-        return path.read_bytes() if path else None
+        if path is None:
+            return None
+        limit = settings.IMAGE_MAX_BYTES
+        size = path.stat().st_size
+        if size > limit:
+            raise _too_large(size, limit)
+        with path.open("rb") as f:
+            return read_capped(f, limit)  # the file may have grown since
 
     def names(self) -> list[str]:
         return [str(p.relative_to(self.root)) for p in sorted(self.root.rglob("*")) if p.is_file()]
 
 
 class ZipSource(ImageSource):
+    """A zip of images. The archive is refused whole when it declares more entries or more bytes
+    than allowed; an entry is refused alone (ImageRefused, reported as a warning naming it) when
+    it declares too many bytes or too high a compression ratio, or turns out longer than declared."""
+
+    # Below this many bytes, an entry's compression ratio does not matter.
+    RATIO_FLOOR = 1024 * 1024
+
     def __init__(self, path: Path) -> None:
         try:
             self.zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile:
             raise ValueError(f"{path.name} is not a zip file") from None
+        infos = self.zip.infolist()
+        if len(infos) > settings.ZIP_MAX_ENTRIES:
+            self.zip.close()
+            raise ValueError(
+                f"{path.name} holds {len(infos):,} entries, over the limit of {settings.ZIP_MAX_ENTRIES:,} "
+                "(ANNOTATOR_ZIP_MAX_ENTRIES)"
+            )
+        declared = sum(info.file_size for info in infos)
+        if declared > settings.ZIP_MAX_BYTES:
+            self.zip.close()
+            raise ValueError(
+                f"{path.name} would unpack to {declared:,} bytes, over the limit of {settings.ZIP_MAX_BYTES:,} "
+                "(ANNOTATOR_ZIP_MAX_BYTES)"
+            )
+        self.bytes_read = 0
         self.by_name: dict[str, zipfile.ZipInfo] = {}
         by_base: dict[str, zipfile.ZipInfo] = {}
-        for info in self.zip.infolist():
+        for info in infos:
             if info.is_dir():
                 continue
             self.by_name[info.filename] = info
@@ -154,7 +223,39 @@ class ZipSource(ImageSource):
 
     def read(self, file_name: str) -> bytes | None:
         info = self.by_name.get(file_name) or self.by_base.get(PurePosixPath(file_name).name)
-        return self.zip.read(info) if info else None
+        if info is None:
+            return None
+        return self._read_entry(info)
+
+    def _read_entry(self, info: zipfile.ZipInfo) -> bytes:
+        entry = f"zip entry {info.filename!r}"
+        limit = settings.IMAGE_MAX_BYTES
+        if info.file_size > limit:
+            raise ImageRefused(
+                f"{entry} declares {info.file_size:,} bytes, over the limit of {limit:,} (ANNOTATOR_IMAGE_MAX_BYTES)"
+            )
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > self.RATIO_FLOOR and ratio > settings.ZIP_MAX_RATIO:
+            raise ImageRefused(
+                f"{entry} would expand {ratio:,.0f} times, over the limit of {settings.ZIP_MAX_RATIO} "
+                "(ANNOTATOR_ZIP_MAX_RATIO)"
+            )
+        remaining = settings.ZIP_MAX_BYTES - self.bytes_read
+        try:
+            with self.zip.open(info) as stream:
+                # The declared size may lie: read no further than the smaller cap.
+                data = read_capped(stream, min(limit, remaining))
+        except ImageRefused as exc:
+            if remaining < limit:
+                raise ImageRefused(
+                    f"{entry}: the archive has unpacked {settings.ZIP_MAX_BYTES:,} bytes already "
+                    "(ANNOTATOR_ZIP_MAX_BYTES)"
+                ) from None
+            raise ImageRefused(f"{entry}: {exc}") from None
+        except (zipfile.BadZipFile, OSError, EOFError, zlib_error) as exc:
+            raise ImageRefused(f"{entry} cannot be unpacked: {exc}") from None
+        self.bytes_read += len(data)
+        return data
 
     def names(self) -> list[str]:
         return sorted(self.by_name)

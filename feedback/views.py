@@ -1,5 +1,7 @@
 """Browser pages. Each one checks the role, calls a selector or a service, and renders."""
 
+from pathlib import PurePosixPath
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse
@@ -9,8 +11,9 @@ from django.views.decorators.http import require_http_methods
 from . import selectors
 from .api.serializers import ImportBatchSerializer
 from .forms import ImportForm
+from .images import served_content_type
 from .importers.service import FORMAT_LABELS
-from .importers.uploads import import_upload_create
+from .importers.uploads import import_upload_create, upload_size_checked
 from .models import Image, ImportBatch, Project, Role
 from .permissions import require_role
 
@@ -63,14 +66,30 @@ def sample_detail(request, slug, pk):
 
 
 def image_file(request, pk):
+    """An image's file: inline only as the raster type its bytes were checked to be at import
+    (never what the stored name implies); anything else is a download. The browser is told not
+    to sniff, and the response may run nothing (a sandbox with no sources)."""
     image = get_object_or_404(Image.objects.select_related("project"), pk=pk)
     require_role(request.user, image.project)
     if image.is_missing:
         raise Http404("The image file has not been imported yet.")
-    return FileResponse(image.file.open("rb"))  # the type follows the stored name's suffix
+    content_type = served_content_type(image.format)
+    if content_type:
+        response = FileResponse(image.file.open("rb"), content_type=content_type)
+    else:
+        response = FileResponse(
+            image.file.open("rb"),
+            content_type="application/octet-stream",
+            as_attachment=True,
+            filename=PurePosixPath(image.file_name).name,
+        )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 @require_http_methods(["GET", "POST"])
+@upload_size_checked
 def import_new(request, slug):
     project = get_object_or_404(Project, slug=slug)
     require_role(request.user, project, Role.ADMIN)

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors
-from ..importers.uploads import import_upload_create
+from ..importers.uploads import check_upload_size, import_upload_create
 from ..models import ImportBatch, Project, Revision, Role, Sample
 from ..permissions import require_role
 from .serializers import (
@@ -79,7 +79,14 @@ class SampleDetail(APIView):
 
 
 class ImportCreate(APIView):
-    """Upload a file (and optionally a zip of images); the import runs on a worker. Answers 202."""
+    """Upload a file (and optionally a zip of images); the import runs on a worker. Answers 202,
+    or 413 (before the body is read) past ``ANNOTATOR_UPLOAD_MAX_BYTES``."""
+
+    def initial(self, request, *args, **kwargs):
+        # Authentication may read the body (the session's CSRF check): the size comes first.
+        if request.method == "POST":
+            check_upload_size(request)
+        super().initial(request, *args, **kwargs)
 
     @extend_schema(responses=ImportBatchSerializer(many=True))
     def get(self, request, slug):

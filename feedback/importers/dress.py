@@ -57,7 +57,7 @@ def context(path: Path, ctx: ParseContext) -> ParseContext:
 def parse(value: Any, ctx: ParseContext) -> SampleRecord:
     obj = expect_object(value, "record")
     image_id = image_file_name(obj.get("image_id"), "image_id")
-    caption = get_str(obj, "caption", required=False)
+    caption = get_str(obj, "caption", required=False, limit="caption")
     items = get_list(obj, "interaction")
     if not items:
         raise RecordError("interaction", "must hold at least one turn")
@@ -67,11 +67,12 @@ def parse(value: Any, ctx: ParseContext) -> SampleRecord:
         where = f"interaction[{i}]"
         turn = expect_object(item, where)
         extra_fields.update({f"{where}.{k}": v for k, v in extras(turn, TURN_FIELDS).items()})
-        model = get_str(turn, "model", where, required=False, allow_empty=True)
+        model = get_str(turn, "model", where, required=False, allow_empty=True, limit="model_response")
         score, raw = parse_score(turn.get("rating"), f"{where}.rating", ctx.scale)
-        critique = get_str(turn, "critique NLF", where, required=False, allow_empty=True)
+        critique = get_str(turn, "critique NLF", where, required=False, allow_empty=True, limit="critique")
         feedback = [FeedbackRecord(ctx.criterion, score, raw, critique)] if (raw or critique) else []
-        turns.append(TurnRecord(user=get_str(turn, "user", where), model=model or None, feedback=feedback))
+        user = get_str(turn, "user", where, limit="user_message")
+        turns.append(TurnRecord(user=user, model=model or None, feedback=feedback))
     for previous, following in pairwise(turns):
         for fb in previous.feedback:
             fb.refinement = following.user

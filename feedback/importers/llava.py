@@ -17,6 +17,7 @@ from .records import (
     RecordError,
     SampleRecord,
     TurnRecord,
+    check_text,
     expect_object,
     extras,
     get_list,
@@ -50,11 +51,11 @@ def parse(value: Any, ctx: ParseContext) -> SampleRecord:
             text = IMAGE_TOKEN.sub(" ", text).strip() if i == 0 else text
             if not text:
                 raise RecordError(f"{where}.value", "must not be empty")
-            turns.append(TurnRecord(user=text, model=None))
+            turns.append(TurnRecord(user=check_text(text, "user_message", f"{where}.value"), model=None))
         elif role in MODEL_ROLES:
             if not turns or turns[-1].model is not None:
                 raise RecordError(where, "a gpt message must answer a human message")
-            turns[-1].model = text
+            turns[-1].model = check_text(text, "model_response", f"{where}.value")
         else:
             raise RecordError(f"{where}.from", f"unknown speaker {role!r} (expected human or gpt)")
     if not turns:

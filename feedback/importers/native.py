@@ -17,6 +17,7 @@ from .records import (
     RecordError,
     SampleRecord,
     TurnRecord,
+    check_text,
     expect_object,
     get_list,
     get_optional_int,
@@ -50,7 +51,7 @@ def parse_image(value: Any, path: str) -> ImageRecord | None:
         captions=parse_captions(get_list(obj, "captions", path, required=False), f"{path}.captions"),
         objects=parse_objects(get_list(obj, "objects", path, required=False), f"{path}.objects"),
         regions=parse_regions(get_list(obj, "regions", path, required=False), f"{path}.regions"),
-        notes=get_str(obj, "notes", path, required=False),
+        notes=get_str(obj, "notes", path, required=False, limit="note"),
     )
 
 
@@ -63,8 +64,8 @@ def parse_feedback(value: Any, path: str, ctx: ParseContext) -> FeedbackRecord:
         criterion=criterion,
         score=score,
         rating_raw=raw,
-        critique=get_str(obj, "critique", path, required=False),
-        refinement=get_str(obj, "refinement", path, required=False),
+        critique=get_str(obj, "critique", path, required=False, limit="critique"),
+        refinement=get_str(obj, "refinement", path, required=False, limit="refinement"),
     )
 
 
@@ -84,6 +85,8 @@ def parse(value: Any, ctx: ParseContext) -> SampleRecord:
         model = turn.get("model")
         if model is not None and not isinstance(model, str):
             raise RecordError(f"{where}.model", "expected a string or null")
+        if model is not None:
+            check_text(model, "model_response", f"{where}.model")
         feedback = [
             parse_feedback(f, f"{where}.feedback[{j}]", ctx)
             for j, f in enumerate(get_list(turn, "feedback", where, required=False))
@@ -91,7 +94,9 @@ def parse(value: Any, ctx: ParseContext) -> SampleRecord:
         criteria = [f.criterion for f in feedback]
         if len(set(criteria)) != len(criteria):
             raise RecordError(f"{where}.feedback", "holds the same criterion twice")
-        turns.append(TurnRecord(user=get_str(turn, "user", where), model=model, feedback=feedback))
+        turns.append(
+            TurnRecord(user=get_str(turn, "user", where, limit="user_message"), model=model, feedback=feedback)
+        )
     if not turns:
         raise RecordError("turns", "must hold at least one turn")
     source = obj.get("source") or {}
@@ -104,7 +109,7 @@ def parse(value: Any, ctx: ParseContext) -> SampleRecord:
         image=parse_image(obj.get("image"), "image"),
         turns=turns,
         target_criterion=normalize_criterion(criterion, "criterion", ctx.criteria) if criterion else "",
-        reference_answer=get_str(obj, "reference", required=False),
+        reference_answer=get_str(obj, "reference", required=False, limit="reference_answer"),
         source_dataset=get_str(source, "dataset", "source", required=False) or ctx.source_dataset,
         source_model=get_str(source, "model", "source", required=False) or ctx.source_model,
         metadata=metadata,

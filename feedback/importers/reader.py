@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..limits import JSON_MAX_DEPTH, TooDeep, loads_bounded
 from .records import RecordError
+
+TOO_DEEP = f"nested deeper than {JSON_MAX_DEPTH} levels of arrays and objects"
+# A JSON string (escapes included) or a bracket: what the nesting depth is counted from.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 
 class SourceError(ValueError):
@@ -51,7 +57,10 @@ def iter_jsonl(stream: BinaryIO) -> Iterator[RawRecord]:
             )
             continue
         try:
-            value = json.loads(text)
+            value = loads_bounded(text)
+        except TooDeep:
+            yield RawRecord(line_no, position, error=RecordError("", TOO_DEEP))
+            continue
         except json.JSONDecodeError as exc:
             yield RawRecord(line_no, position, error=RecordError("", f"invalid JSON: {exc.msg} at column {exc.colno}"))
             continue
@@ -95,18 +104,26 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
     while pos < total:
         line += text.count("\n", counted_to, pos)
         counted_to = pos
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            yield RawRecord(
-                line,
-                total,
-                error=RecordError(
-                    "", f"invalid JSON: {exc.msg} at line {exc.lineno}; the rest of the file is unreadable"
-                ),
-            )
-            return
-        yield RawRecord(line, end, value=value, suspect=may_hold_unstorable(text[pos:end]))
+        end, depth = _element_end(text, pos)
+        if depth > JSON_MAX_DEPTH:
+            if end is None:
+                yield RawRecord(line, total, error=RecordError("", f"{TOO_DEEP}; the rest of the file is unreadable"))
+                return
+            # The record is skipped whole; the ones after it still read.
+            yield RawRecord(line, end, error=RecordError("", TOO_DEEP))
+        else:
+            try:
+                value, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                yield RawRecord(
+                    line,
+                    total,
+                    error=RecordError(
+                        "", f"invalid JSON: {exc.msg} at line {exc.lineno}; the rest of the file is unreadable"
+                    ),
+                )
+                return
+            yield RawRecord(line, end, value=value, suspect=may_hold_unstorable(text[pos:end]))
         pos = _skip_ws(text, end)
         if pos < total and text[pos] == ",":
             pos = _skip_ws(text, pos + 1)
@@ -126,3 +143,21 @@ def _skip_ws(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in " \t\r\n":
         pos += 1
     return pos
+
+
+def _element_end(text: str, pos: int) -> tuple[int | None, int]:
+    """Where the array or object starting at ``pos`` ends, and how deep it nests, found without
+    parsing it (the parser recurses once per level). A scalar: (None, 0). Unclosed: (None, depth)."""
+    if text[pos] not in "[{":
+        return None, 0
+    depth = deepest = 0
+    for match in _TOKEN.finditer(text, pos):
+        found = match.group()
+        if found in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif found in "]}":
+            depth -= 1
+            if depth == 0:
+                return match.end(), deepest
+    return None, deepest

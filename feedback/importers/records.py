@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..limits import text_limit_error
+
 # The database's integer columns (image width and height) hold no more.
 MAX_INTEGER = 2_147_483_647
 NUL_MESSAGE = "must not contain a NUL character"
@@ -99,7 +101,24 @@ def expect_object(value: Any, path: str) -> dict[str, Any]:
     return value
 
 
-def get_str(obj: dict[str, Any], key: str, path: str = "", *, required: bool = True, allow_empty: bool = False) -> str:
+def check_text(value: str, kind: str, where: str) -> str:
+    """A text within its bound (``feedback.limits.TEXT_MAX_CHARS[kind]``), else the record is rejected."""
+    error = text_limit_error(kind, value)
+    if error:
+        raise RecordError(where, error)
+    return value
+
+
+def get_str(
+    obj: dict[str, Any],
+    key: str,
+    path: str = "",
+    *,
+    required: bool = True,
+    allow_empty: bool = False,
+    limit: str = "",
+) -> str:
+    """A string field; ``limit`` names its bound in ``feedback.limits.TEXT_MAX_CHARS``."""
     where = f"{path}.{key}" if path else key
     if key not in obj or obj[key] is None:
         if required:
@@ -112,6 +131,8 @@ def get_str(obj: dict[str, Any], key: str, path: str = "", *, required: bool = T
         raise RecordError(where, NUL_MESSAGE)
     if required and not allow_empty and not value.strip():
         raise RecordError(where, "must not be empty")
+    if limit:
+        check_text(value, limit, where)
     return value
 
 
@@ -252,6 +273,7 @@ def parse_captions(items: list[Any], path: str) -> list[str]:
     for i, item in enumerate(items):
         if not isinstance(item, str):
             raise RecordError(f"{path}[{i}]", f"expected a string, got {type_name(item)}")
+        check_text(item, "caption", f"{path}[{i}]")
     return [c for c in items if c.strip()]
 
 

@@ -29,8 +29,8 @@ def context(path: Path, ctx: ParseContext) -> ParseContext:
 def parse(value: Any, ctx: ParseContext) -> SampleRecord:
     obj = expect_object(value, "record")
     image_id = image_file_name(obj.get("image_id"), "image_id")
-    caption = get_str(obj, "caption", required=False)
-    query = get_str(obj, "query")
+    caption = get_str(obj, "caption", required=False, limit="caption")
+    query = get_str(obj, "query", limit="user_message")
     record_id = obj.get("id")
     external_id = (
         str(record_id) if record_id not in (None, "") else f"vlsafe/{image_id}/{external_id_from(image_id, query)}"
@@ -41,7 +41,7 @@ def parse(value: Any, ctx: ParseContext) -> SampleRecord:
         image=ImageRecord(file_name=image_id, captions=[caption] if caption.strip() else []),
         turns=[TurnRecord(user=query, model=None)],
         target_criterion=ctx.criterion,
-        reference_answer=get_str(obj, "reference", required=False),
+        reference_answer=get_str(obj, "reference", required=False, limit="reference_answer"),
         source_dataset=ctx.source_dataset,
         source_model=ctx.source_model,
         metadata={"extra_fields": {f"record.{k}": v for k, v in extra.items()}} if extra else {},

@@ -7,8 +7,10 @@ transaction, so a record is stored whole or reported, never half.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
@@ -32,11 +34,19 @@ class Pending:
 Report = Callable[[int | None, str, str], None]
 
 
+def _identity(item: Any) -> str:
+    return json.dumps(item, sort_keys=True, separators=(",", ":"))
+
+
 def merge_list(current: list, new: list) -> list:
-    """Union in order: re-importing the same annotations changes nothing."""
+    """Union in order: re-importing the same annotations changes nothing. Items are compared
+    through a set (an image may carry tens of thousands of boxes)."""
     merged = list(current)
+    seen = {_identity(item) for item in merged}
     for item in new:
-        if item not in merged:
+        key = _identity(item)
+        if key not in seen:
+            seen.add(key)
             merged.append(item)
     return merged
 
@@ -148,10 +158,11 @@ class ImageResolver:
         if self.source is None or image.file_name in self.tried:
             return False
         self.tried.add(image.file_name)
-        data = self.source.read(image.file_name)
-        if data is None:
-            return False
         try:
+            # A file past the size limits is refused before it is read whole.
+            data = self.source.read(image.file_name)
+            if data is None:
+                return False
             apply_file(image, data)
         except ImageRefused as exc:
             self.warn(

@@ -3,6 +3,7 @@ endpoint, the token endpoint's throttle, and tokens that expire and die with a p
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -164,3 +165,22 @@ def test_a_password_changed_on_the_password_page_ends_the_old_token(live_server)
     }
     assert browser.request("/admin/password_change/", form).status == 302
     assert projects(live_server.url, key).status == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_behind_a_proxy_the_lockout_counts_the_address_the_proxy_forwarded(live_server, settings):
+    settings.PROXY_COUNT = 1
+    make_user("ann")
+
+    def token_from(forwarded_for: str, password: str):
+        body = json.dumps({"username": "ann", "password": password}).encode()
+        headers = {"Content-Type": "application/json", "X-Forwarded-For": forwarded_for}
+        return call("POST", live_server.url + "/api/auth/token/", body, headers)
+
+    for _ in range(LIMIT):
+        token_from("198.51.100.7, 203.0.113.5", "wrong")
+    # What the client itself wrote into the header (the left part) changes nothing.
+    assert token_from("192.0.2.1, 203.0.113.5", "pw-ann").status == 429
+    assert token_from("203.0.113.5", "pw-ann").status == 429
+    # Another client behind the same proxy is not locked out.
+    assert token_from("203.0.113.6", "pw-ann").status == 200

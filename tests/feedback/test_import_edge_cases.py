@@ -161,7 +161,8 @@ def test_text_file_named_jpg_is_refused_and_the_sample_kept(project, tmp_path):
 
     message = assert_refused_but_sample_kept(batch, "photo.jpg")
     assert message == (
-        "image photo.jpg refused: not an image Pillow can read; the sample is kept, its image still missing"
+        "image photo.jpg refused: not an image in an accepted format (JPEG, PNG, WEBP, GIF, BMP, TIFF); "
+        "the sample is kept, its image still missing"
     )
 
 
