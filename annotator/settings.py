@@ -207,6 +207,15 @@ RELEASES_ROOT = Path(os.environ.get("ANNOTATOR_RELEASES_ROOT", VAR_DIR / "releas
 # Images: Pillow refuses anything whose header claims more pixels than this (a decompression
 # bomb guard), and anything it cannot fully decode.
 IMAGE_MAX_PIXELS = env_int("ANNOTATOR_IMAGE_MAX_PIXELS", 50_000_000)
+# Bytes of one image file (from a folder or a zip entry, read no further than this), and of a
+# zip of images as a whole (uncompressed) with its number of entries; an entry that would grow
+# more than ZIP_MAX_RATIO times its compressed size is refused unread.
+IMAGE_MAX_BYTES = env_int("ANNOTATOR_IMAGE_MAX_BYTES", 50 * 1024 * 1024)
+ZIP_MAX_BYTES = env_int("ANNOTATOR_ZIP_MAX_BYTES", 20 * 1024**3)
+ZIP_MAX_ENTRIES = env_int("ANNOTATOR_ZIP_MAX_ENTRIES", 1_000_000)
+ZIP_MAX_RATIO = env_int("ANNOTATOR_ZIP_MAX_RATIO", 100)
+# An import upload (its file and images zip together): larger bodies get 413 before they are read.
+UPLOAD_MAX_BYTES = env_int("ANNOTATOR_UPLOAD_MAX_BYTES", 2 * 1024**3)
 IMPORT_CHUNK_SIZE = env_int("ANNOTATOR_IMPORT_CHUNK_SIZE", 1000)
 
 # API tokens expire this many hours after they were issued (0: never); a password change deletes them.
