@@ -19,9 +19,10 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from annotator.parsers import BoundedJSONParser
 
 from ..models import Project, Role, Turn
 from ..permissions import require_role
@@ -71,7 +72,7 @@ def _review_project(request, slug: str) -> tuple[Project, bool]:
 class ReviewView(APIView):
     """Takes JSON bodies and answers the review services' refusals as the module's docstring says."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     def handle_exception(self, exc):
         if isinstance(exc, revisions.Conflict):

@@ -134,6 +134,28 @@ def test_deep_json_is_a_clear_400_on_the_token_endpoint_and_a_signed_in_one(live
     assert reply.status == 400 and "kind" in reply.json()
 
 
+def test_every_api_view_parses_json_with_the_bounded_parser():
+    """A view that names its own parsers must keep the nesting bound (a plain JSONParser would 500)."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+    from rest_framework.parsers import JSONParser
+
+    from annotator.parsers import BoundedJSONParser
+
+    def views(patterns):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                yield from views(pattern.url_patterns)
+            elif isinstance(pattern, URLPattern) and getattr(pattern.callback, "cls", None) is not None:
+                yield str(pattern.pattern), pattern.callback.cls
+
+    found = list(views(get_resolver().url_patterns))
+    assert len(found) > 20
+    for route, view in found:
+        json_parsers = [p for p in view.parser_classes if issubclass(p, JSONParser)]
+        assert json_parsers, route
+        assert all(issubclass(p, BoundedJSONParser) for p in json_parsers), (route, view.parser_classes)
+
+
 # Headers and deployment settings ------------------------------------------------------------------
 
 
