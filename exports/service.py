@@ -16,6 +16,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -425,11 +426,11 @@ def releases_recover(now) -> dict[str, int]:
         if (stale or attempts.process_gone(owner)) and Release.objects.filter(
             pk=pk, state=Release.State.RUNNING, attempt=token
         ).update(state=Release.State.QUEUED, attempt="", heartbeat_at=now):
-            transaction.on_commit(lambda pk=pk: release_build_task.delay(pk))
+            transaction.on_commit(partial(release_build_task.delay, pk))
             done["releases_requeued"] += 1
     for pk in Release.objects.filter(attempts.expired(now), state=Release.State.QUEUED).values_list("pk", flat=True):
         if Release.objects.filter(attempts.expired(now), pk=pk, state=Release.State.QUEUED).update(heartbeat_at=now):
-            transaction.on_commit(lambda pk=pk: release_build_task.delay(pk))
+            transaction.on_commit(partial(release_build_task.delay, pk))
             done["releases_resent"] += 1
     done["partials_removed"] = _remove_orphan_partials()
     return done

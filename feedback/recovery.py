@@ -4,8 +4,8 @@ kombu's filesystem transport deletes a message when a worker fetches it, and Red
 unacknowledged message back only after its visibility timeout, so a worker killed mid-import or
 mid-build cannot count on its message coming back. Imports and releases therefore hold an
 attempt with a lease (feedback/attempts.py), and every worker runs this sweep in a thread of its
-own: at start (the worker-ready signal) and every ``SWEEP_INTERVAL`` seconds, one worker per
-interval (a conditional update of the ``Sweep`` row decides which). A thread lives exactly as
+own: at start (the worker-ready signal; always) and then every ``SWEEP_INTERVAL`` seconds, one
+worker per interval (a conditional update of the ``Sweep`` row decides which). A thread lives exactly as
 long as its worker, so there is no message to lose and no chain of tasks to multiply.
 """
 
@@ -60,9 +60,11 @@ def _my_turn(now: datetime) -> bool:
 
 
 def _loop() -> None:
+    first = True  # a worker that starts sweeps at once: it may be replacing one that was lost
     while True:
         try:
-            sweep()
+            sweep(force=first)
+            first = False
         except Exception:
             log.exception("recovery sweep failed; trying again next interval")
         finally:

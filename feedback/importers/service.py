@@ -12,6 +12,7 @@ import logging
 import shutil
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -233,7 +234,7 @@ def import_batches_recover(now) -> dict[str, int]:
         mine = ImportBatch.objects.filter(pk=pk, status=ImportBatch.Status.RUNNING, attempt=token)
         if upload:
             if mine.update(status=ImportBatch.Status.QUEUED, attempt="", heartbeat_at=now):
-                transaction.on_commit(lambda pk=pk: import_batch_run_task.delay(pk))
+                transaction.on_commit(partial(import_batch_run_task.delay, pk))
                 done["requeued"] += 1
         elif mine.update(
             status=ImportBatch.Status.FAILED,
@@ -248,7 +249,7 @@ def import_batches_recover(now) -> dict[str, int]:
         if ImportBatch.objects.filter(attempts.expired(now), pk=pk, status=ImportBatch.Status.QUEUED).update(
             heartbeat_at=now
         ):
-            transaction.on_commit(lambda pk=pk: import_batch_run_task.delay(pk))
+            transaction.on_commit(partial(import_batch_run_task.delay, pk))
             done["resent"] += 1
     keep = timedelta(hours=settings.FAILED_UPLOAD_KEEP_HOURS)
     for batch in ImportBatch.objects.filter(
@@ -344,7 +345,7 @@ class _Run:
                 continue
             chunk.append((raw.line, record))
             if len(chunk) >= self.chunk_size:
-                self.commit(lambda chunk=chunk: writer.write_chunk(chunk), position)
+                self.commit(partial(writer.write_chunk, chunk), position)
                 chunk = []
         self.commit(lambda: writer.write_chunk(chunk) if chunk else None, position)
 
