@@ -454,7 +454,7 @@ def print_memory_trace(rows: list[Row]) -> None:
         print(f"  {row.format:<8} {row.kind:<9} {row.records:>8,}: {trace}")
 
 
-def print_targets(rows: list[Row]) -> bool:
+def print_targets(rows: list[Row], *, smoke: bool = False) -> bool:
     ok = True
     print("\nTargets:")
     imports = [r for r in rows if r.kind == "import"]
@@ -474,10 +474,11 @@ def print_targets(rows: list[Row]) -> bool:
         # Scaled to 63,000 when that size was not run, and said so.
         projected = big.seconds * TARGET_RECORDS / big.records
         met = projected < TARGET_SECONDS
-        ok &= met
+        ok &= met or smoke  # a smoke run's files are too small for a projection to mean anything
         how = f"{big.seconds:.1f} s" if big.records == TARGET_RECORDS else f"~{projected:.1f} s projected"
+        verdict = "PASS" if met else ("SMOKE" if smoke else "MISS")
         print(
-            f"  [{'PASS' if met else 'MISS'}] {fmt}: {TARGET_RECORDS:,} records in under {TARGET_SECONDS:.0f} s "
+            f"  [{verdict}] {fmt}: {TARGET_RECORDS:,} records in under {TARGET_SECONDS:.0f} s "
             f"-> {how} ({big.records / big.seconds:,.0f} records/s)"
         )
         if len(mine) >= 2:
@@ -576,9 +577,11 @@ def main(argv: list[str]) -> int:
                     (write_native if fmt == "native" else write_dress)(path, size, args.images)
                     files[fmt, size] = path
             sizes_mb = ", ".join(f"{fmt} {n:,}: {p.stat().st_size / 1e6:.1f} MB" for (fmt, n), p in files.items())
-            print(
-                f"generated {args.images:,} JPEGs and the files ({sizes_mb}) in {time.perf_counter() - started:.1f} s"
-            )
+            if sample_formats:
+                print(
+                    f"generated {args.images:,} JPEGs and the files ({sizes_mb}) "
+                    f"in {time.perf_counter() - started:.1f} s"
+                )
             print()
 
             rows: list[Row] = []
@@ -618,7 +621,7 @@ def main(argv: list[str]) -> int:
             print()
             print_table(rows)
             print_memory_trace(rows)
-            ok = print_targets(rows)
+            ok = print_targets(rows, smoke=args.smoke)
             if profile_path:
                 print_profile("one native import", profile_path)
         finally:

@@ -343,5 +343,6 @@ def annotation_row(entry: Any, where: str, ids: dict[Any, int], categories: dict
         label = categories.get(category) if isinstance(category, int | str) and not isinstance(category, bool) else None
         if label is None:
             raise RecordError(f"{where}.category_id", f"no category with id {category!r}")
-        return seq, BOX, label, *bbox
+        x, y, w, h = bbox
+        return seq, BOX, label, x, y, w, h
     raise RecordError(where, "neither a caption nor a bbox")
