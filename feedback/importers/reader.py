@@ -14,7 +14,7 @@ from .records import RecordError
 
 TOO_DEEP = f"nested deeper than {JSON_MAX_DEPTH} levels of arrays and objects"
 # A JSON string (escapes included) or a bracket: what the nesting depth is counted from.
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
 class SourceError(ValueError):
