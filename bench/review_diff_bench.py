@@ -1,0 +1,123 @@
+"""Review diff benchmark: the cost of word diffs on the review page and in a turn's history.
+
+    .venv/bin/python bench/review_diff_bench.py [--repeat 3] [--kib 16] [--database-url URL]
+
+Set-up: a throw-away SQLite database in a temporary directory, migrated; one project, one
+annotator, one sample of one answered turn whose draft critique is ``--kib`` KiB of a repeated
+pattern, and a revision of it saved through ``revision_create`` with the same length of another:
+two repetitive critiques. --pattern words: "a b a b ..." then "b a b a ..."; --pattern sentences:
+"the cat sat on the mat. ..." then "the dog sat on the mat. ..." (far slower still for a
+quadratic diff: minutes per request).
+
+Measured (server time, in this process, through Django's test client, logged in as the annotator):
+the save itself, then --repeat times each of the assignment's API page
+(``/api/projects/<slug>/review/assignments/<pk>/``), the review page
+(``/projects/<slug>/review/<pk>/``) and the turn's history (``/api/projects/<slug>/turns/<id>/revisions/``).
+It prints the figures; it never fails on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import code_version, setup_django
+
+SLUG = "diff-bench"
+
+
+PATTERNS = {
+    "words": ("a b ", "b a "),
+    "sentences": ("the cat sat on the mat. ", "the dog sat on the mat. "),
+}
+
+
+def seed(kib: int, pattern: str):
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from feedback.models import Assignment, CallStatus, Draft, Project, ProjectMembership, Role, Sample, Turn
+
+    project = Project.objects.create(name="Diff bench", slug=SLUG)
+    user = get_user_model().objects.create_user("bench-annotator", password="bench-password-1")  # noqa: S106
+    ProjectMembership.objects.create(project=project, user=user, role=Role.ANNOTATOR)
+    sample = Sample.objects.create(project=project, external_id="s1", target_criterion="helpfulness", content_hash="s1")
+    turn = Turn.objects.create(sample=sample, index=0, user_message="What is on the mat?", model_response="A cat.")
+    size = kib * 1024
+    old, new = ((unit * (size // len(unit) + 1))[:size] for unit in PATTERNS[pattern])
+    Draft.objects.create(
+        turn=turn, status=CallStatus.OK, model="m", endpoint="e", critique=old, refinement="A cat.",
+        scores=dict.fromkeys(project.criteria, 4), overall=4, prompt_version="v1", prompt_hash="0" * 64,
+    )  # fmt: skip
+    now = timezone.now()
+    assignment = Assignment.objects.create(
+        project=project,
+        sample=sample,
+        reviewer=user,
+        lane=1,
+        claimed_at=now,
+        expires_at=now + datetime.timedelta(hours=1),
+    )
+    return project, user, turn, assignment, new
+
+
+def timed(call, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = call()
+        times.append(time.perf_counter() - started)
+        assert response.status_code in (200, 201), response.status_code
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--kib", type=int, default=16)
+    parser.add_argument("--pattern", choices=sorted(PATTERNS), default="words")
+    args = parser.parse_args()
+    os.environ["ANNOTATOR_VAR_DIR"] = tempfile.mkdtemp(prefix="review-diff-bench-")
+    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver"  # the test client's host
+    os.environ.pop("DATABASE_URL", None)
+    setup_django()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    call_command("migrate", verbosity=0)
+    from feedback.review.revisions import revision_create
+
+    project, user, turn, assignment, new = seed(args.kib, args.pattern)
+    print(f"code {code_version()}; database {connection.vendor}; two critiques of {args.kib} KiB each ({args.pattern})")
+    started = time.perf_counter()
+    revision_create(
+        assignment=assignment, turn=turn, author=user, base_version=0, decision="edited", critique=new,
+        scores=dict.fromkeys(project.criteria, 4),
+    )  # fmt: skip
+    print(f"save (revision_create):        {time.perf_counter() - started:8.3f} s")
+    client = Client()
+    client.force_login(user)
+    pages = {
+        "assignment (API)": f"/api/projects/{SLUG}/review/assignments/{assignment.pk}/",
+        "review page (HTML)": f"/projects/{SLUG}/review/{assignment.pk}/",
+        "history (API)": f"/api/projects/{SLUG}/turns/{turn.pk}/revisions/",
+    }
+    for name, url in pages.items():
+        started = time.perf_counter()
+        client.get(url)  # the first request also imports and compiles what the page needs
+        print(f"{name + ' (first):':30}{time.perf_counter() - started:8.3f} s")
+        times = timed(lambda url=url: client.get(url), args.repeat)
+        print(f"{name + ':':30}{statistics.median(times):8.3f} s median of {len(times)} (max {max(times):.3f} s)")
+
+
+if __name__ == "__main__":
+    main()
