@@ -65,7 +65,7 @@ def check_text(**values: str) -> None:
             continue
         problem = text_limit_error(name, value)
         if problem:
-            errors[name] = f"{name.replace('_', ' ').capitalize()}: {problem}."
+            errors[name] = f"{problem[0].upper()}{problem[1:]}."
     if errors:
         raise ValidationError(errors)
 
@@ -243,7 +243,7 @@ def sample_flag(*, assignment: Assignment, user, flag: str, note: str = "") -> A
         raise NotAllowed("Only the reviewer holding this sample can flag it.")
     problem = text_limit_error("flag_note", note or "")
     if problem:
-        raise ValidationError({"note": f"Flag note: {problem}."})
+        raise ValidationError({"note": f"{problem[0].upper()}{problem[1:]}."})
     with transaction.atomic():
         locked = Assignment.objects.select_for_update(of=("self",)).select_related("project").get(pk=assignment.pk)
         if locked.state == Assignment.State.EXPIRED:

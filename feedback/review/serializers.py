@@ -48,7 +48,7 @@ class BoundedText(serializers.CharField):
     def check_length(self, value: str) -> None:
         problem = text_limit_error(self.limit, value)
         if problem:
-            raise serializers.ValidationError(f"{self.limit.replace('_', ' ').capitalize()}: {problem}.")
+            raise serializers.ValidationError(f"{problem[0].upper()}{problem[1:]}.")
 
 
 def _text(limit: str, **kwargs) -> serializers.CharField:

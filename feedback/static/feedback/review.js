@@ -45,6 +45,9 @@
     return {status: response.status, data};
   }
   const assignmentUrl = (path) => config.api + path;
+  // A 400's body: each field with its messages ("critique: At most 20,000 characters (got 20,001).").
+  const fieldErrors = (data) => Object.entries(data)
+    .map(([field, messages]) => `${field}: ${[].concat(messages).join(" ")}`).join(" ");
 
   // --- word diff ---------------------------------------------------------------------------
   const tokens = (text) => (text || "").match(/\s+|[^\s]+/g) || [];
@@ -344,8 +347,7 @@
       if (status === 409 && data && data.lease_lost) return leaseLost(data.detail);
       this.savedEl.textContent = "Not saved.";
       if (status === 400 && data) {
-        this.errorsEl.textContent = Object.entries(data)
-          .map(([field, messages]) => `${field}: ${[].concat(messages).join(" ")}`).join(" ");
+        this.errorsEl.textContent = fieldErrors(data);
         return;
       }
       this.errorsEl.textContent = (data && data.detail) || `The server refused the save (${status}).`;
@@ -471,7 +473,8 @@
         for (const editor of editors.values()) localStorage.removeItem(editor.key);
         return next();
       }
-      showBanner((result.data && result.data.detail) || `Could not ${kind} (${result.status}).`, "bad");
+      const refused = result.status === 400 && result.data ? fieldErrors(result.data) : result.data && result.data.detail;
+      showBanner(refused || `Could not ${kind} (${result.status}).`, "bad");
     } catch (error) {
       setStatus(`Offline: cannot ${kind} yet; try again when the network is back.`, "warn");
     }
