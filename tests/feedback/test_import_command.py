@@ -64,8 +64,8 @@ def test_second_run_reports_skipped_records_and_image_warnings(project, tmp_path
     assert "  skipped (unchanged): 2" in out.splitlines()
     assert "  images attached:     1" in out.splitlines()
     assert (
-        "  warning: line 2: image bad.jpg refused: not an image Pillow can read; "
-        "the sample is kept, its image still missing"
+        "  warning: line 2: image bad.jpg refused: not an image in an accepted format "
+        "(JPEG, PNG, WEBP, GIF, BMP, TIFF); the sample is kept, its image still missing"
     ) in out.splitlines()
 
 
