@@ -5,53 +5,72 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('exports', '0001_initial'),
-        ('feedback', '0007_import_attempts_and_sweeps'),
+        ("exports", "0001_initial"),
+        ("feedback", "0007_import_attempts_and_sweeps"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='release',
-            name='release_state_valid',
+            model_name="release",
+            name="release_state_valid",
         ),
         migrations.RemoveConstraint(
-            model_name='release',
-            name='release_failure_says_why',
+            model_name="release",
+            name="release_failure_says_why",
         ),
         migrations.AddField(
-            model_name='release',
-            name='attempt',
+            model_name="release",
+            name="attempt",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name='release',
-            name='attempt_owner',
+            model_name="release",
+            name="attempt_owner",
             field=models.CharField(blank=True, max_length=300),
         ),
         migrations.AddField(
-            model_name='release',
-            name='attempts',
+            model_name="release",
+            name="attempts",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='release',
-            name='heartbeat_at',
+            model_name="release",
+            name="heartbeat_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='release',
-            name='state',
-            field=models.CharField(choices=[('queued', 'Queued'), ('running', 'Building'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=20),
+            model_name="release",
+            name="state",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("running", "Building"),
+                    ("completed", "Completed"),
+                    ("failed", "Failed"),
+                    ("cancelled", "Cancelled"),
+                ],
+                default="queued",
+                max_length=20,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='release',
-            constraint=models.CheckConstraint(condition=models.Q(('state__in', ['queued', 'running', 'completed', 'failed', 'cancelled'])), name='release_state_valid'),
+            model_name="release",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("state__in", ["queued", "running", "completed", "failed", "cancelled"])),
+                name="release_state_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='release',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('state__in', ['failed', 'cancelled']), _negated=True), models.Q(('error', ''), _negated=True), _connector='OR'), name='release_failure_says_why'),
+            model_name="release",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("state__in", ["failed", "cancelled"]), _negated=True),
+                    models.Q(("error", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="release_failure_says_why",
+            ),
         ),
     ]

@@ -4,47 +4,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('feedback', '0006_queue_counts'),
+        ("feedback", "0006_queue_counts"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Sweep',
+            name="Sweep",
             fields=[
-                ('name', models.CharField(max_length=50, primary_key=True, serialize=False)),
-                ('ran_at', models.DateTimeField()),
+                ("name", models.CharField(max_length=50, primary_key=True, serialize=False)),
+                ("ran_at", models.DateTimeField()),
             ],
         ),
         migrations.AddField(
-            model_name='importbatch',
-            name='attempt',
+            model_name="importbatch",
+            name="attempt",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name='importbatch',
-            name='attempt_owner',
+            model_name="importbatch",
+            name="attempt_owner",
             field=models.CharField(blank=True, max_length=300),
         ),
         migrations.AddField(
-            model_name='importbatch',
-            name='attempts',
+            model_name="importbatch",
+            name="attempts",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='importbatch',
-            name='checkpoint_position',
+            model_name="importbatch",
+            name="checkpoint_position",
             field=models.PositiveBigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='importbatch',
-            name='heartbeat_at',
+            model_name="importbatch",
+            name="heartbeat_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='importbatch',
-            name='upload_removed_at',
+            model_name="importbatch",
+            name="upload_removed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
