@@ -212,7 +212,7 @@ IMAGE_MAX_PIXELS = env_int("ANNOTATOR_IMAGE_MAX_PIXELS", 50_000_000)
 # more than ZIP_MAX_RATIO times its compressed size is refused unread.
 IMAGE_MAX_BYTES = env_int("ANNOTATOR_IMAGE_MAX_BYTES", 50 * 1024 * 1024)
 ZIP_MAX_BYTES = env_int("ANNOTATOR_ZIP_MAX_BYTES", 20 * 1024**3)
-ZIP_MAX_ENTRIES = env_int("ANNOTATOR_ZIP_MAX_ENTRIES", 1_000_000)
+ZIP_MAX_ENTRIES = env_int("ANNOTATOR_ZIP_MAX_ENTRIES", 500_000)
 ZIP_MAX_RATIO = env_int("ANNOTATOR_ZIP_MAX_RATIO", 100)
 # An import upload (its file and images zip together): larger bodies get 413 before they are read.
 UPLOAD_MAX_BYTES = env_int("ANNOTATOR_UPLOAD_MAX_BYTES", 2 * 1024**3)

@@ -193,17 +193,19 @@ class ZipSource(ImageSource):
     RATIO_FLOOR = 1024 * 1024
 
     def __init__(self, path: Path) -> None:
+        # The count in the archive's end record, checked before the zip library reads an object
+        # per entry into memory; the entries it then lists are checked again.
+        self._check_entries(path, declared_entries(path))
         try:
             self.zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile:
             raise ValueError(f"{path.name} is not a zip file") from None
         infos = self.zip.infolist()
-        if len(infos) > settings.ZIP_MAX_ENTRIES:
+        try:
+            self._check_entries(path, len(infos))
+        except ValueError:
             self.zip.close()
-            raise ValueError(
-                f"{path.name} holds {len(infos):,} entries, over the limit of {settings.ZIP_MAX_ENTRIES:,} "
-                "(ANNOTATOR_ZIP_MAX_ENTRIES)"
-            )
+            raise
         declared = sum(info.file_size for info in infos)
         if declared > settings.ZIP_MAX_BYTES:
             self.zip.close()
@@ -220,6 +222,14 @@ class ZipSource(ImageSource):
             self.by_name[info.filename] = info
             by_base.setdefault(PurePosixPath(info.filename).name, info)
         self.by_base = by_base
+
+    @staticmethod
+    def _check_entries(path: Path, count: int | None) -> None:
+        if count is not None and count > settings.ZIP_MAX_ENTRIES:
+            raise ValueError(
+                f"{path.name} holds {count:,} entries, over the limit of {settings.ZIP_MAX_ENTRIES:,} "
+                "(ANNOTATOR_ZIP_MAX_ENTRIES)"
+            )
 
     def read(self, file_name: str) -> bytes | None:
         info = self.by_name.get(file_name) or self.by_base.get(PurePosixPath(file_name).name)
@@ -262,6 +272,42 @@ class ZipSource(ImageSource):
 
     def close(self) -> None:
         self.zip.close()
+
+
+# Bytes of central directory allowed per permitted entry (a record is 46 bytes and its name).
+CENTRAL_DIRECTORY_BYTES_PER_ENTRY = 512
+CENTRAL_DIRECTORY_SIGNATURE = b"PK\x01\x02"
+
+
+def declared_entries(path: Path) -> int | None:
+    """The entries of a zip, counted without listing them: the zip library reads its whole central
+    directory into memory and makes an object per entry, so its size and the number of records in
+    it (whatever the end record claims) are checked first. None when the file has no end record
+    (it is then no zip, as the zip library says next)."""
+    limit = settings.ZIP_MAX_ENTRIES
+    with path.open("rb") as f:
+        try:
+            end = zipfile._EndRecData(f)  # type: ignore[attr-defined]  # the library's own reader
+        except OSError:
+            return None
+        if not end:
+            return None
+        size = int(end[zipfile._ECD_SIZE])  # type: ignore[attr-defined]
+        if size > limit * CENTRAL_DIRECTORY_BYTES_PER_ENTRY:
+            raise ValueError(
+                f"{path.name} has a central directory of {size:,} bytes, more than "
+                f"{limit:,} entries need (ANNOTATOR_ZIP_MAX_ENTRIES)"
+            )
+        location = int(end[zipfile._ECD_LOCATION])  # type: ignore[attr-defined]
+        f.seek(max(0, location - size - 76))  # 76: a zip64 end record and its locator
+        count, tail = int(end[zipfile._ECD_ENTRIES_TOTAL]), b""  # type: ignore[attr-defined]
+        records = 0
+        remaining = location - f.tell()
+        while remaining > 0 and (block := f.read(min(READ_BLOCK, remaining))):
+            remaining -= len(block)
+            records += (tail + block).count(CENTRAL_DIRECTORY_SIGNATURE)
+            tail = block[-3:]
+    return max(count, records)
 
 
 def open_source(path: str | Path | None) -> ImageSource | None:

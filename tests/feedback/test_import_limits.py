@@ -364,3 +364,50 @@ def test_coco_file_that_is_not_an_object_with_images_fails_as_a_whole(project, t
             ImportBatch.Status.FAILED,
             'not a COCO annotation file: expected an object with an "images" array',
         ), content
+
+
+def test_the_entry_count_a_zip_declares_is_checked_before_its_entries_are_listed(project, tmp_path, settings):
+    settings.ZIP_MAX_ENTRIES = 1000
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("0.png", image_bytes())
+    data = bytearray(buffer.getvalue())
+    end = data.rindex(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (60_000).to_bytes(2, "little") * 2  # entries on this disk, and in all
+    archive = tmp_path / "images.zip"
+    archive.write_bytes(bytes(data))
+
+    batch = run_import(project, "images", archive)
+
+    assert batch.status == ImportBatch.Status.FAILED
+    assert batch.failure == "images.zip holds 60,000 entries, over the limit of 1,000 (ANNOTATOR_ZIP_MAX_ENTRIES)"
+
+
+def test_a_zip_cannot_hide_entries_from_its_end_record(project, tmp_path, settings):
+    settings.ZIP_MAX_ENTRIES = 2
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for i in range(3):
+            zf.writestr(f"{i}.png", image_bytes())
+    data = bytearray(buffer.getvalue())
+    end = data.rindex(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (1).to_bytes(2, "little") * 2  # claims one entry
+    archive = tmp_path / "images.zip"
+    archive.write_bytes(bytes(data))
+
+    batch = run_import(project, "images", archive)
+
+    assert batch.failure == "images.zip holds 3 entries, over the limit of 2 (ANNOTATOR_ZIP_MAX_ENTRIES)"
+
+
+def test_a_central_directory_larger_than_the_entries_allowed_need_is_refused_unread(project, tmp_path, settings):
+    settings.ZIP_MAX_ENTRIES = 1
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("x" * 600 + ".png", image_bytes())
+
+    batch = run_import(project, "images", archive)
+
+    assert batch.status == ImportBatch.Status.FAILED
+    assert batch.failure.startswith("images.zip has a central directory of ")
+    assert batch.failure.endswith("bytes, more than 1 entries need (ANNOTATOR_ZIP_MAX_ENTRIES)")
