@@ -107,6 +107,8 @@ MIDDLEWARE = [
     "annotator.middleware.RequestBodyLimitMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # The services' refusals on pages: a message and back to the form, or a 4xx page (feedback/errors.py).
+    "feedback.middleware.ServiceErrorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Turns a locked-out login into the lockout page (annotator.lockout.lockout_response).
     "axes.middleware.AxesMiddleware",
@@ -236,6 +238,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"auth-token": os.environ.get("ANNOTATOR_TOKEN_RATE", "20/min")},
     "NUM_PROXIES": PROXY_COUNT,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # One error body for every refusal: {"detail", "code", "errors"} (feedback/api/errors.py).
+    "EXCEPTION_HANDLER": "feedback.api.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

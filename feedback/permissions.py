@@ -3,9 +3,10 @@ everyone else acts in the projects they are members of, with their membership's 
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from dataclasses import dataclass
+from typing import Any
 
+from .errors import NotAllowed, NotFound
 from .models import Project, Role
 
 ADMIN_GROUP = "admin"
@@ -27,7 +28,45 @@ def require_role(user, project: Project, *roles: str) -> set[str]:
     """The user's roles; a non-member gets 404 (projects are not disclosed), a member without the role 403."""
     held = roles_in(user, project)
     if not held:
-        raise Http404("No such project.")
+        raise NotFound("No such project.")
     if roles and not held.intersection(roles):
-        raise PermissionDenied("Your role in this project does not allow this.")
+        raise NotAllowed("Your role in this project does not allow this.")
     return held
+
+
+@dataclass(frozen=True)
+class Access:
+    """A user's access to one project: its roles there, and whether they administer it."""
+
+    project: Project
+    roles: frozenset[str]
+    user: Any
+
+    @property
+    def is_admin(self) -> bool:
+        return Role.ADMIN in self.roles
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    def check_owner(self, owner_id: int | None, what: str = "assignment") -> None:
+        """An object of one reviewer (a review assignment): its owner and the project's admins see
+        it; to anyone else it does not exist (404, like a project they are not a member of)."""
+        if not self.is_admin and owner_id != self.user.pk:
+            raise NotFound(f"No such {what}.")
+
+
+def project_access(user, slug: str, *roles: str) -> Access:
+    """The one check of every page and endpoint: the project by its slug, if ``user`` may act in it
+    with one of ``roles`` (any role when none is named). No such project, or one the user is not a
+    member of: ``NotFound`` (404; projects are not disclosed). A member without the role:
+    ``NotAllowed`` (403). Admins (superusers, the ``admin`` group) hold every role in every project."""
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        raise NotFound("No such project.")
+    held = roles_in(user, project)
+    if not held:
+        raise NotFound("No such project.")
+    if roles and not held.intersection(roles):
+        raise NotAllowed("Your role in this project does not allow this.")
+    return Access(project=project, roles=frozenset(held), user=user)

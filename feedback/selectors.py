@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
+from .errors import InvalidInput
 from .models import CallStatus, Draft, Image, ImportedFeedback, Project, Sample, Turn
 from .permissions import is_platform_admin
 
@@ -15,7 +16,7 @@ def project_by_key(key: str) -> Project:
         query |= Q(pk=int(key))
     project = Project.objects.filter(query).first()
     if project is None:
-        raise LookupError(f"no project with slug, name or id {key!r}")
+        raise InvalidInput("project", f"no project with slug, name or id {key[:100]!r}")
     return project
 
 

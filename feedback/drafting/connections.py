@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from feedback.errors import InvalidInput
+
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MODEL_MAX_CHARS = 200
@@ -158,10 +160,10 @@ def registry() -> dict[str, Connection]:
 
 
 def get(name: str) -> Connection:
-    """The connection of that name; ValueError (field ``connection``) when there is none."""
+    """The connection of that name; InvalidInput (field ``connection``) when there is none."""
     found = registry()
     if name not in found:
-        raise ValueError(f"connection: {name[:100]!r} is not a connection; known: {', '.join(sorted(found))}")
+        raise InvalidInput("connection", f"{name[:100]!r} is not a connection; known: {', '.join(sorted(found))}")
     return found[name]
 
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image as PILImage
 
+from feedback.errors import InvalidInput
+
 if TYPE_CHECKING:
     from feedback.models import Image, Project, Sample, Turn
 
@@ -88,7 +90,7 @@ def template_for(version: str) -> PromptTemplate:
         return TEMPLATES[version]
     except KeyError:
         known = ", ".join(sorted(TEMPLATES))
-        raise ValueError(f"prompt_version: {version!r} is unknown; known: {known}") from None
+        raise InvalidInput("prompt_version", f"{version!r} is unknown; known: {known}") from None
 
 
 def _box(bbox: Any) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from feedback.errors import InvalidInput
 from feedback.models import CallStatus, Draft, Generation, Project, Sample, Turn
 
 from . import connections, ratelimit
@@ -126,25 +127,26 @@ def _endpoint(
     base_url = given.get("base_url")
     model = given.get("model") or preset_model
     if name is not None and not isinstance(name, str):
-        raise ValueError("connection: the name of a connection")
+        raise InvalidInput("connection", "the name of a connection")
     if base_url is not None:
         if not isinstance(base_url, str):
-            raise ValueError("base_url: a URL")
+            raise InvalidInput("base_url", "a URL")
         if name:
-            raise ValueError("base_url: name a connection or a URL, not both")
+            raise InvalidInput("base_url", "name a connection or a URL, not both")
         if not free_url:
-            raise ValueError("base_url: only superusers may give a URL; choose one of the connections")
+            raise InvalidInput("base_url", "only superusers may give a URL; choose one of the connections")
         name = connections.for_url(base_url)
         if not name:  # free-form: no key, public addresses only
             error = connections.free_url_error(base_url)
             if error:
-                raise ValueError(f"base_url: {error}")
+                raise InvalidInput("base_url", f"{error}")
             return {"connection": "", "base_url": base_url, "model": model or free_model}
     conn = connections.get(name or fallback)
     model = model or conn.default_model
     if model and not conn.allows(model):
-        raise ValueError(
-            f"model: {str(model)[:200]!r} is not offered by connection {conn.name!r}; offered: {', '.join(conn.models)}"
+        raise InvalidInput(
+            "model",
+            f"{str(model)[:200]!r} is not offered by connection {conn.name!r}; offered: {', '.join(conn.models)}",
         )
     return {"connection": conn.name, "base_url": conn.base_url, "model": model}
 
@@ -153,28 +155,28 @@ def validated(cs: CallSettings) -> CallSettings:
     """Refuse settings that could only fail later, naming the field."""
     error = connections.url_error(cs.base_url)
     if error:
-        raise ValueError(f"base_url: {error}")
+        raise InvalidInput("base_url", f"{error}")
     if not isinstance(cs.model, str) or not cs.model:
-        raise ValueError("model: required")
+        raise InvalidInput("model", "required")
     if len(cs.model) > connections.MODEL_MAX_CHARS:
-        raise ValueError(f"model: at most {connections.MODEL_MAX_CHARS} characters")
+        raise InvalidInput("model", f"at most {connections.MODEL_MAX_CHARS} characters")
     if isinstance(cs.temperature, bool) or not isinstance(cs.temperature, int | float):
-        raise ValueError("temperature: a number from 0 to 2")
+        raise InvalidInput("temperature", "a number from 0 to 2")
     if not 0 <= cs.temperature <= 2:
-        raise ValueError(f"temperature: {cs.temperature} is outside 0-2")
+        raise InvalidInput("temperature", f"{cs.temperature} is outside 0-2")
     if isinstance(cs.max_tokens, bool) or not isinstance(cs.max_tokens, int):
-        raise ValueError("max_tokens: a whole number from 1 to 200000")
+        raise InvalidInput("max_tokens", "a whole number from 1 to 200000")
     if not 1 <= cs.max_tokens <= 200_000:
-        raise ValueError(f"max_tokens: {cs.max_tokens} is outside 1-200000")
+        raise InvalidInput("max_tokens", f"{cs.max_tokens} is outside 1-200000")
     if isinstance(cs.timeout, bool) or not isinstance(cs.timeout, int | float) or not 0 < cs.timeout <= 3600:
-        raise ValueError("timeout: seconds, more than 0 and at most 3600")
+        raise InvalidInput("timeout", "seconds, more than 0 and at most 3600")
     if cs.structured not in STRUCTURED_MODES:
-        raise ValueError(f"structured: {str(cs.structured)[:50]!r} is not one of {', '.join(STRUCTURED_MODES)}")
+        raise InvalidInput("structured", f"{str(cs.structured)[:50]!r} is not one of {', '.join(STRUCTURED_MODES)}")
     if not isinstance(cs.send_image, bool):
-        raise ValueError("send_image: true or false")
+        raise InvalidInput("send_image", "true or false")
     if cs.role == "drafter":
         if not isinstance(cs.prompt_version, str) or len(cs.prompt_version) > 50:
-            raise ValueError("prompt_version: a version name of at most 50 characters")
+            raise InvalidInput("prompt_version", "a version name of at most 50 characters")
         template_for(cs.prompt_version)
     return cs
 
@@ -277,7 +279,7 @@ def draft_turn(
     """Ask for feedback on a turn with a response. One successful draft per turn per job: when one
     exists already (a redelivered task), it is returned and nothing is stored twice."""
     if turn.model_response is None:
-        raise ValueError(f"turn {turn.index} of sample {sample.external_id} has no response to review")
+        raise InvalidInput("turn", f"turn {turn.index} of sample {sample.external_id} has no response to review")
     template = template_for(cs.prompt_version)
     criteria = list(project.criteria)
     schema = feedback_schema(criteria, project.score_min, project.score_max)

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback.api.views import project_for
+from feedback.api.errors import ErrorSerializer
+from feedback.errors import NotFound
 from feedback.models import Job, Role
+from feedback.permissions import project_access
 
 from . import selectors, service
 from .selection import STATUSES
 
 
-def field_error(exc: ValueError) -> Response:
-    """The services' "field: message" errors as DRF's field errors."""
-    field, _, message = str(exc).partition(": ")
-    if not message or " " in field:
-        return Response({"non_field_errors": [str(exc)]}, status=400)
-    return Response({field: [message]}, status=400)
+def job_of(project, pk: int) -> Job:
+    job = Job.objects.filter(project=project, pk=pk).first()
+    if job is None:
+        raise NotFound("No such job.")
+    return job
 
 
 class SelectionSerializer(serializers.Serializer):
@@ -96,36 +96,33 @@ class BudgetSerializer(serializers.Serializer):
 class JobListCreate(APIView):
     @extend_schema(operation_id="projects_jobs_list", responses=JobSerializer(many=True))
     def get(self, request, slug):
-        project = project_for(request, slug, Role.ADMIN)
+        project = project_access(request.user, slug, Role.ADMIN).project
         return Response(JobSerializer(selectors.jobs_of(project)[:50], many=True).data)
 
     @extend_schema(request=JobRequestSerializer, responses={202: JobSerializer})
     def post(self, request, slug):
-        project = project_for(request, slug, Role.ADMIN)
+        project = project_access(request.user, slug, Role.ADMIN).project
         form = JobRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        try:
-            job = service.job_create(
-                project=project,
-                user=request.user,
-                kind=data["kind"],
-                selection=dict(data["selection"]),
-                rounds=data["rounds"],
-                budget=data.get("budget"),
-                drafter=dict(data["drafter"]),
-                responder=dict(data["responder"]),
-            )
-        except ValueError as exc:
-            return field_error(exc)
+        job = service.job_create(
+            project=project,
+            user=request.user,
+            kind=data["kind"],
+            selection=dict(data["selection"]),
+            rounds=data["rounds"],
+            budget=data.get("budget"),
+            drafter=dict(data["drafter"]),
+            responder=dict(data["responder"]),
+        )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class JobDetail(APIView):
     @extend_schema(responses=JobProgressSerializer)
     def get(self, request, slug, pk):
-        project = project_for(request, slug, Role.ADMIN)
-        job = get_object_or_404(Job, project=project, pk=pk)
+        project = project_access(request.user, slug, Role.ADMIN).project
+        job = job_of(project, pk)
         service.job_watch_kick(job)
         return Response({**JobSerializer(job).data, "progress": selectors.job_progress(job)})
 
@@ -138,20 +135,14 @@ class JobAction(APIView):
         request=BudgetSerializer,
         responses={
             200: JobProgressSerializer,
-            404: OpenApiResponse(description="No such job or action."),
-            409: OpenApiResponse(description="Not in a state for this action."),
+            400: OpenApiResponse(ErrorSerializer, description="A bad budget."),
+            404: OpenApiResponse(ErrorSerializer, description="No such job or action."),
+            409: OpenApiResponse(ErrorSerializer, description="Not in a state for this action."),
         },
     )
     def post(self, request, slug, pk, action):
-        project = project_for(request, slug, Role.ADMIN)
-        job = get_object_or_404(Job, project=project, pk=pk)
-        if action not in service.ACTIONS:
-            return Response({"detail": f"no action {action!r}"}, status=404)
-        try:
-            service.job_act(job=job, action=action, budget=request.data.get("budget"))
-        except service.JobStateError as exc:
-            return Response({"detail": str(exc)}, status=409)
-        except ValueError as exc:
-            return field_error(exc)
+        project = project_access(request.user, slug, Role.ADMIN).project
+        job = job_of(project, pk)
+        service.job_act(job=job, action=action, budget=request.data.get("budget"))
         job.refresh_from_db()
         return Response({**JobSerializer(job).data, "progress": selectors.job_progress(job)})

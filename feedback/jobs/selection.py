@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
 
+from feedback.errors import InvalidInput
 from feedback.models import EXTERNAL_ID_MAX, CallStatus, Draft, Generation, ImportBatch, Project, Sample, Turn
 
 # Bounds on a job's selection: a list of sample ids is checked and stored with the job, so it is
@@ -42,27 +43,27 @@ def selection_from(project: Project, data: dict[str, Any]) -> Selection:
     """A Selection from user input; a ValueError names the field that is wrong."""
     unknown = set(data) - set(Selection.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"{sorted(unknown)[0]}: not a selection field")
+        raise InvalidInput(sorted(unknown)[0], "not a selection field")
     criterion = data.get("criterion") or ""
     if not isinstance(criterion, str) or (criterion.strip() and criterion.strip() not in project.criteria):
-        raise ValueError(f"criterion: {str(criterion)[:100]!r} is not one of {', '.join(project.criteria)}")
+        raise InvalidInput("criterion", f"{str(criterion)[:100]!r} is not one of {', '.join(project.criteria)}")
     criterion = criterion.strip()
     status = data.get("status") or "never"
     if not isinstance(status, str) or status not in STATUSES:
-        raise ValueError(f"status: {str(status)[:50]!r} is not one of {', '.join(STATUSES)}")
+        raise InvalidInput("status", f"{str(status)[:50]!r} is not one of {', '.join(STATUSES)}")
     batch = whole_number("import_batch", data.get("import_batch"), low=1, high=MAX_ID)
     if batch is not None and not ImportBatch.objects.filter(pk=batch, project=project).exists():
-        raise ValueError(f"import_batch: no import {batch} in this project")
+        raise InvalidInput("import_batch", f"no import {batch} in this project")
     ids = data.get("sample_ids") or []
     if isinstance(ids, str):
         ids = [part for part in ids.replace(",", " ").split() if part]
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise ValueError("sample_ids: expected a list of sample ids")
+        raise InvalidInput("sample_ids", "expected a list of sample ids")
     if len(ids) > MAX_SAMPLE_IDS:
-        raise ValueError(f"sample_ids: at most {MAX_SAMPLE_IDS:,} ids (got {len(ids):,}); select by import instead")
+        raise InvalidInput("sample_ids", f"at most {MAX_SAMPLE_IDS:,} ids (got {len(ids):,}); select by import instead")
     for position, sample_id in enumerate(ids):
         if not sample_id or len(sample_id) > EXTERNAL_ID_MAX:
-            raise ValueError(f"sample_ids: id {position + 1} is empty or longer than {EXTERNAL_ID_MAX} characters")
+            raise InvalidInput("sample_ids", f"id {position + 1} is empty or longer than {EXTERNAL_ID_MAX} characters")
     limit = whole_number("limit", data.get("limit"), low=1, high=MAX_LIMIT)
     return Selection(criterion=criterion, status=status, import_batch=batch, sample_ids=ids, limit=limit)
 
@@ -72,16 +73,16 @@ def whole_number(name: str, value: Any, *, low: int, high: int) -> int | None:
     if value in ("", None):
         return None
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise ValueError(f"{name}: {value!r} is not a whole number")
+        raise InvalidInput(name, f"{value!r} is not a whole number")
     text = str(value).strip()
     if len(text) > 30:
-        raise ValueError(f"{name}: must be from {low:,} to {high:,}")
+        raise InvalidInput(name, f"must be from {low:,} to {high:,}")
     try:
         number = int(float(text)) if isinstance(value, float) else int(text)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: {text!r} is not a whole number") from None
+        raise InvalidInput(name, f"{text!r} is not a whole number") from None
     if not low <= number <= high:
-        raise ValueError(f"{name}: must be from {low:,} to {high:,}")
+        raise InvalidInput(name, f"must be from {low:,} to {high:,}")
     return number
 
 

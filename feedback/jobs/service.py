@@ -35,6 +35,7 @@ from feedback.drafting.service import (
     respond_turn,
     responder_settings,
 )
+from feedback.errors import Conflict, InvalidInput, NotFound, ServiceError
 from feedback.models import CallStatus, Draft, Generation, Job, JobItem, Project, Sample, Turn
 
 from . import queue
@@ -49,8 +50,8 @@ class BudgetExhausted(Exception):
     pass
 
 
-class JobStateError(ValueError):
-    """The job is not in a state that allows the action."""
+class JobStateError(Conflict):
+    """The job is not in a state that allows the action (409)."""
 
 
 # --- launching -------------------------------------------------------------------------------
@@ -67,19 +68,19 @@ def job_create(
     drafter: dict[str, Any] | None = None,
     responder: dict[str, Any] | None = None,
 ) -> Job:
-    """Validate and queue a job; a ValueError names the field at fault (``drafter.model``, say).
+    """Validate and queue a job; an InvalidInput names the field at fault (``drafter.model``, say).
     The dispatcher runs after commit.
 
     A free-form ``base_url`` is for superusers, and for callers with no user (the command line and
     code, which run with the deployment's own environment); it never gets a connection's key."""
     if kind not in Job.Kind.values:
-        raise ValueError(f"kind: {str(kind)[:50]!r} is not one of {', '.join(Job.Kind.values)}")
+        raise InvalidInput("kind", f"{str(kind)[:50]!r} is not one of {', '.join(Job.Kind.values)}")
     chosen = selection_from(project, selection)
     count = whole_number("rounds", rounds, low=1, high=MAX_ROUNDS)
     if count is None:
-        raise ValueError(f"rounds: must be from 1 to {MAX_ROUNDS}")
+        raise InvalidInput("rounds", f"must be from 1 to {MAX_ROUNDS}")
     if kind == Job.Kind.DRAFT and count != 1:
-        raise ValueError("rounds: a draft job has one round; the DRESS loop is a respond job")
+        raise InvalidInput("rounds", "a draft job has one round; the DRESS loop is a respond job")
     cap = _budget(budget)
     free_url = user is None or bool(getattr(user, "is_superuser", False))
     llm_settings = {"drafter": _role_settings("drafter", drafter, project=project, free_url=free_url)}
@@ -102,16 +103,16 @@ def job_create(
 def _role_settings(role: str, given: dict[str, Any] | None, *, project: Project, free_url: bool) -> dict[str, Any]:
     """The drafter's or responder's settings as stored with the job; errors name ``role.field``."""
     if given is not None and not isinstance(given, dict):
-        raise ValueError(f"{role}: an object of model settings")
+        raise InvalidInput(role, "an object of model settings")
     try:
         if role == "drafter":
             return drafter_settings(project, free_url=free_url, **(given or {})).as_dict()
         return responder_settings(free_url=free_url, **(given or {})).as_dict()
     except TypeError:  # a setting that does not exist
         unknown = sorted(set(given or {}) - set(CallSettings.__dataclass_fields__))
-        raise ValueError(f"{role}.{unknown[0] if unknown else 'settings'}: not a model setting") from None
-    except ValueError as exc:
-        raise ValueError(f"{role}.{exc}") from None
+        raise InvalidInput(f"{role}.{unknown[0] if unknown else 'settings'}", "not a model setting") from None
+    except InvalidInput as exc:
+        raise exc.nested(role) from None
 
 
 # Job.budget holds 14 digits, 8 of them decimals.
@@ -123,15 +124,15 @@ def _budget(value: Decimal | str | None) -> Decimal | None:
         return None
     text = str(value)
     if len(text) > 40:
-        raise ValueError(f"budget: from 0 to {MAX_BUDGET} US dollars")
+        raise InvalidInput("budget", f"from 0 to {MAX_BUDGET} US dollars")
     try:
         cap = Decimal(text)
     except ArithmeticError:
-        raise ValueError(f"budget: {text!r} is not a number") from None
+        raise InvalidInput("budget", f"{text!r} is not a number") from None
     if not cap.is_finite() or cap < 0:
-        raise ValueError("budget: must be a non-negative amount of US dollars")
+        raise InvalidInput("budget", "must be a non-negative amount of US dollars")
     if cap > MAX_BUDGET:
-        raise ValueError(f"budget: from 0 to {MAX_BUDGET} US dollars")
+        raise InvalidInput("budget", f"from 0 to {MAX_BUDGET} US dollars")
     return cap.quantize(Decimal("0.00000001"), rounding=ROUND_DOWN)
 
 
@@ -152,7 +153,7 @@ def job_dispatch(*, job_id: int) -> None:
 
 def _fail_dispatch(job: Job, exc: Exception) -> None:
     """The job failed before it started: say why on its page, and let nothing it made run."""
-    reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+    reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ServiceError) else str(exc)
     now = timezone.now()
     with transaction.atomic():
         JobItem.objects.filter(job=job, state__in=(JobItem.State.PENDING, JobItem.State.QUEUED)).update(
@@ -170,7 +171,7 @@ def _dispatch(job: Job) -> None:
     try:
         selection = Selection(**job.selection)
     except TypeError:
-        raise ValueError("the job's selection is not one this version reads") from None
+        raise InvalidInput("selection", "the job's selection is not one this version reads") from None
     if job.kind == Job.Kind.DRAFT:
         created = _items_from_turns(job, turns_to_draft(job.project, selection).values_list("pk", flat=True))
     else:
@@ -641,7 +642,8 @@ ACTIONS = ("pause", "resume", "cancel", "retry")
 
 def job_act(*, job: Job, action: str, budget: Decimal | str | None = None) -> int | None:
     """One admin action by name, for the page and the API alike; ``retry`` returns how many items it
-    queued again. JobStateError when the job's state refuses it, ValueError for a bad budget."""
+    queued again. JobStateError (a Conflict) when the job's state refuses it, InvalidInput for a bad
+    budget, NotFound for an action that does not exist."""
     if action == "pause":
         job_pause(job=job)
     elif action == "resume":
@@ -651,5 +653,5 @@ def job_act(*, job: Job, action: str, budget: Decimal | str | None = None) -> in
     elif action == "retry":
         return job_retry_failed(job=job)
     else:
-        raise LookupError(f"no action {action!r}; known: {', '.join(ACTIONS)}")
+        raise NotFound(f"No action {action[:50]!r}; known: {', '.join(ACTIONS)}.")
     return None

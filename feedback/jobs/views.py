@@ -9,17 +9,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from feedback.drafting import connections
-from feedback.models import Job, Project, Role
-from feedback.permissions import require_role
+from feedback.errors import Conflict, InvalidInput
+from feedback.models import Job, Role
+from feedback.permissions import project_access
 
 from . import selectors, service
 from .forms import JobForm
-
-
-def _admin_project(request, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    require_role(request.user, project, Role.ADMIN)
-    return project
 
 
 def key_status() -> list[dict]:
@@ -29,19 +24,19 @@ def key_status() -> list[dict]:
 
 
 def job_list(request, slug):
-    project = _admin_project(request, slug)
+    project = project_access(request.user, slug, Role.ADMIN).project
     page = Paginator(selectors.jobs_of(project), 25).get_page(request.GET.get("page"))
     return render(request, "feedback/job_list.html", {"project": project, "page": page})
 
 
 @require_http_methods(["GET", "POST"])
 def job_new(request, slug):
-    project = _admin_project(request, slug)
+    project = project_access(request.user, slug, Role.ADMIN).project
     form = JobForm(request.POST or None, project=project, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             job = service.job_create(project=project, user=request.user, **form.service_arguments())
-        except ValueError as exc:
+        except InvalidInput as exc:  # "drafter.model: …": the form's fields are not the service's
             form.add_error(None, str(exc))
         else:
             messages.info(request, f"Job #{job.pk} launched; this page follows its progress.")
@@ -50,7 +45,7 @@ def job_new(request, slug):
 
 
 def job_detail(request, slug, pk):
-    project = _admin_project(request, slug)
+    project = project_access(request.user, slug, Role.ADMIN).project
     job = get_object_or_404(Job.objects.select_related("created_by"), project=project, pk=pk)
     service.job_watch_kick(job)
     progress = selectors.job_progress(job)
@@ -67,11 +62,11 @@ def job_detail(request, slug, pk):
 def job_action(request, slug, pk, action):
     if action not in service.ACTIONS:
         raise Http404("No such action.")
-    project = _admin_project(request, slug)
+    project = project_access(request.user, slug, Role.ADMIN).project
     job = get_object_or_404(Job, project=project, pk=pk)
     try:
         count = service.job_act(job=job, action=action, budget=request.POST.get("budget") or None)
-    except ValueError as exc:  # JobStateError included
+    except (InvalidInput, Conflict) as exc:  # a bad budget; a state that refuses the action
         messages.error(request, str(exc))
     else:
         if count is not None:

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from PIL import Image as PILImage
 
+from feedback.errors import InvalidInput
 from feedback.drafting import prompts
 from feedback.drafting.client import LLMError
 from feedback.drafting.pricing import cost_of
@@ -275,7 +276,7 @@ def test_template_hash_is_stable_and_differs_between_templates():
 
 
 def test_unknown_prompt_version_is_refused():
-    with pytest.raises(ValueError, match="prompt_version: 'v99' is unknown"):
+    with pytest.raises(InvalidInput, match="prompt_version: 'v99' is unknown"):
         prompts.template_for("v99")
 
 
@@ -503,7 +504,7 @@ def test_a_turn_drafted_twice_in_one_job_keeps_one_draft(project, sample, llm_si
 
 def test_a_turn_without_a_response_cannot_be_drafted(project, sample, llm_simulator):
     Turn.objects.create(sample=sample, index=1, user_message="And now?", model_response=None)
-    with pytest.raises(ValueError, match="has no response to review"):
+    with pytest.raises(InvalidInput, match="has no response to review"):
         draft(project, sample, llm_simulator.url, turn_index=1)
     assert llm_simulator.stats()["requests"] == 0
 
@@ -597,7 +598,7 @@ def test_a_wrong_key_is_not_retryable(project, sample, llm_simulator, settings):
     ],
 )
 def test_settings_are_validated_naming_the_field(project, overrides, field):
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(InvalidInput) as caught:
         drafter_settings(project, free_url=True, **overrides)
     assert str(caught.value).startswith(f"{field}: ")
     assert "pw" not in str(caught.value)

@@ -561,18 +561,21 @@ def test_api_creates_a_job(project, admin_user, settings):
         ({"kind": "respond", "rounds": 11}, "rounds"),
         ({"kind": "draft", "selection": {"criterion": "nonsense"}}, "criterion"),
         ({"kind": "draft", "selection": {"import_batch": 999999}}, "import_batch"),
-        ({"kind": "draft", "selection": {"status": "sometimes"}}, "selection"),
-        ({"kind": "draft", "drafter": {"temperature": 3}}, "drafter"),
+        ({"kind": "draft", "selection": {"status": "sometimes"}}, "selection.status"),
+        ({"kind": "draft", "drafter": {"temperature": 3}}, "drafter.temperature"),
         ({"kind": "draft", "drafter": {"base_url": "http://user:pw@llm.example.test/v1"}}, "drafter.base_url"),
         ({"kind": "draft", "drafter": {"connection": "nowhere"}}, "drafter.connection"),
-        ({"kind": "draft", "drafter": {"structured": "xml"}}, "drafter"),
+        ({"kind": "draft", "drafter": {"structured": "xml"}}, "drafter.structured"),
         ({"kind": "draft", "budget": "-1"}, "budget"),
     ],
 )
 def test_api_validation_errors_name_the_field(project, admin_user, body, field):
     response = token_client(admin_user).post(api_url(), body, format="json")
     assert response.status_code == 400, response.content
-    assert field in response.json(), response.json()
+    body = response.json()
+    assert set(body) == {"detail", "code", "errors"} and body["code"] == "invalid", body
+    assert field in body["errors"], body
+    assert f"{field}: " in body["detail"], body
     assert not Job.objects.exists()
 
 
@@ -580,7 +583,7 @@ def test_api_unknown_prompt_version_names_the_field(project, admin_user):
     body = {"kind": "draft", "drafter": {"prompt_version": "v9"}}
     response = token_client(admin_user).post(api_url(), body, format="json")
     assert response.status_code == 400
-    assert "drafter.prompt_version" in response.json(), response.json()
+    assert "drafter.prompt_version" in response.json()["errors"], response.json()
 
 
 def test_api_detail_and_actions(project, admin_user):
@@ -601,7 +604,7 @@ def test_api_detail_and_actions(project, admin_user):
     assert paused.json()["state"] == "paused"
     assert api.post(api_url(job, "pause")).status_code == 409
     conflict = api.post(api_url(job, "pause")).json()
-    assert conflict == {"detail": "a paused job cannot be paused"}
+    assert conflict == {"detail": "a paused job cannot be paused", "code": "conflict", "errors": {}}
 
     resumed = api.post(api_url(job, "resume"), {"budget": "3"}, format="json")
     assert resumed.status_code == 200
@@ -640,7 +643,8 @@ def test_api_resume_with_a_malformed_budget_is_a_bad_request(project, admin_user
     job.refresh_from_db()
     assert job.state == "paused"
     assert response.status_code == 400
-    assert "budget" in response.json()
+    assert response.json()["errors"] == {"budget": ["'abc' is not a number"]}
+    assert response.json()["detail"] == "budget: 'abc' is not a number"
 
 
 # --- the sample page -------------------------------------------------------------------------------

@@ -98,12 +98,12 @@ def test_a_project_admin_cannot_point_a_job_at_a_url(live_server, project, admin
         body = {"kind": "respond", role: {"base_url": "http://127.0.0.1:9/v1"}}
         response = launch(api, body)
         assert response.status_code == 400, response.text
-        assert list(response.json()) == [f"{role}.base_url"]
-        assert "only superusers" in response.json()[f"{role}.base_url"][0]
+        assert list(response.json()["errors"]) == [f"{role}.base_url"]
+        assert "only superusers" in response.json()["errors"][f"{role}.base_url"][0]
     # Their own connection, by name, is fine; one that does not exist or a model it does not offer is not.
     assert launch(api, {"kind": "draft", "drafter": {"connection": "default"}}).status_code == 202
     unknown = launch(api, {"kind": "draft", "drafter": {"connection": "attacker"}})
-    assert unknown.status_code == 400 and "drafter.connection" in unknown.json(), unknown.text
+    assert unknown.status_code == 400 and "drafter.connection" in unknown.json()["errors"], unknown.text
     assert Job.objects.count() == 1
     form = api.get("/projects/test/jobs/new/").text
     assert 'name="connection"' in form and 'name="endpoint"' not in form
@@ -120,7 +120,7 @@ def test_models_are_limited_to_what_the_connection_offers(live_server, project, 
     api = log_in(live_server.url, admin_user.username)
     refused = launch(api, {"kind": "draft", "drafter": {"connection": "lab", "model": "gpt-private"}})
     assert refused.status_code == 400
-    assert "not offered by connection 'lab'" in refused.json()["drafter.model"][0]
+    assert "not offered by connection 'lab'" in refused.json()["errors"]["drafter.model"][0]
     accepted = launch(api, {"kind": "draft", "drafter": {"connection": "lab"}})
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["llm_settings"]["drafter"]["connection"] == "lab"
@@ -141,7 +141,7 @@ def test_a_superuser_url_to_a_non_public_address_is_refused(live_server, project
     api = log_in(live_server.url, "root")
     response = launch(api, {"kind": "draft", "drafter": {"base_url": url.format(port=sim_default.port)}})
     assert response.status_code == 400, response.text
-    message = response.json()["drafter.base_url"][0]
+    message = response.json()["errors"]["drafter.base_url"][0]
     assert f"a {address} address" in message
     assert not Job.objects.exists()
     assert sim_default.stats()["requests"] == 0
@@ -318,7 +318,7 @@ def test_job_requests_are_bounded_naming_the_field(live_server, project, admin_u
     for body, field in cases:
         response = launch(api, body)
         assert response.status_code == 400, (field, response.text[:300])
-        assert field in response.json(), (field, response.json())
+        assert field in response.json()["errors"], (field, response.json())
     assert not Job.objects.exists()
     with pytest.raises(CommandError, match="limit: must be from 1 to"):
         call_command("run_job", "--project", "test", "--limit", str(10**30), "--no-wait", stdout=io.StringIO())

@@ -17,6 +17,7 @@ from exports.forms import names_in
 from exports.models import Release
 from exports.service import release_build, release_create, release_folder
 from exports.splits import SPLITS
+from feedback.errors import InvalidInput
 from feedback.selectors import project_by_key
 
 
@@ -99,8 +100,8 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         try:
             project = project_by_key(opts["project"])
-        except LookupError as exc:
-            raise CommandError(f"project: {exc}") from None
+        except InvalidInput as exc:
+            raise CommandError(str(exc)) from None
         user = None
         if opts["user"]:
             user = get_user_model().objects.filter(username=opts["user"]).first()

@@ -9,6 +9,7 @@ from typing import TextIO, cast
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from feedback.errors import InvalidInput
 from feedback.importers.service import FORMAT_LABELS, IMAGES_FORMAT, import_file
 from feedback.models import ImportBatch
 from feedback.selectors import project_by_key
@@ -36,7 +37,7 @@ class Command(BaseCommand):
             raise CommandError(f"{path} is not a file")
         try:
             project = project_by_key(opts["project"])
-        except LookupError as exc:
+        except InvalidInput as exc:
             raise CommandError(str(exc)) from None
         bar = tqdm(
             total=path.stat().st_size if path.is_file() else 0,

@@ -9,6 +9,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from feedback.errors import ServiceError
 from feedback.jobs import selectors, service
 from feedback.jobs.selection import STATUSES
 from feedback.models import Job
@@ -71,7 +72,7 @@ class Command(BaseCommand):
                     "base_url": opts["responder_endpoint"],
                 },
             )
-        except (LookupError, ValueError) as exc:
+        except ServiceError as exc:  # "drafter.model: …": the field and the message
             raise CommandError(str(exc)) from None
         self.stdout.write(f"Job #{job.pk} queued: {job.get_kind_display()} in {project.slug}.")
         if opts["no_wait"]:
