@@ -19,6 +19,8 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, F, Max, Mi
 from django.db.models.functions import Coalesce, Mod
 from django.utils import timezone
 
+from ..errors import Conflict
+from ..errors import NotAllowed as NotAllowedError
 from ..models import CallStatus, Draft, Project, ReviewOrder, Sample, Turn
 from .models import Assignment, QueueChange, QueueItem, QueueState, WorkingCopy
 
@@ -28,12 +30,15 @@ _ID_SPAN = 1e10
 _RANDOM_MODULUS = 4_294_967_311
 
 
-class LeaseLost(Exception):
-    """The reviewer's lease ran out and the sample's place went to someone else."""
+class LeaseLost(Conflict):
+    """The reviewer's lease ran out and the sample's place went to someone else (409, ``lease_lost``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, lease_lost=True)
 
 
-class NotAllowed(Exception):
-    """The action does not fit the assignment's state or the user's role."""
+class NotAllowed(NotAllowedError):
+    """The action does not fit the assignment's state or the user's role (403)."""
 
 
 def lease_duration() -> timedelta:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from ..errors import Conflict as ConflictError
+from ..errors import InvalidInput
 from ..limits import text_limit_error
 from ..models import CallStatus, Draft, Project, Turn
 from ..permissions import roles_in
@@ -26,8 +27,8 @@ NAMES_SHOWN = 5
 NAME_CHARS = 40
 
 
-class Conflict(Exception):
-    """The save was based on a version older than the chain's latest."""
+class Conflict(ConflictError):
+    """The save was based on a version older than the chain's latest (409)."""
 
     def __init__(self, latest: Revision):
         super().__init__(f"Revision {latest.version} by {latest.author} was saved in the meantime.")
@@ -67,7 +68,7 @@ def check_text(**values: str) -> None:
         if problem:
             errors[name] = f"{problem[0].upper()}{problem[1:]}."
     if errors:
-        raise ValidationError(errors)
+        raise InvalidInput.of({name: [message] for name, message in errors.items()})
 
 
 def clean_scores(project: Project, scores, *, required: bool) -> dict[str, int]:
@@ -75,26 +76,26 @@ def clean_scores(project: Project, scores, *, required: bool) -> dict[str, int]:
     if scores in (None, "") and not required:
         return {}
     if not isinstance(scores, dict):
-        raise ValidationError({"scores": "An object from criterion to score."})
+        raise InvalidInput("scores", "An object from criterion to score.")
     stray = set(scores) - set(project.criteria)
     if stray:
-        raise ValidationError({"scores": f"Not criteria of this project: {names_for_message(stray)}."})
+        raise InvalidInput("scores", f"Not criteria of this project: {names_for_message(stray)}.")
     cleaned: dict[str, int] = {}
     for name in project.criteria:
         value = scores.get(name)
         if value in (None, ""):
             if required:
-                raise ValidationError({"scores": f"A score for {name} is required."})
+                raise InvalidInput("scores", f"A score for {name} is required.")
             continue
         if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ValidationError({"scores": f"The score for {name} must be a whole number."})
+            raise InvalidInput("scores", f"The score for {name} must be a whole number.")
         try:
             number = int(value)
         except ValueError:
-            raise ValidationError({"scores": f"The score for {name} must be a whole number, not {value!r}."}) from None
+            raise InvalidInput("scores", f"The score for {name} must be a whole number, not {value!r}.") from None
         if not project.score_min <= number <= project.score_max:
-            raise ValidationError(
-                {"scores": f"The score for {name} is {number}, outside {project.score_min} to {project.score_max}."}
+            raise InvalidInput(
+                "scores", f"The score for {name} is {number}, outside {project.score_min} to {project.score_max}."
             )
         cleaned[name] = number
     return cleaned
@@ -117,9 +118,9 @@ def revision_create(
     """Appends a revision to the assignment's chain for the turn; raises Conflict if stale."""
     project = assignment.project
     if turn.sample_id != assignment.sample_id:
-        raise ValidationError({"turn": "This turn belongs to another sample."})
+        raise InvalidInput("turn", "This turn belongs to another sample.")
     if turn.model_response is None:
-        raise ValidationError({"turn": "This turn has no response to review yet."})
+        raise InvalidInput("turn", "This turn has no response to review yet.")
     if not can_edit(assignment, author):
         raise NotAllowed("Only the reviewer of this sample or an admin can save feedback on it.")
     check_text(critique=critique, refinement=refinement, reason=reason)
@@ -141,7 +142,7 @@ def revision_create(
         chain = Revision.objects.filter(assignment=locked, turn=turn)
         latest = chain.order_by("-version").select_related("author").first()
         if (latest.version if latest else 0) != base_version:
-            raise Conflict(latest) if latest else ValidationError({"base_version": "No revision of that version."})
+            raise Conflict(latest) if latest else InvalidInput("base_version", "No revision of that version.")
         try:
             with transaction.atomic():
                 revision = Revision.objects.create(
@@ -177,18 +178,18 @@ def _draft_for(turn: Turn, draft_id: int | None) -> Draft | None:
         return latest_draft(turn)
     draft = turn.drafts.filter(pk=draft_id).exclude(status=CallStatus.FAILED).first()
     if draft is None:
-        raise ValidationError({"draft": f"Draft {draft_id} is not a draft of this turn."})
+        raise InvalidInput("draft", f"Draft {draft_id} is not a draft of this turn.")
     return draft
 
 
 def _fields_for(project, draft, decision, critique, refinement, scores, reason) -> dict:
     if decision == Decision.ACCEPTED:
         if draft is None:
-            raise ValidationError({"decision": "There is no draft to accept on this turn; save your own feedback."})
+            raise InvalidInput("decision", "There is no draft to accept on this turn; save your own feedback.")
         return {"critique": draft.critique, "refinement": draft.refinement, "scores": dict(draft.scores), "reason": ""}
     if decision == Decision.EDITED:
         if not (critique or "").strip():
-            raise ValidationError({"critique": "The critique is empty."})
+            raise InvalidInput("critique", "The critique is empty.")
         return {
             "critique": critique,
             "refinement": refinement or "",
@@ -197,14 +198,14 @@ def _fields_for(project, draft, decision, critique, refinement, scores, reason) 
         }
     if decision == Decision.REJECTED:
         if not (reason or "").strip():
-            raise ValidationError({"reason": "Say why the draft is rejected."})
+            raise InvalidInput("reason", "Say why the draft is rejected.")
         return {
             "critique": critique or "",
             "refinement": refinement or "",
             "scores": clean_scores(project, scores, required=False),
             "reason": reason.strip(),
         }
-    raise ValidationError({"decision": f"One of {', '.join(Decision.values)}, not {decision!r}."})
+    raise InvalidInput("decision", f"One of {', '.join(Decision.values)}, not {decision!r}.")
 
 
 def _all_turns_decided(assignment: Assignment) -> bool:
@@ -219,13 +220,13 @@ def _all_turns_decided(assignment: Assignment) -> bool:
 def working_copy_save(*, assignment: Assignment, turn: Turn, user, fields: dict, base_version: int) -> WorkingCopy:
     """Keeps what the reviewer is typing; overwritten by each autosave, deleted by a save."""
     if turn.sample_id != assignment.sample_id:
-        raise ValidationError({"turn": "This turn belongs to another sample."})
+        raise InvalidInput("turn", "This turn belongs to another sample.")
     if not can_edit(assignment, user):
         raise NotAllowed("Only the reviewer of this sample or an admin can edit it.")
     kept = {key: fields[key] for key in WORKING_COPY_KEYS if key in fields}  # any other key is dropped
     for key in ("critique", "refinement", "reason"):
         if key in kept and not isinstance(kept[key], str):
-            raise ValidationError({key: "Text expected."})
+            raise InvalidInput(key, "Text expected.")
     check_text(**{key: kept[key] for key in ("critique", "refinement", "reason") if key in kept})
     if "scores" in kept:
         kept["scores"] = clean_scores(assignment.project, kept["scores"], required=False)
@@ -238,12 +239,12 @@ def working_copy_save(*, assignment: Assignment, turn: Turn, user, fields: dict,
 def sample_flag(*, assignment: Assignment, user, flag: str, note: str = "") -> Assignment:
     """Ends the review with a flag on the sample (bad image, unanswerable, off-topic)."""
     if flag not in Flag.values:
-        raise ValidationError({"flag": f"One of {', '.join(Flag.values)}, not {flag!r}."})
+        raise InvalidInput("flag", f"One of {', '.join(Flag.values)}, not {flag!r}.")
     if assignment.reviewer_id != user.pk:
         raise NotAllowed("Only the reviewer holding this sample can flag it.")
     problem = text_limit_error("flag_note", note or "")
     if problem:
-        raise ValidationError({"note": f"{problem[0].upper()}{problem[1:]}."})
+        raise InvalidInput("note", f"{problem[0].upper()}{problem[1:]}.")
     with transaction.atomic():
         locked = Assignment.objects.select_for_update(of=("self",)).select_related("project").get(pk=assignment.pk)
         if locked.state == Assignment.State.EXPIRED:

@@ -5,13 +5,13 @@ The review screen is server-rendered; its script saves through the REST API (fee
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ..models import Project, Role
-from ..permissions import require_role
+from ..errors import NotFound
+from ..models import Role
+from ..permissions import project_access
 from . import selectors
 from .models import Assignment, Flag
 from .queue import NotAllowed, lease_end, leases_expire, queue_sync, sample_claim
@@ -20,8 +20,8 @@ REVIEWERS = (Role.ANNOTATOR, Role.ADMIN)
 
 
 def review_home(request, slug):
-    project = get_object_or_404(Project, slug=slug)
-    roles = require_role(request.user, project, *REVIEWERS)
+    access = project_access(request.user, slug, *REVIEWERS)
+    project = access.project
     queue_sync(project)
     current = Assignment.objects.filter(project=project, reviewer=request.user, state=Assignment.State.LEASED).first()
     return render(
@@ -29,7 +29,7 @@ def review_home(request, slug):
         "feedback/review_home.html",
         {
             "project": project,
-            "is_admin": Role.ADMIN in roles,
+            "is_admin": access.is_admin,
             "progress": selectors.review_progress(project, request.user),
             "current": current,
         },
@@ -38,8 +38,7 @@ def review_home(request, slug):
 
 @require_POST
 def review_start(request, slug):
-    project = get_object_or_404(Project, slug=slug)
-    require_role(request.user, project, *REVIEWERS)
+    project = project_access(request.user, slug, *REVIEWERS).project
     assignment = sample_claim(project=project, reviewer=request.user)
     if assignment is None:
         messages.info(request, "Nothing is left for you to review in this project.")
@@ -48,15 +47,13 @@ def review_start(request, slug):
 
 
 def review_page(request, slug, pk):
-    project = get_object_or_404(Project, slug=slug)
-    roles = require_role(request.user, project, *REVIEWERS)
-    is_admin = Role.ADMIN in roles
+    access = project_access(request.user, slug, *REVIEWERS)
+    project, is_admin = access.project, access.is_admin
     try:
         assignment = selectors.assignment_for_page(project, pk)
     except Assignment.DoesNotExist:
-        raise Http404("No such review.") from None
-    if assignment.reviewer_id != request.user.pk and not is_admin:
-        raise Http404("No such review.")
+        raise NotFound("No such assignment.") from None
+    access.check_owner(assignment.reviewer_id)  # another annotator's: 404, as in the API
     page = selectors.review_page(assignment, can_see_all=is_admin)
     api = reverse("api-review-assignment", kwargs={"slug": project.slug, "pk": assignment.pk})
     config = {
@@ -108,8 +105,7 @@ def _draft_fields(draft) -> dict | None:
 
 @require_http_methods(["GET", "POST"])
 def review_leases(request, slug):
-    project = get_object_or_404(Project, slug=slug)
-    require_role(request.user, project, Role.ADMIN)
+    project = project_access(request.user, slug, Role.ADMIN).project
     if request.method == "POST":
         chosen = request.POST.get("assignment", "")
         if not (chosen.isascii() and chosen.isdigit() and len(chosen) <= 18):  # an id, within bigint

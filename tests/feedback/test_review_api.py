@@ -332,21 +332,26 @@ def test_researchers_get_403_and_outsiders_404(project, annotator_user, research
     assert token_client(annotator_user).get(base() + "leases/").status_code == 403
 
 
-def test_another_annotators_assignment_is_refused(project, annotator_user, other_annotator):
+def test_another_annotators_assignment_does_not_exist_for_them(client, project, annotator_user, other_annotator):
+    """Another reviewer's assignment is 404 in the API as on the review page (it was 403 here)."""
     make_sample(project, "a")
     page = token_client(annotator_user).post(base() + "claim/").json()
     turn_id = page["turns"][0]["id"]
     bea = token_client(other_annotator)
-    assert bea.get(assignment_url(page["id"])).status_code == 403
-    assert save(bea, page["id"], turn_id, base_version=0, decision="accepted").status_code == 403
+    refused = bea.get(assignment_url(page["id"]))
+    assert refused.status_code == 404
+    assert refused.json() == {"detail": "No such assignment.", "code": "not_found", "errors": {}}
+    client.force_login(other_annotator)
+    assert client.get(f"/projects/test/review/{page['id']}/").status_code == 404
+    assert save(bea, page["id"], turn_id, base_version=0, decision="accepted").status_code == 404
     for action in ("renew/", "skip/", "release/"):
-        assert bea.post(assignment_url(page["id"], action)).status_code == 403, action
+        assert bea.post(assignment_url(page["id"], action)).status_code == 404, action
     typed = bea.put(
         assignment_url(page["id"], f"turns/{turn_id}/working-copy/"),
         {"fields": {"critique": "x"}, "base_version": 0},
         format="json",
     )
-    assert typed.status_code == 403
+    assert typed.status_code == 404
     assert not WorkingCopy.objects.exists()
     assert bea.get(assignment_url(999_999)).status_code == 404
 
@@ -371,28 +376,28 @@ def test_invalid_saves_answer_400_naming_the_field(project, annotator_user):
         ann, page["id"], turn_id, base_version=0, decision="edited", critique="Fine.", scores={**SCORES, "honesty": 9}
     )
     assert out_of_scale.status_code == 400
-    assert list(out_of_scale.json()) == ["scores"]
-    assert "honesty" in out_of_scale.json()["scores"][0]
-    assert "outside 1 to 7" in out_of_scale.json()["scores"][0]
+    assert list(out_of_scale.json()["errors"]) == ["scores"]
+    assert "honesty" in out_of_scale.json()["errors"]["scores"][0]
+    assert "outside 1 to 7" in out_of_scale.json()["errors"]["scores"][0]
     not_a_criterion = save(
         ann, page["id"], turn_id, base_version=0, decision="edited", critique="Fine.", scores={**SCORES, "wit": 3}
     )
-    assert "scores" in not_a_criterion.json()
+    assert "scores" in not_a_criterion.json()["errors"]
     no_reason = save(ann, page["id"], turn_id, base_version=0, decision="rejected")
     assert no_reason.status_code == 400
-    assert "reason" in no_reason.json()
+    assert "reason" in no_reason.json()["errors"]
     bad_decision = save(ann, page["id"], turn_id, base_version=0, decision="maybe")
     assert bad_decision.status_code == 400
-    assert "decision" in bad_decision.json()
+    assert "decision" in bad_decision.json()["errors"]
     no_base = save(ann, page["id"], turn_id, decision="accepted")
     assert no_base.status_code == 400
-    assert "base_version" in no_base.json()
+    assert "base_version" in no_base.json()["errors"]
     ahead = save(ann, page["id"], turn_id, base_version=3, decision="accepted")
     assert ahead.status_code == 400
-    assert "base_version" in ahead.json()
+    assert "base_version" in ahead.json()["errors"]
     bad_flag = ann.post(assignment_url(page["id"], "flag/"), {"flag": "boring"}, format="json")
     assert bad_flag.status_code == 400
-    assert "flag" in bad_flag.json()
+    assert "flag" in bad_flag.json()["errors"]
     assert not Revision.objects.exists()
 
 

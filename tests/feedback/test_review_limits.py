@@ -10,8 +10,8 @@ import random
 
 import pytest
 from django.apps import apps as django_apps
-from django.core.exceptions import ValidationError
 
+from feedback.errors import InvalidInput
 from feedback.limits import TEXT_MAX_CHARS
 from feedback.models import Revision, WorkingCopy
 from feedback.review import selectors
@@ -173,15 +173,16 @@ def test_a_save_past_a_text_bound_is_refused_naming_the_field(review, field):
     body = {"base_version": 0, "decision": "rejected", "critique": "c", "reason": "Wrong.", "scores": SCORES}
     response = save(ann, assignment.pk, turn.pk, **{**body, field: "x" * (limit + 1)})
     assert response.status_code == 400
-    message = " ".join(response.json()[field])
+    message = " ".join(response.json()["errors"][field])
     assert message == f"At most {limit:,} characters (got {limit + 1:,})."  # under the field's name
+    assert response.json()["detail"] == f"{field}: {message}"
     assert not Revision.objects.exists()
     assert save(ann, assignment.pk, turn.pk, **{**body, field: "x" * limit}).status_code == 201
 
 
 def test_the_service_refuses_a_text_past_its_bound_whoever_calls_it(review, annotator_user):
     assignment, turn, _ = review
-    with pytest.raises(ValidationError) as refused:
+    with pytest.raises(InvalidInput) as refused:
         revision_create(
             assignment=assignment,
             turn=turn,
@@ -191,7 +192,7 @@ def test_the_service_refuses_a_text_past_its_bound_whoever_calls_it(review, anno
             critique="x" * (TEXT_MAX_CHARS["critique"] + 1),
             scores=SCORES,
         )
-    assert "critique" in refused.value.message_dict
+    assert "critique" in refused.value.errors
 
 
 def test_a_flag_note_past_its_bound_is_refused(review):
@@ -201,7 +202,7 @@ def test_a_flag_note_past_its_bound_is_refused(review):
         assignment_url(assignment.pk, "flag/"), {"flag": "bad_image", "note": "n" * (limit + 1)}, format="json"
     )
     assert response.status_code == 400
-    assert f"{limit:,}" in " ".join(response.json()["note"])
+    assert f"{limit:,}" in " ".join(response.json()["errors"]["note"])
     assignment.refresh_from_db()
     assert (assignment.state, assignment.flag_note) == ("leased", "")
 
@@ -214,11 +215,11 @@ def test_working_copies_are_bounded_like_saves(review):
         return ann.put(url, {"fields": fields, "base_version": 0}, format="json")
 
     too_long = put({"critique": "x" * (TEXT_MAX_CHARS["critique"] + 1)})
-    assert too_long.status_code == 400 and "critique" in too_long.json()["fields"]
+    assert too_long.status_code == 400 and "fields.critique" in too_long.json()["errors"]
     assert put({"reason": "r" * (TEXT_MAX_CHARS["reason"] + 1)}).status_code == 400
     stray = put({"scores": {f"criterion-{i}-{'z' * 100}": 1 for i in range(1000)}})
     assert stray.status_code == 400
-    assert len(stray.json()["scores"][0]) < 500 and "995 more" in stray.json()["scores"][0]
+    assert len(stray.json()["errors"]["scores"][0]) < 500 and "995 more" in stray.json()["errors"]["scores"][0]
     assert put({"scores": {"honesty": 99}}).status_code == 400
     assert put({"scores": {"honesty": "lots"}}).status_code == 400
     assert not WorkingCopy.objects.exists()
@@ -232,7 +233,7 @@ def test_a_save_with_scores_of_unknown_criteria_names_a_few_of_them(review):
     scores = {**SCORES, **{f"c{i}": 1 for i in range(10_000)}}
     response = save(ann, assignment.pk, turn.pk, base_version=0, decision="edited", critique="c", scores=scores)
     assert response.status_code == 400
-    assert len(response.json()["scores"][0]) < 300
+    assert len(response.json()["errors"]["scores"][0]) < 300
 
 
 # --- the leases page ---------------------------------------------------------------------------

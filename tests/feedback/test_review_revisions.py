@@ -4,8 +4,8 @@ a review, working copies, flags and saves after a lapsed lease."""
 from __future__ import annotations
 
 import pytest
-from django.core.exceptions import ValidationError
 
+from feedback.errors import InvalidInput
 from feedback.models import Assignment, Decision, Draft, Flag, Revision, Role, WorkingCopy
 from feedback.review.queue import LeaseLost, NotAllowed, lease_end, leases_expire, sample_claim
 from feedback.review.revisions import (
@@ -58,7 +58,7 @@ def save(assignment: Assignment, turn, *, author=None, base_version: int = 0, de
 
 
 def assert_error_on(field: str, excinfo) -> None:
-    assert field in excinfo.value.message_dict, excinfo.value.message_dict
+    assert field in excinfo.value.errors, excinfo.value.errors
 
 
 # --- decisions -----------------------------------------------------------------------------
@@ -86,7 +86,7 @@ def test_accepting_takes_the_latest_successful_draft_or_the_one_named(project, a
     chosen = save(assignment, turn, base_version=1, decision=Decision.ACCEPTED, draft_id=older.pk).revision
     assert (chosen.draft_id, chosen.critique) == (older.pk, older.critique)
     other = make_drafted_samples(project, 1, prefix="other")[0].turns.get().drafts.get()
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         save(assignment, turn, base_version=2, decision=Decision.ACCEPTED, draft_id=other.pk)
     assert_error_on("draft", excinfo)
 
@@ -94,7 +94,7 @@ def test_accepting_takes_the_latest_successful_draft_or_the_one_named(project, a
 def test_accepting_a_turn_without_a_draft_is_refused(project, ann):
     assignment = claimed(project, ann, drafted=False)
     (turn,) = answered_turns(assignment)
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         save(assignment, turn, decision=Decision.ACCEPTED)
     assert_error_on("decision", excinfo)
     assert not Revision.objects.exists()
@@ -142,7 +142,7 @@ def test_scores_sent_as_text_are_stored_as_numbers(project, ann):
 def test_an_edit_needs_a_critique_and_every_score_within_the_scale(project, ann, fields, field):
     assignment = claimed(project, ann)
     (turn,) = answered_turns(assignment)
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         save(assignment, turn, **fields)
     assert_error_on(field, excinfo)
     assert not Revision.objects.exists()
@@ -154,7 +154,7 @@ def test_the_scale_is_the_projects(project, ann):
     (turn,) = answered_turns(assignment)
     scores = {**SCORES, "helpfulness": 0, "honesty": 10}
     assert save(assignment, turn, critique="Fine.", scores=scores).revision.scores == scores
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         save(assignment, turn, base_version=1, critique="Fine.", scores={**scores, "honesty": 11})
     assert_error_on("scores", excinfo)
 
@@ -163,7 +163,7 @@ def test_rejecting_needs_a_reason(project, ann):
     assignment = claimed(project, ann)
     (turn,) = answered_turns(assignment)
     for reason in ("", "  "):
-        with pytest.raises(ValidationError) as excinfo:
+        with pytest.raises(InvalidInput) as excinfo:
             save(assignment, turn, decision=Decision.REJECTED, reason=reason)
         assert_error_on("reason", excinfo)
     assert not Revision.objects.exists()
@@ -174,7 +174,7 @@ def test_rejecting_needs_a_reason(project, ann):
 def test_an_unknown_decision_is_refused(project, ann):
     assignment = claimed(project, ann)
     (turn,) = answered_turns(assignment)
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         save(assignment, turn, decision="maybe", **OWN)
     assert_error_on("decision", excinfo)
 
@@ -183,7 +183,7 @@ def test_a_turn_of_another_sample_or_without_a_response_is_refused(project, ann)
     assignment = claimed(project, ann)
     other = make_drafted_samples(project, 1, turns=2, awaiting=True, prefix="other")[0]
     for turn in other.turns.all():
-        with pytest.raises(ValidationError) as excinfo:
+        with pytest.raises(InvalidInput) as excinfo:
             save(assignment, turn, **OWN)
         assert_error_on("turn", excinfo)
     assert not Revision.objects.exists()
@@ -228,7 +228,7 @@ def test_a_save_on_a_stale_version_raises_a_conflict_with_the_latest(project, an
 def test_a_first_save_must_be_based_on_version_zero(project, ann):
     assignment = claimed(project, ann)
     (turn,) = answered_turns(assignment)
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         save(assignment, turn, base_version=1, **OWN)
     assert_error_on("base_version", excinfo)
     assert not Revision.objects.exists()
@@ -354,7 +354,7 @@ def test_a_working_copy_is_one_row_per_turn_until_a_save_removes_it(project, ann
 def test_a_working_copy_checks_the_shape_of_its_fields(project, ann, fields, field):
     assignment = claimed(project, ann)
     (turn,) = answered_turns(assignment)
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         working_copy_save(assignment=assignment, turn=turn, user=ann, fields=fields, base_version=0)
     assert_error_on(field, excinfo)
     assert not WorkingCopy.objects.exists()
@@ -391,7 +391,7 @@ def test_a_stale_tab_autosaving_on_a_skipped_review_does_not_block_the_next_clai
 
 def test_a_flag_must_be_one_of_the_known_flags(project, ann):
     assignment = claimed(project, ann)
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         sample_flag(assignment=assignment, user=ann, flag="boring")
     assert_error_on("flag", excinfo)
     assignment.refresh_from_db()
