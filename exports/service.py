@@ -46,6 +46,7 @@ def release_folder(release: Release) -> Path:
     return Path(settings.RELEASES_ROOT) / release.project.slug / str(release.pk)
 
 
+@transaction.atomic  # the project's row lock below holds until the release is created
 def release_create(
     *,
     project: Project,
