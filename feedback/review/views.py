@@ -5,31 +5,34 @@ The review screen is server-rendered; its script saves through the REST API (fee
 
 from django.conf import settings
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ..errors import NotFound
-from ..models import Role
-from ..permissions import project_access
+from ..models import Project, Role
+from ..permissions import require_role
 from . import selectors
-from .models import Assignment, Flag
+from .models import Assignment, Decision, Flag
 from .queue import NotAllowed, lease_end, leases_expire, queue_sync, sample_claim
+from .shortcuts import SHORTCUTS, shortcuts_config
 
 REVIEWERS = (Role.ANNOTATOR, Role.ADMIN)
 
 
 def review_home(request, slug):
-    access = project_access(request.user, slug, *REVIEWERS)
-    project = access.project
+    project = get_object_or_404(Project, slug=slug)
+    roles = require_role(request.user, project, *REVIEWERS)
     queue_sync(project)
-    current = Assignment.objects.filter(project=project, reviewer=request.user, state=Assignment.State.LEASED).first()
+    current = Assignment.objects.filter(
+        project=project, reviewer=request.user, state=Assignment.State.LEASED
+    ).first()
     return render(
         request,
         "feedback/review_home.html",
         {
             "project": project,
-            "is_admin": access.is_admin,
+            "is_admin": Role.ADMIN in roles,
             "progress": selectors.review_progress(project, request.user),
             "current": current,
         },
@@ -38,7 +41,8 @@ def review_home(request, slug):
 
 @require_POST
 def review_start(request, slug):
-    project = project_access(request.user, slug, *REVIEWERS).project
+    project = get_object_or_404(Project, slug=slug)
+    require_role(request.user, project, *REVIEWERS)
     assignment = sample_claim(project=project, reviewer=request.user)
     if assignment is None:
         messages.info(request, "Nothing is left for you to review in this project.")
@@ -47,18 +51,33 @@ def review_start(request, slug):
 
 
 def review_page(request, slug, pk):
-    access = project_access(request.user, slug, *REVIEWERS)
-    project, is_admin = access.project, access.is_admin
+    project = get_object_or_404(Project, slug=slug)
+    roles = require_role(request.user, project, *REVIEWERS)
+    is_admin = Role.ADMIN in roles
     try:
         assignment = selectors.assignment_for_page(project, pk)
     except Assignment.DoesNotExist:
-        raise NotFound("No such assignment.") from None
-    access.check_owner(assignment.reviewer_id)  # another annotator's: 404, as in the API
+        raise Http404("No such review.") from None
+    if assignment.reviewer_id != request.user.pk and not is_admin:
+        raise Http404("No such review.")
     page = selectors.review_page(assignment, can_see_all=is_admin)
-    api = reverse("api-review-assignment", kwargs={"slug": project.slug, "pk": assignment.pk})
+    api = reverse(
+        "api-review-assignment", kwargs={"slug": project.slug, "pk": assignment.pk}
+    )
+    levels = [
+        (n, project.level_descriptions.get(str(n), "")) for n in project.score_range
+    ]
     config = {
         "assignment": assignment.pk,
         "state": assignment.state,
+        # The names the script needs, from the models: it repeats none of them.
+        "states": {state.name: state.value for state in Assignment.State},
+        "editableStates": [*Assignment.HOLDING, Assignment.State.EXPIRED],
+        "decisions": {decision.name: decision.value for decision in Decision},
+        "decisionLabels": dict(Decision.choices),
+        "scale": {"min": project.score_min, "max": project.score_max},
+        "levels": {str(n): description for n, description in levels},
+        "shortcuts": shortcuts_config(),
         "mine": assignment.reviewer_id == request.user.pk,
         "api": api,
         "claim": reverse("api-review-claim", kwargs={"slug": project.slug}),
@@ -76,6 +95,7 @@ def review_page(request, slug, pk):
                 "baseline": t.baseline,
                 "start": t.start,
                 "decided": t.latest is not None,
+                "diff": selectors.live_diff(t, project.criteria),
             }
             for t in page.turns
         ],
@@ -90,8 +110,9 @@ def review_page(request, slug, pk):
             "sample": assignment.sample,
             "is_admin": is_admin,
             "progress": selectors.review_progress(project, request.user),
-            "levels": [(n, project.level_descriptions.get(str(n), "")) for n in project.score_range],
+            "levels": levels,
             "flags": Flag.choices,
+            "shortcuts": SHORTCUTS,
             "config": config,
         },
     )
@@ -100,21 +121,39 @@ def review_page(request, slug, pk):
 def _draft_fields(draft) -> dict | None:
     if draft is None:
         return None
-    return {"id": draft.pk, "critique": draft.critique, "refinement": draft.refinement, "scores": draft.scores}
+    return {
+        "id": draft.pk,
+        "critique": draft.critique,
+        "refinement": draft.refinement,
+        "scores": draft.scores,
+    }
 
 
 @require_http_methods(["GET", "POST"])
 def review_leases(request, slug):
-    project = project_access(request.user, slug, Role.ADMIN).project
+    project = get_object_or_404(Project, slug=slug)
+    require_role(request.user, project, Role.ADMIN)
     if request.method == "POST":
         chosen = request.POST.get("assignment", "")
-        if not (chosen.isascii() and chosen.isdigit() and len(chosen) <= 18):  # an id, within bigint
-            messages.error(request, "Nothing released: the form must name a lease by its number.")
+        if not (
+            chosen.isascii() and chosen.isdigit() and len(chosen) <= 18
+        ):  # an id, within bigint
+            messages.error(
+                request, "Nothing released: the form must name a lease by its number."
+            )
             return redirect("feedback:review-leases", slug=project.slug)
         assignment = get_object_or_404(Assignment, project=project, pk=int(chosen))
         try:
-            lease_end(assignment=assignment, user=request.user, state=Assignment.State.RELEASED, by_admin=True)
-            messages.info(request, f"Released {assignment.sample.external_id} from {assignment.reviewer}.")
+            lease_end(
+                assignment=assignment,
+                user=request.user,
+                state=Assignment.State.RELEASED,
+                by_admin=True,
+            )
+            messages.info(
+                request,
+                f"Released {assignment.sample.external_id} from {assignment.reviewer}.",
+            )
         except NotAllowed as exc:
             messages.error(request, str(exc))
         return redirect("feedback:review-leases", slug=project.slug)
