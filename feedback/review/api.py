@@ -2,20 +2,18 @@
 renew, skip, flag or release the lease; a turn's history; the project's active leases.
 
 Reviewing is for annotators and admins (researchers get 403, non-members 404). An assignment is
-open to its reviewer and to the project's admins; only its reviewer may renew, skip or flag it.
-The services decide; these views translate their refusals:
+open to its reviewer and to the project's admins; to another annotator it does not exist (404, as
+on the review page); only its reviewer may renew, skip or flag it. The services decide; their
+refusals (``feedback.errors``) get the API's one error body (``feedback.api.errors``):
 
 - ``NotAllowed`` (wrong user, or an assignment no longer leased, e.g. skipping a submitted one) → 403;
-- ``LeaseLost`` (the lapsed lease's place went to someone else) → 409 ``{detail, lease_lost: true}``;
-- ``Conflict`` (a save based on a stale version) → 409 ``{detail, conflict: true, latest}``;
-- Django's ``ValidationError`` → 400 ``{field: [messages]}``.
+- ``LeaseLost`` (the lapsed lease's place went to someone else) → 409, with ``lease_lost: true``;
+- ``Conflict`` (a save based on a stale version) → 409, with ``conflict: true`` and ``latest``;
+- ``InvalidInput`` → 400, the fields under ``errors``.
 """
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -24,8 +22,10 @@ from rest_framework.views import APIView
 
 from annotator.parsers import BoundedJSONParser
 
-from ..models import Project, Role, Turn
-from ..permissions import require_role
+from ..api.errors import ErrorSerializer
+from ..errors import NotFound
+from ..models import Role, Turn
+from ..permissions import Access, project_access
 from . import queue, revisions, selectors
 from .models import Assignment
 from .serializers import (
@@ -47,33 +47,21 @@ from .serializers import (
 )
 
 TAGS = ["review"]
-FIELD_ERRORS = OpenApiResponse(
-    {
-        "type": "object",
-        "additionalProperties": {"type": "array", "items": {"type": "string"}},
-    },
-    description="Invalid input: field name to messages.",
-)
+FIELD_ERRORS = OpenApiResponse(ErrorSerializer, description="Invalid input: ``errors`` maps fields to messages.")
 FORBIDDEN = OpenApiResponse(
     DetailSerializer,
     description="A researcher, or not this assignment's reviewer (nor an admin where admins may act), "
     "or the assignment is no longer in a state that allows this.",
 )
-NOT_FOUND = OpenApiResponse(
-    DetailSerializer,
-    description="No such project for this user, or no such assignment.",
-)
+NOT_FOUND = OpenApiResponse(DetailSerializer, description="No such project for this user, or no such assignment.")
 LEASE_LOST = OpenApiResponse(
-    LeaseLostSerializer,
-    description="The lease ran out and another reviewer took the place; typing is kept.",
+    LeaseLostSerializer, description="The lease ran out and another reviewer took the place; typing is kept."
 )
 
 
-def _review_project(request, slug: str) -> tuple[Project, bool]:
-    """The project, if the user may review in it, and whether they are one of its admins."""
-    project = get_object_or_404(Project, slug=slug)
-    roles = require_role(request.user, project, Role.ANNOTATOR, Role.ADMIN)
-    return project, Role.ADMIN in roles
+def _review_access(request, slug: str) -> Access:
+    """The project, if the user may review in it (annotators and admins)."""
+    return project_access(request.user, slug, Role.ANNOTATOR, Role.ADMIN)
 
 
 class ReviewView(APIView):
@@ -82,42 +70,22 @@ class ReviewView(APIView):
     parser_classes = [BoundedJSONParser]
 
     def handle_exception(self, exc):
-        if isinstance(exc, revisions.Conflict):
-            body = {
-                "detail": str(exc),
-                "conflict": True,
-                "latest": RevisionSerializer(exc.latest).data,
-                "diff": exc.diff,
-            }
-            return Response(body, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, queue.LeaseLost):
-            return Response(
-                {"detail": str(exc), "lease_lost": True},
-                status=status.HTTP_409_CONFLICT,
-            )
-        if isinstance(exc, queue.NotAllowed):
-            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
-        if isinstance(exc, DjangoValidationError):
-            errors = (
-                exc.message_dict
-                if hasattr(exc, "error_dict")
-                else {"non_field_errors": exc.messages}
-            )
-            return Response(errors, status=status.HTTP_400_BAD_REQUEST)
+        if isinstance(exc, revisions.Conflict):  # the error body, with the newer revision
+            exc.extra.update(conflict=True, latest=RevisionSerializer(exc.latest).data, diff=exc.diff)
         return super().handle_exception(exc)
 
 
 class AssignmentView(ReviewView):
     def assignment(self, request, slug: str, pk: int) -> tuple[Assignment, bool]:
-        """The assignment, for its reviewer or an admin of the project; with whether the user is an admin."""
-        project, is_admin = _review_project(request, slug)
+        """The assignment, for its reviewer or an admin of the project (404 to anyone else, as on the
+        review page); with whether the user is an admin."""
+        access = _review_access(request, slug)
         try:
-            assignment = selectors.assignment_for_page(project, pk)
+            assignment = selectors.assignment_for_page(access.project, pk)
         except Assignment.DoesNotExist:
-            raise Http404("No such assignment.") from None
-        if assignment.reviewer_id != request.user.pk and not is_admin:
-            raise PermissionDenied("This is another reviewer's assignment.")
-        return assignment, is_admin
+            raise NotFound("No such assignment.") from None
+        access.check_owner(assignment.reviewer_id)
+        return assignment, access.is_admin
 
     def detail(self, assignment: Assignment, *, is_admin: bool) -> dict:
         page = selectors.review_page(assignment, can_see_all=is_admin)
@@ -139,7 +107,8 @@ class Claim(AssignmentView):
         },
     )
     def post(self, request, slug):
-        project, is_admin = _review_project(request, slug)
+        access = _review_access(request, slug)
+        project, is_admin = access.project, access.is_admin
         claimed = queue.sample_claim(project=project, reviewer=request.user)
         if claimed is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -167,12 +136,7 @@ class Renew(AssignmentView):
         summary="Renew the lease",
         description="Extends the lease, or revives a lapsed one whose place is still free. Reviewer only. "
         "An assignment already skipped, released or submitted is answered as it is: check ``state``.",
-        responses={
-            200: RenewResultSerializer,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            409: LEASE_LOST,
-        },
+        responses={200: RenewResultSerializer, 403: FORBIDDEN, 404: NOT_FOUND, 409: LEASE_LOST},
     )
     def post(self, request, slug, pk):
         assignment, _ = self.assignment(request, slug, pk)
@@ -191,9 +155,7 @@ class Skip(AssignmentView):
     )
     def post(self, request, slug, pk):
         assignment, _ = self.assignment(request, slug, pk)
-        ended = queue.lease_end(
-            assignment=assignment, user=request.user, state=Assignment.State.SKIPPED
-        )
+        ended = queue.lease_end(assignment=assignment, user=request.user, state=Assignment.State.SKIPPED)
         return Response(AssignmentStateSerializer(ended).data)
 
 
@@ -209,10 +171,7 @@ class Release(AssignmentView):
     def post(self, request, slug, pk):
         assignment, is_admin = self.assignment(request, slug, pk)
         ended = queue.lease_end(
-            assignment=assignment,
-            user=request.user,
-            state=Assignment.State.RELEASED,
-            by_admin=is_admin,
+            assignment=assignment, user=request.user, state=Assignment.State.RELEASED, by_admin=is_admin
         )
         return Response(AssignmentStateSerializer(ended).data)
 
@@ -237,10 +196,7 @@ class FlagSample(AssignmentView):
         form = FlagRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         flagged = revisions.sample_flag(
-            assignment=assignment,
-            user=request.user,
-            flag=form.validated_data["flag"],
-            note=form.validated_data["note"],
+            assignment=assignment, user=request.user, flag=form.validated_data["flag"], note=form.validated_data["note"]
         )
         return Response(FlagResultSerializer(flagged).data)
 
@@ -284,9 +240,7 @@ class RevisionCreate(AssignmentView):
             time_spent_ms=data["time_spent_ms"],
             draft_id=data["draft"],
         )
-        return Response(
-            SaveResultSerializer(result).data, status=status.HTTP_201_CREATED
-        )
+        return Response(SaveResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
 
 class WorkingCopySave(AssignmentView):
@@ -297,12 +251,7 @@ class WorkingCopySave(AssignmentView):
         description="Keeps what is typed on a turn until it is saved as a revision (which deletes it). "
         "Answers with the live diff of the typing against the turn's latest draft, as the server computes "
         "every diff (the history of the revision saved from this typing shows the same segments).",
-        responses={
-            200: WorkingCopySavedSerializer,
-            400: FIELD_ERRORS,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-        },
+        responses={200: WorkingCopySavedSerializer, 400: FIELD_ERRORS, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def put(self, request, slug, pk, turn_id):
         assignment, _ = self.assignment(request, slug, pk)
@@ -316,10 +265,7 @@ class WorkingCopySave(AssignmentView):
             fields=dict(form.validated_data["fields"]),
             base_version=form.validated_data["base_version"],
         )
-        saved = selectors.SavedCopy(
-            copy=copy,
-            diff=selectors.working_diff(turn, copy.fields, assignment.project),
-        )
+        saved = selectors.SavedCopy(copy=copy, diff=selectors.working_diff(turn, copy.fields, assignment.project))
         return Response(WorkingCopySavedSerializer(saved).data)
 
 
@@ -332,15 +278,12 @@ class TurnHistory(ReviewView):
         responses={200: HistoryEntrySerializer(many=True), 404: NOT_FOUND},
     )
     def get(self, request, slug, turn_id):
-        project = get_object_or_404(Project, slug=slug)
-        roles = require_role(request.user, project)
-        sees_all = bool(roles & {Role.ADMIN, Role.RESEARCHER})
+        access = project_access(request.user, slug)
+        project, sees_all = access.project, access.has(Role.ADMIN, Role.RESEARCHER)
         try:
-            history = selectors.turn_history(
-                project, turn_id, reviewer=None if sees_all else request.user
-            )
+            history = selectors.turn_history(project, turn_id, reviewer=None if sees_all else request.user)
         except Turn.DoesNotExist:
-            raise Http404("No such turn.") from None
+            raise NotFound("No such turn.") from None
         return Response(HistoryEntrySerializer(history, many=True).data)
 
 
@@ -352,9 +295,6 @@ class LeaseList(ReviewView):
         responses={200: LeaseSerializer(many=True), 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def get(self, request, slug):
-        project = get_object_or_404(Project, slug=slug)
-        require_role(request.user, project, Role.ADMIN)
+        project = project_access(request.user, slug, Role.ADMIN).project
         queue.leases_expire(project)
-        return Response(
-            LeaseSerializer(selectors.active_leases(project), many=True).data
-        )
+        return Response(LeaseSerializer(selectors.active_leases(project), many=True).data)

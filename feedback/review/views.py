@@ -5,13 +5,13 @@ The review screen is server-rendered; its script saves through the REST API (fee
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ..models import Project, Role
-from ..permissions import require_role
+from ..errors import NotFound
+from ..models import Role
+from ..permissions import project_access
 from . import selectors
 from .models import Assignment, Decision, Flag
 from .queue import NotAllowed, lease_end, leases_expire, queue_sync, sample_claim
@@ -21,18 +21,16 @@ REVIEWERS = (Role.ANNOTATOR, Role.ADMIN)
 
 
 def review_home(request, slug):
-    project = get_object_or_404(Project, slug=slug)
-    roles = require_role(request.user, project, *REVIEWERS)
+    access = project_access(request.user, slug, *REVIEWERS)
+    project = access.project
     queue_sync(project)
-    current = Assignment.objects.filter(
-        project=project, reviewer=request.user, state=Assignment.State.LEASED
-    ).first()
+    current = Assignment.objects.filter(project=project, reviewer=request.user, state=Assignment.State.LEASED).first()
     return render(
         request,
         "feedback/review_home.html",
         {
             "project": project,
-            "is_admin": Role.ADMIN in roles,
+            "is_admin": access.is_admin,
             "progress": selectors.review_progress(project, request.user),
             "current": current,
         },
@@ -41,8 +39,7 @@ def review_home(request, slug):
 
 @require_POST
 def review_start(request, slug):
-    project = get_object_or_404(Project, slug=slug)
-    require_role(request.user, project, *REVIEWERS)
+    project = project_access(request.user, slug, *REVIEWERS).project
     assignment = sample_claim(project=project, reviewer=request.user)
     if assignment is None:
         messages.info(request, "Nothing is left for you to review in this project.")
@@ -51,22 +48,16 @@ def review_start(request, slug):
 
 
 def review_page(request, slug, pk):
-    project = get_object_or_404(Project, slug=slug)
-    roles = require_role(request.user, project, *REVIEWERS)
-    is_admin = Role.ADMIN in roles
+    access = project_access(request.user, slug, *REVIEWERS)
+    project, is_admin = access.project, access.is_admin
     try:
         assignment = selectors.assignment_for_page(project, pk)
     except Assignment.DoesNotExist:
-        raise Http404("No such review.") from None
-    if assignment.reviewer_id != request.user.pk and not is_admin:
-        raise Http404("No such review.")
+        raise NotFound("No such assignment.") from None
+    access.check_owner(assignment.reviewer_id)  # another annotator's: 404, as in the API
     page = selectors.review_page(assignment, can_see_all=is_admin)
-    api = reverse(
-        "api-review-assignment", kwargs={"slug": project.slug, "pk": assignment.pk}
-    )
-    levels = [
-        (n, project.level_descriptions.get(str(n), "")) for n in project.score_range
-    ]
+    api = reverse("api-review-assignment", kwargs={"slug": project.slug, "pk": assignment.pk})
+    levels = [(n, project.level_descriptions.get(str(n), "")) for n in project.score_range]
     config = {
         "assignment": assignment.pk,
         "state": assignment.state,
@@ -121,39 +112,21 @@ def review_page(request, slug, pk):
 def _draft_fields(draft) -> dict | None:
     if draft is None:
         return None
-    return {
-        "id": draft.pk,
-        "critique": draft.critique,
-        "refinement": draft.refinement,
-        "scores": draft.scores,
-    }
+    return {"id": draft.pk, "critique": draft.critique, "refinement": draft.refinement, "scores": draft.scores}
 
 
 @require_http_methods(["GET", "POST"])
 def review_leases(request, slug):
-    project = get_object_or_404(Project, slug=slug)
-    require_role(request.user, project, Role.ADMIN)
+    project = project_access(request.user, slug, Role.ADMIN).project
     if request.method == "POST":
         chosen = request.POST.get("assignment", "")
-        if not (
-            chosen.isascii() and chosen.isdigit() and len(chosen) <= 18
-        ):  # an id, within bigint
-            messages.error(
-                request, "Nothing released: the form must name a lease by its number."
-            )
+        if not (chosen.isascii() and chosen.isdigit() and len(chosen) <= 18):  # an id, within bigint
+            messages.error(request, "Nothing released: the form must name a lease by its number.")
             return redirect("feedback:review-leases", slug=project.slug)
         assignment = get_object_or_404(Assignment, project=project, pk=int(chosen))
         try:
-            lease_end(
-                assignment=assignment,
-                user=request.user,
-                state=Assignment.State.RELEASED,
-                by_admin=True,
-            )
-            messages.info(
-                request,
-                f"Released {assignment.sample.external_id} from {assignment.reviewer}.",
-            )
+            lease_end(assignment=assignment, user=request.user, state=Assignment.State.RELEASED, by_admin=True)
+            messages.info(request, f"Released {assignment.sample.external_id} from {assignment.reviewer}.")
         except NotAllowed as exc:
             messages.error(request, str(exc))
         return redirect("feedback:review-leases", slug=project.slug)
