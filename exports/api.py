@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404
+from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -16,8 +14,10 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback.api.views import project_for
+from feedback.api.errors import ErrorSerializer
+from feedback.errors import NotFound
 from feedback.models import Decision, Role
+from feedback.permissions import project_access
 
 from . import selectors, service
 from .filters import DEFAULT_DECISIONS, ReleaseFilters
@@ -135,17 +135,12 @@ class ReleaseDetailSerializer(ReleaseSerializer):
         fields = [*ReleaseSerializer.Meta.fields, "files", "manifest"]
 
 
-def service_errors(exc: ValidationError) -> dict:
-    """The service's errors in the request's shape: filter errors under ``filters``."""
-    if not hasattr(exc, "error_dict"):
-        return {"non_field_errors": exc.messages}
-    out: dict[str, Any] = {}
-    for field, messages in exc.message_dict.items():
-        if field in FILTER_FIELDS:
-            out.setdefault("filters", {})[field] = messages
-        else:
-            out[field] = messages
-    return out
+def release_in(project, pk: int) -> Release:
+    release = Release.objects.filter(project=project, pk=pk).first()
+    if release is None:
+        raise NotFound("No such release.")
+    release.project = project
+    return release
 
 
 def _as_service_filters(data: dict) -> dict:
@@ -155,10 +150,13 @@ def _as_service_filters(data: dict) -> dict:
 class ReleaseListCreate(APIView):
     @extend_schema(
         operation_id="projects_releases_list",
-        responses={200: ReleaseSerializer(many=True), 403: OpenApiResponse(description="Not a researcher or admin.")},
+        responses={
+            200: ReleaseSerializer(many=True),
+            403: OpenApiResponse(ErrorSerializer, description="Not a researcher or admin."),
+        },
     )
     def get(self, request, slug):
-        project = project_for(request, slug, *ROLES)
+        project = project_access(request.user, slug, *ROLES).project
         releases = selectors.releases_of(project).select_related("project")[:50]
         return Response(ReleaseSerializer(releases, many=True).data)
 
@@ -167,38 +165,36 @@ class ReleaseListCreate(APIView):
         request=ReleaseRequestSerializer,
         responses={
             201: ReleaseSerializer,
-            400: OpenApiResponse(description="The field that is wrong and why (`quota`: the project is at its quota)."),
-            403: OpenApiResponse(description="Not a researcher or admin."),
+            400: OpenApiResponse(ErrorSerializer, description="The fields that are wrong and why."),
+            403: OpenApiResponse(ErrorSerializer, description="Not a researcher or admin."),
+            409: OpenApiResponse(ErrorSerializer, description="The project is at its release quota."),
         },
     )
     def post(self, request, slug):
-        project = project_for(request, slug, *ROLES)
+        project = project_access(request.user, slug, *ROLES).project
         form = ReleaseRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        try:
-            release = service.release_create(
-                project=project,
-                user=request.user,
-                name=data.get("name", ""),
-                formats=data["formats"],
-                filters=_as_service_filters(dict(data.get("filters") or {})),
-                split=dict(data.get("split") or {}),
-                include_images=data["include_images"],
-            )
-        except ValidationError as exc:
-            return Response(service_errors(exc), status=status.HTTP_400_BAD_REQUEST)
+        release = service.release_create(
+            project=project,
+            user=request.user,
+            name=data.get("name", ""),
+            formats=data["formats"],
+            filters=_as_service_filters(dict(data.get("filters") or {})),
+            split=dict(data.get("split") or {}),
+            include_images=data["include_images"],
+        )
         return Response(ReleaseSerializer(release).data, status=status.HTTP_201_CREATED)
 
 
 class ReleaseDetail(APIView):
     @extend_schema(responses=ReleaseDetailSerializer)
     def get(self, request, slug, pk):
-        project = project_for(request, slug, *ROLES)
+        project = project_access(request.user, slug, *ROLES).project
         try:
             release = selectors.release_of(project, pk)
         except Release.DoesNotExist:
-            raise Http404("No such release.") from None
+            raise NotFound("No such release.") from None
         release.project = project
         for release_file in release.files.all():
             release_file.release = release
@@ -207,17 +203,13 @@ class ReleaseDetail(APIView):
     @extend_schema(
         responses={
             204: OpenApiResponse(description="Deleted, with its files."),
-            400: OpenApiResponse(description="The release is queued or being built: cancel it first."),
+            409: OpenApiResponse(ErrorSerializer, description="The release is queued or being built: cancel it first."),
         },
         description="Admins of the project only.",
     )
     def delete(self, request, slug, pk):
-        project = project_for(request, slug, Role.ADMIN)
-        release = get_object_or_404(Release, project=project, pk=pk)
-        try:
-            service.release_delete(release=release)
-        except ValidationError as exc:
-            return Response(service_errors(exc), status=status.HTTP_400_BAD_REQUEST)
+        project = project_access(request.user, slug, Role.ADMIN).project
+        service.release_delete(release=release_in(project, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -226,17 +218,13 @@ class ReleaseCancel(APIView):
         request=None,
         responses={
             200: ReleaseSerializer,
-            400: OpenApiResponse(description="The release is not queued or being built."),
+            409: OpenApiResponse(ErrorSerializer, description="The release is not queued or being built."),
         },
         description="Admins of the project only: stops a queued or building release; delete it afterwards.",
     )
     def post(self, request, slug, pk):
-        project = project_for(request, slug, Role.ADMIN)
-        release = get_object_or_404(Release, project=project, pk=pk)
-        try:
-            release = service.release_cancel(release=release, user=request.user)
-        except ValidationError as exc:
-            return Response(service_errors(exc), status=status.HTTP_400_BAD_REQUEST)
+        project = project_access(request.user, slug, Role.ADMIN).project
+        release = service.release_cancel(release=release_in(project, pk), user=request.user)
         release.project = project
         return Response(ReleaseSerializer(release).data)
 
@@ -259,15 +247,12 @@ class ReleaseFileDownload(APIView):
         parameters=[OpenApiParameter("path", OpenApiTypes.STR, OpenApiParameter.PATH, description="As in `files`.")],
         responses={
             (200, "application/octet-stream"): OpenApiTypes.BINARY,
-            404: OpenApiResponse(description="No such release or file, or the release is not complete."),
+            404: OpenApiResponse(
+                ErrorSerializer, description="No such release or file, or the release is not complete."
+            ),
         },
     )
     def get(self, request, slug, pk, path):
-        project = project_for(request, slug, *ROLES)
-        release = get_object_or_404(Release, project=project, pk=pk)
-        release.project = project
-        try:
-            absolute = service.release_file_path(release, path)
-        except ValueError:
-            raise Http404("No such file in this release.") from None
+        project = project_access(request.user, slug, *ROLES).project
+        absolute = service.release_file_path(release_in(project, pk), path)
         return FileResponse(absolute.open("rb"), as_attachment=True, filename=absolute.name)

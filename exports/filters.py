@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from feedback.errors import InvalidInput
 from feedback.models import Decision, Project
 
 from .records import ExportSample, ExportTurn, Feedback
@@ -108,12 +108,12 @@ class ReleaseFilters:
 
 
 def filters_from(project: Project, data: dict | None) -> ReleaseFilters:
-    """Validated filters; a ValidationError names the field that is wrong."""
+    """Validated filters; an InvalidInput names the fields that are wrong."""
     data = dict(data or {})
     known = set(ReleaseFilters.__dataclass_fields__)
     stray = sorted(set(data) - known)
     if stray:
-        raise ValidationError({"filters": f"Unknown filters: {', '.join(stray)}."})
+        raise InvalidInput(None, f"Unknown filters: {', '.join(stray)}.")
     errors: dict[str, str] = {}
     decisions = _str_list(data, "decisions", errors, default=list(DEFAULT_DECISIONS))
     if decisions is not None:
@@ -169,7 +169,7 @@ def filters_from(project: Project, data: dict | None) -> ReleaseFilters:
             errors[name] = "true or false."
         flags[name] = bool(value)
     if errors:
-        raise ValidationError(errors)
+        raise InvalidInput.of({name: [message] for name, message in errors.items()})
     return ReleaseFilters(
         decisions=decisions or list(DEFAULT_DECISIONS),
         include_imported=flags["include_imported"],

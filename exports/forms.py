@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
 
+from feedback.errors import NON_FIELD, InvalidInput
 from feedback.models import Decision, Project
 
 from .filters import DEFAULT_DECISIONS
@@ -131,13 +131,14 @@ class ReleaseForm(forms.Form):
             "include_images": data["include_images"],
         }
 
-    def add_service_error(self, error: ValidationError) -> None:
-        """The service's errors beside the fields they name; the rest above the form, named."""
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error)
-            return
-        for field, messages in error.message_dict.items():
-            if field in self.fields:
+    def add_service_error(self, error: InvalidInput) -> None:
+        """The service's errors beside the fields they name (``filters.decisions`` beside
+        ``decisions``); the rest above the form, named."""
+        for name, messages in error.errors.items():
+            field = name.removeprefix("filters.")
+            if name == NON_FIELD:
+                self.add_error(None, messages)
+            elif field in self.fields:
                 self.add_error(field, messages)
             else:
                 label = SERVICE_FIELD_LABELS.get(field, field)

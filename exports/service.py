@@ -20,12 +20,12 @@ from functools import partial
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import BooleanField, Case, F, Sum, When
 from django.utils import timezone
 
 from feedback import attempts
+from feedback.errors import Conflict, InvalidInput, NotFound
 from feedback.models import Project
 
 from .card import card_text
@@ -61,11 +61,14 @@ def release_create(
     """A queued release; its build starts on a worker once the transaction commits."""
     chosen = list(dict.fromkeys(formats or []))
     if not chosen:
-        raise ValidationError({"formats": f"Choose at least one format ({', '.join(FORMATS)})."})
+        raise InvalidInput("formats", f"Choose at least one format ({', '.join(FORMATS)}).")
     unknown = [f for f in chosen if f not in FORMATS]
     if unknown:
-        raise ValidationError({"formats": f"Unknown formats: {', '.join(unknown)} (one of {', '.join(FORMATS)})."})
-    cleaned = filters_from(project, filters)
+        raise InvalidInput("formats", f"Unknown formats: {', '.join(unknown)} (one of {', '.join(FORMATS)}).")
+    try:
+        cleaned = filters_from(project, filters)
+    except InvalidInput as exc:  # named as in the request: filters.decisions, say
+        raise exc.nested("filters") from None
     rule = split_rule_from(split)
     Project.objects.select_for_update().filter(pk=project.pk).first()  # one quota check at a time
     quota_check(project)
@@ -337,9 +340,7 @@ def release_cancel(*, release: Release, user=None) -> Release:
         state=Release.State.CANCELLED, attempt="", error=f"Cancelled by {who}.", finished_at=timezone.now()
     ):
         release.refresh_from_db()
-        raise ValidationError(
-            {"state": f"Only a queued or building release can be cancelled; this one is {release.state}."}
-        )
+        raise Conflict(f"Only a queued or building release can be cancelled; this one is {release.state}.")
     release.refresh_from_db()
     return release
 
@@ -350,7 +351,7 @@ def release_delete(*, release: Release) -> None:
     with transaction.atomic():
         locked = Release.objects.select_for_update(of=("self",)).select_related("project").get(pk=release.pk)
         if locked.active:
-            raise ValidationError({"state": "This release is being built; cancel it first, then delete it."})
+            raise Conflict("This release is being built; cancel it first, then delete it.")
         folder = release_folder(locked)
         partials = partial_folders(locked)
         locked.delete()
@@ -379,18 +380,14 @@ def quota_usage(project: Project, *, excluding: int | None = None) -> tuple[int,
 def quota_check(project: Project) -> None:
     count, size = quota_usage(project)
     if count >= settings.RELEASE_QUOTA_COUNT:
-        raise ValidationError(
-            {
-                "quota": f"This project has {count} releases, its quota (ANNOTATOR_RELEASE_QUOTA_COUNT "
-                f"= {settings.RELEASE_QUOTA_COUNT}); delete a release to make a new one."
-            }
+        raise Conflict(
+            f"This project has {count} releases, its quota (ANNOTATOR_RELEASE_QUOTA_COUNT "
+            f"= {settings.RELEASE_QUOTA_COUNT}); delete a release to make a new one."
         )
     if size >= settings.RELEASE_QUOTA_BYTES:
-        raise ValidationError(
-            {
-                "quota": f"This project's releases hold {size} bytes, its quota (ANNOTATOR_RELEASE_QUOTA_BYTES "
-                f"= {settings.RELEASE_QUOTA_BYTES}); delete a release to make a new one."
-            }
+        raise Conflict(
+            f"This project's releases hold {size} bytes, its quota (ANNOTATOR_RELEASE_QUOTA_BYTES "
+            f"= {settings.RELEASE_QUOTA_BYTES}); delete a release to make a new one."
         )
 
 
@@ -458,11 +455,11 @@ def _remove_orphan_partials() -> int:
 
 
 def release_file_path(release: Release, path: str) -> Path:
-    """The absolute path of one of a completed release's files; ValueError for anything else."""
+    """The absolute path of one of a completed release's files; NotFound for anything else."""
     if release.state != Release.State.COMPLETED or not release.files.filter(path=path).exists():
-        raise ValueError(f"release {release.pk} has no file {path!r}")
+        raise NotFound("No such file in this release.")
     root = release_folder(release).resolve()
     absolute = (root / path).resolve()
     if root not in absolute.parents:
-        raise ValueError(f"release {release.pk} has no file {path!r}")
+        raise NotFound("No such file in this release.")
     return absolute

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 
-from django.core.exceptions import ValidationError
+from feedback.errors import InvalidInput
 
 SPLITS = ("train", "validation", "test")
 
@@ -47,21 +47,21 @@ def split_rule_from(data: dict | None) -> SplitRule:
     data = dict(data or {})
     stray = sorted(set(data) - {*SPLITS, "seed"})
     if stray:
-        raise ValidationError({"split": f"Unknown split settings: {', '.join(stray)}."})
+        raise InvalidInput("split", f"Unknown split settings: {', '.join(stray)}.")
     fractions = {}
     for name in SPLITS:
         value = data.get(name, 1.0 if name == "train" and not any(s in data for s in SPLITS) else 0.0)
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise ValidationError({"split": f"The {name} fraction must be a number, not {value!r}."}) from None
+            raise InvalidInput("split", f"The {name} fraction must be a number, not {value!r}.") from None
         if not 0 <= number <= 1:
-            raise ValidationError({"split": f"The {name} fraction must lie between 0 and 1, not {number}."})
+            raise InvalidInput("split", f"The {name} fraction must lie between 0 and 1, not {number}.")
         fractions[name] = number
     if abs(sum(fractions.values()) - 1) > 1e-6:
         total = sum(fractions.values())
-        raise ValidationError({"split": f"The fractions add up to {total:g}; they must add up to 1."})
+        raise InvalidInput("split", f"The fractions add up to {total:g}; they must add up to 1.")
     seed = data.get("seed", "")
     if not isinstance(seed, str | int):
-        raise ValidationError({"split": "The seed must be a string or a whole number."})
+        raise InvalidInput("split", "The seed must be a string or a whole number.")
     return SplitRule(**fractions, seed=str(seed))

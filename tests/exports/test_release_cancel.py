@@ -5,10 +5,10 @@ building one only once cancelled."""
 from __future__ import annotations
 
 import pytest
-from django.core.exceptions import ValidationError
 
 from exports.models import Release
 from exports.service import partial_folders, release_build, release_cancel, release_create, release_delete
+from feedback.errors import Conflict
 from tests.conftest import token_client
 from tests.exports.export_helpers import folder
 from tests.exports.release_helpers import reviewed_samples
@@ -42,9 +42,9 @@ def test_a_queued_or_building_release_is_deleted_only_once_cancelled(project, ad
     release = release_create(project=project, user=admin_user, formats=["rich"], enqueue=False)
     for state in (Release.State.QUEUED, Release.State.RUNNING):
         Release.objects.filter(pk=release.pk).update(state=state)
-        with pytest.raises(ValidationError) as refused:
+        with pytest.raises(Conflict) as refused:
             release_delete(release=release)
-        assert "cancel it first" in refused.value.message_dict["state"][0]
+        assert "cancel it first" in refused.value.message
     release_cancel(release=release, user=admin_user)
     release_delete(release=release)
     assert not Release.objects.exists()
@@ -53,9 +53,9 @@ def test_a_queued_or_building_release_is_deleted_only_once_cancelled(project, ad
 def test_a_failed_or_finished_release_is_not_cancelled(project, admin_user):
     release = release_create(project=project, user=admin_user, formats=["rich"], enqueue=False)
     Release.objects.filter(pk=release.pk).update(state=Release.State.FAILED, error="broke")
-    with pytest.raises(ValidationError) as refused:
+    with pytest.raises(Conflict) as refused:
         release_cancel(release=release)
-    assert "this one is failed" in refused.value.message_dict["state"][0]
+    assert "this one is failed" in refused.value.message
     release_delete(release=release)  # a failed one is deleted as it is
 
 
@@ -65,10 +65,12 @@ def test_only_admins_cancel_through_the_api_then_delete(project, admin_user, res
     url = f"/api/projects/{project.slug}/releases/{release.pk}/"
     assert token_client(researcher_user).post(url + "cancel/").status_code == 403
     admin = token_client(admin_user)
-    assert admin.delete(url).status_code == 400
+    refused = admin.delete(url)
+    assert refused.status_code == 409, "a release being built is a conflicting state"
+    assert refused.json()["code"] == "conflict" and "cancel it first" in refused.json()["detail"]
     cancelled = admin.post(url + "cancel/")
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
-    assert admin.post(url + "cancel/").status_code == 400
+    assert admin.post(url + "cancel/").status_code == 409
     assert admin.delete(url).status_code == 204
     assert not Release.objects.exists()
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from exports.models import Release, ReleaseFile
 from exports.service import release_delete, release_folder
+from feedback.errors import Conflict
 from tests.conftest import token_client
 from tests.exports.export_helpers import build
 
@@ -28,9 +28,9 @@ def test_deleting_a_release_removes_its_files_and_rows_and_leaves_the_others(pro
 
 def test_a_release_being_built_is_not_deleted(built):
     Release.objects.filter(pk=built.pk).update(state=Release.State.RUNNING)
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(Conflict) as raised:
         release_delete(release=built)
-    assert "being built" in " ".join(raised.value.message_dict["state"])
+    assert "being built" in raised.value.message
     assert (release_folder(built) / "manifest.json").exists()
     assert Release.objects.filter(pk=built.pk).exists()
 
@@ -57,7 +57,7 @@ def test_only_admins_delete_through_the_api_and_never_a_running_build(built, adm
     assert token_client(researcher_user).delete(url).status_code == 403
     Release.objects.filter(pk=built.pk).update(state=Release.State.RUNNING)
     refused = token_client(admin_user).delete(url)
-    assert refused.status_code == 400 and "being built" in refused.json()["state"][0]
+    assert refused.status_code == 409 and "being built" in refused.json()["detail"]
     Release.objects.filter(pk=built.pk).update(state=Release.State.COMPLETED)
     assert token_client(admin_user).delete(url).status_code == 204
     assert not Release.objects.filter(pk=built.pk).exists()

@@ -4,10 +4,10 @@ naming it (form and API), a build that would pass it fails, and deleting release
 from __future__ import annotations
 
 import pytest
-from django.core.exceptions import ValidationError
 
 from exports.models import Release
 from exports.service import quota_usage, release_build, release_create, release_delete
+from feedback.errors import Conflict
 from tests.conftest import token_client
 from tests.exports.export_helpers import build
 from tests.exports.release_helpers import page_urls, reviewed_samples
@@ -20,9 +20,9 @@ def test_the_release_count_quota_refuses_a_new_release_until_one_is_deleted(proj
     settings.RELEASE_QUOTA_COUNT = 2
     first = build(project, ["dress"])
     build(project, ["rich"])
-    with pytest.raises(ValidationError) as refused:
+    with pytest.raises(Conflict) as refused:
         release_create(project=project, user=researcher_user, formats=["dress"], enqueue=False)
-    assert "ANNOTATOR_RELEASE_QUOTA_COUNT = 2" in refused.value.message_dict["quota"][0]
+    assert "ANNOTATOR_RELEASE_QUOTA_COUNT = 2" in refused.value.message
     assert Release.objects.count() == 2
 
     release_delete(release=first)
@@ -51,9 +51,9 @@ def test_the_byte_quota_refuses_a_new_release_and_fails_a_build_that_passes_it(p
     assert not built.files.exists()
 
     settings.RELEASE_QUOTA_BYTES = used  # full: refused up front
-    with pytest.raises(ValidationError) as refused:
+    with pytest.raises(Conflict) as refused:
         release_create(project=project, user=researcher_user, formats=["dress"], enqueue=False)
-    assert f"hold {used} bytes" in refused.value.message_dict["quota"][0]
+    assert f"hold {used} bytes" in refused.value.message
     release_delete(release=first)
     assert quota_usage(project) == (0, 0)
 
@@ -66,12 +66,10 @@ def test_the_form_and_the_api_name_the_quota(client, project, researcher_user, s
         {"formats": ["dress"], "decisions": ["accepted"], "train": "1", "validation": "0", "test": "0"},
     )
     assert response.status_code == 200
-    assert "Quota: This project has 0 releases, its quota (ANNOTATOR_RELEASE_QUOTA_COUNT = 0)" in (
-        response.content.decode()
-    )
+    assert "This project has 0 releases, its quota (ANNOTATOR_RELEASE_QUOTA_COUNT = 0)" in (response.content.decode())
     refused = token_client(researcher_user).post(
         f"/api/projects/{project.slug}/releases/", {"formats": ["dress"]}, format="json"
     )
-    assert refused.status_code == 400
-    assert "ANNOTATOR_RELEASE_QUOTA_COUNT" in refused.json()["quota"][0]
+    assert refused.status_code == 409  # the project's state, not the request, is at fault
+    assert "ANNOTATOR_RELEASE_QUOTA_COUNT" in refused.json()["detail"]
     assert not Release.objects.exists()

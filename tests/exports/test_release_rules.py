@@ -8,13 +8,13 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from exports.models import Release
 from exports.service import release_build, release_create
 from exports.splits import SplitRule, split_rule_from
 from feedback import recovery
+from feedback.errors import InvalidInput
 from feedback.models import Assignment, Decision, Draft, Flag, Revision
 from feedback.review.queue import sample_claim
 from feedback.review.revisions import revision_create, sample_flag
@@ -94,9 +94,9 @@ def test_the_split_follows_its_fractions_and_seed():
     ],
 )
 def test_a_bad_split_rule_is_refused_with_its_reason(split, field_text):
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(InvalidInput) as raised:
         split_rule_from(split)
-    assert field_text in str(raised.value.message_dict["split"])
+    assert field_text in str(raised.value.errors["split"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,16 +234,16 @@ def test_filters_on_criterion_scores_reviewer_dates_prompt_and_simulation(projec
     ],
 )
 def test_bad_filters_are_refused_naming_the_field(project, filters, field, text):
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(InvalidInput) as raised:
         release_create(project=project, user=None, formats=["dress"], filters=filters, enqueue=False)
-    assert text in " ".join(raised.value.message_dict[field])
+    assert text in " ".join(raised.value.errors[f"filters.{field}" if field != "filters" else field])
     assert not Release.objects.exists()
 
 
 def test_an_unknown_format_is_refused(project):
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(InvalidInput) as raised:
         release_create(project=project, user=None, formats=["dress", "csv"], enqueue=False)
-    assert "Unknown formats: csv" in " ".join(raised.value.message_dict["formats"])
+    assert "Unknown formats: csv" in " ".join(raised.value.errors["formats"])
 
 
 # --------------------------------------------------------------------------------------------

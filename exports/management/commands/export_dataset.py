@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TextIO, cast
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -17,7 +16,7 @@ from exports.forms import names_in
 from exports.models import Release
 from exports.service import release_build, release_create, release_folder
 from exports.splits import SPLITS
-from feedback.errors import InvalidInput
+from feedback.errors import InvalidInput, ServiceError
 from feedback.selectors import project_by_key
 
 
@@ -45,12 +44,6 @@ def split_from(text: str | None, seed: str) -> dict:
     except ValueError:
         raise CommandError(f"split: fractions such as 0.8,0.1,0.1, not {text!r}.") from None
     return {**dict(zip(SPLITS, fractions, strict=False)), "seed": seed}
-
-
-def error_text(exc: ValidationError) -> str:
-    if hasattr(exc, "error_dict"):
-        return "; ".join(f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items())
-    return " ".join(exc.messages)
 
 
 class Command(BaseCommand):
@@ -130,8 +123,8 @@ class Command(BaseCommand):
                 include_images=opts["images"],
                 enqueue=False,
             )
-        except ValidationError as exc:
-            raise CommandError(error_text(exc)) from None
+        except ServiceError as exc:  # "filters.decisions: …", or the quota
+            raise CommandError(str(exc)) from None
         self.stdout.write(f"Release #{release.pk} {release.name!r} of {project.slug}: {', '.join(release.formats)}.")
         built = self.build(release, quiet=opts["no_progress"])
         if built.state != Release.State.COMPLETED:
