@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from feedback.errors import Conflict, InvalidInput, NotFound
 from feedback.models import Project, Role
 from feedback.permissions import Access, project_access
+from feedback.polling import render_polled
 
 from . import selectors, service
 from .forms import ReleaseForm
@@ -46,7 +47,13 @@ def release_list(request, slug):
         return JsonResponse({"releases": selectors.releases_progress(project, ids)})
     page = Paginator(selectors.releases_of(project), PER_PAGE).get_page(request.GET.get("page"))
     rows = [(release, selectors.data_files(release)) for release in page]
-    return render(request, "exports/release_list.html", {"project": project, "page": page, "rows": rows})
+    return render_polled(
+        request,
+        "exports/release_list.html",
+        "exports/_release_rows.html",
+        {"project": project, "page": page, "rows": rows},
+        polling=any(release.active for release, _ in rows),
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -74,9 +81,10 @@ def release_detail(request, slug, pk):
     progress = selectors.release_progress(release)
     if request.GET.get("format") == "json":
         return JsonResponse(progress)
-    return render(
+    return render_polled(
         request,
         "exports/release_detail.html",
+        "exports/_release_progress.html",
         {
             "project": project,
             "release": release,
@@ -87,6 +95,7 @@ def release_detail(request, slug, pk):
             "can_cancel": access.is_admin and release.active,
             "manifest": json.dumps(release.manifest, indent=2, ensure_ascii=False) if release.manifest else "",
         },
+        polling=release.active,
     )
 
 

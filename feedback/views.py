@@ -16,6 +16,7 @@ from .importers.service import FORMAT_LABELS
 from .importers.uploads import import_upload_create, upload_size_checked
 from .models import Image, ImportBatch, Project, Role
 from .permissions import require_role
+from .polling import render_polled
 
 
 def project_list(request):
@@ -115,4 +116,10 @@ def import_detail(request, slug, pk):
     batch = get_object_or_404(ImportBatch, project=project, pk=pk)
     if request.GET.get("format") == "json":
         return JsonResponse(ImportBatchSerializer(batch).data)
-    return render(request, "feedback/import_detail.html", {"project": project, "batch": batch})
+    return render_polled(
+        request,
+        "feedback/import_detail.html",
+        "feedback/_import_progress.html",
+        {"project": project, "batch": batch},
+        polling=batch.status in (ImportBatch.Status.QUEUED, ImportBatch.Status.RUNNING),
+    )

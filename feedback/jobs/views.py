@@ -12,6 +12,7 @@ from feedback.drafting import connections
 from feedback.errors import Conflict, InvalidInput
 from feedback.models import Job, Role
 from feedback.permissions import project_access
+from feedback.polling import render_polled
 
 from . import selectors, service
 from .forms import JobForm
@@ -51,10 +52,12 @@ def job_detail(request, slug, pk):
     progress = selectors.job_progress(job)
     if request.GET.get("format") == "json":
         return JsonResponse(progress)
-    return render(
+    return render_polled(
         request,
         "feedback/job_detail.html",
+        "feedback/_job_progress.html",
         {"project": project, "job": job, "progress": progress, "simulated": job.drafts.filter(simulated=True).exists()},
+        polling=progress["state"] in Job.ACTIVE_STATES,
     )
 
 

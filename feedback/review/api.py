@@ -71,7 +71,7 @@ class ReviewView(APIView):
 
     def handle_exception(self, exc):
         if isinstance(exc, revisions.Conflict):  # the error body, with the newer revision
-            exc.extra.update(conflict=True, latest=RevisionSerializer(exc.latest).data)
+            exc.extra.update(conflict=True, latest=RevisionSerializer(exc.latest).data, diff=exc.diff)
         return super().handle_exception(exc)
 
 
@@ -248,7 +248,9 @@ class WorkingCopySave(AssignmentView):
         tags=TAGS,
         request=WorkingCopyRequestSerializer,
         summary="Autosave unsaved typing",
-        description="Keeps what is typed on a turn until it is saved as a revision (which deletes it).",
+        description="Keeps what is typed on a turn until it is saved as a revision (which deletes it). "
+        "Answers with the live diff of the typing against the turn's latest draft, as the server computes "
+        "every diff (the history of the revision saved from this typing shows the same segments).",
         responses={200: WorkingCopySavedSerializer, 400: FIELD_ERRORS, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def put(self, request, slug, pk, turn_id):
@@ -263,7 +265,8 @@ class WorkingCopySave(AssignmentView):
             fields=dict(form.validated_data["fields"]),
             base_version=form.validated_data["base_version"],
         )
-        return Response(WorkingCopySavedSerializer(copy).data)
+        saved = selectors.SavedCopy(copy=copy, diff=selectors.working_diff(turn, copy.fields, assignment.project))
+        return Response(WorkingCopySavedSerializer(saved).data)
 
 
 class TurnHistory(ReviewView):

@@ -183,3 +183,13 @@ def score_changes(before: dict, after: dict, criteria: list[str]) -> list[tuple[
     """(criterion, before, after) for every score that differs."""
     names = list(criteria) + sorted((set(before) | set(after)) - set(criteria))
     return [(n, before.get(n), after.get(n)) for n in names if before.get(n) != after.get(n)]
+
+
+def draft_diff(draft, fields: dict, criteria: list[str]) -> dict:
+    """The review page's live diff: the texts and scores being typed (``fields``, as a working copy
+    holds them) against the draft shown, else against nothing. Bounded like ``word_diff``."""
+    scores = fields.get("scores") or {}
+    return {
+        **revision_diff(draft, critique=fields.get("critique") or "", refinement=fields.get("refinement") or ""),
+        "scores": [list(change) for change in score_changes(dict(draft.scores) if draft else {}, scores, criteria)],
+    }

@@ -18,6 +18,7 @@ from ..permissions import roles_in
 from .diff import revision_diff
 from .models import Assignment, Decision, Flag, Revision, WorkingCopy
 from .queue import NotAllowed, assignment_submit, lease_revive
+from .selectors import latest_draft
 
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000
 FEEDBACK_FIELDS = ("critique", "refinement", "scores")
@@ -28,11 +29,16 @@ NAME_CHARS = 40
 
 
 class Conflict(ConflictError):
-    """The save was based on a version older than the chain's latest (409)."""
+    """The save was based on a version older than the chain's latest (409).
 
-    def __init__(self, latest: Revision):
+    ``diff``: the word diffs of the refused save's critique and refinement against ``latest``
+    (theirs → yours), for the page's conflict view; empty when not computed.
+    """
+
+    def __init__(self, latest: Revision, diff: dict | None = None):
         super().__init__(f"Revision {latest.version} by {latest.author} was saved in the meantime.")
         self.latest = latest
+        self.diff = diff or {}
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,6 @@ class SaveResult:
 def can_edit(assignment: Assignment, user) -> bool:
     """The reviewer, on their own assignment; an admin of the project, on anyone's."""
     return assignment.reviewer_id == user.pk or "admin" in roles_in(user, assignment.project)
-
-
-def latest_draft(turn: Turn) -> Draft | None:
-    return turn.drafts.exclude(status=CallStatus.FAILED).order_by("-created_at", "-id").first()
 
 
 def names_for_message(names) -> str:
@@ -126,6 +128,7 @@ def revision_create(
     check_text(critique=critique, refinement=refinement, reason=reason)
     draft = _draft_for(turn, draft_id)
     fields = _fields_for(project, draft, decision, critique, refinement, scores, reason)
+    decision = decision_stored(decision, draft, fields)
     # The diff against what this save starts from, computed once, here, outside the lock: the
     # version check below makes sure that the revision it was computed against is still the latest.
     fields["diff"] = revision_diff(
@@ -142,7 +145,9 @@ def revision_create(
         chain = Revision.objects.filter(assignment=locked, turn=turn)
         latest = chain.order_by("-version").select_related("author").first()
         if (latest.version if latest else 0) != base_version:
-            raise Conflict(latest) if latest else InvalidInput("base_version", "No revision of that version.")
+            if latest is None:
+                raise InvalidInput("base_version", "No revision of that version.")
+            raise Conflict(latest, _theirs_to_yours(latest, fields))
         try:
             with transaction.atomic():
                 revision = Revision.objects.create(
@@ -159,13 +164,40 @@ def revision_create(
             newer = chain.order_by("-version").select_related("author").first()
             if newer is None:
                 raise
-            raise Conflict(newer) from None
+            raise Conflict(newer, _theirs_to_yours(newer, fields)) from None
         WorkingCopy.objects.filter(assignment=locked, turn=turn).delete()
         completed = False
         if locked.state == Assignment.State.LEASED and _all_turns_decided(locked):
             assignment_submit(locked)
             completed = True
     return SaveResult(revision=revision, completed=completed)
+
+
+def decision_stored(decision: str, draft: Draft | None, fields: dict) -> str:
+    """The decision a save is stored with: an edit that leaves the draft's critique, refinement and
+    scores as they were is an acceptance of the draft, whoever sends it (the page or an API client)."""
+    if decision == Decision.EDITED and draft is not None and same_as_draft(draft, fields):
+        return Decision.ACCEPTED
+    return decision
+
+
+def same_as_draft(draft: Draft, fields: dict) -> bool:
+    """Critique, refinement and scores (on the project's criteria, as numbers) equal the draft's."""
+    drafted = {name: value for name, value in (draft.scores or {}).items() if value not in (None, "")}
+    try:
+        drafted = {name: int(value) for name, value in drafted.items()}
+    except (TypeError, ValueError):
+        return False
+    return (
+        fields["critique"] == (draft.critique or "")
+        and fields["refinement"] == (draft.refinement or "")
+        and fields["scores"] == drafted
+    )
+
+
+def _theirs_to_yours(latest: Revision, fields: dict) -> dict:
+    """The conflict view's diff: the newer revision's texts against the refused save's (bounded)."""
+    return revision_diff(latest, critique=fields["critique"], refinement=fields["refinement"])
 
 
 def _revision_of(assignment: Assignment, turn: Turn, version: int) -> Revision | None:

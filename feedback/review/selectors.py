@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from ..models import CallStatus, Draft, Project, Turn
 from ..selectors import scores_in_rubric_order
-from .diff import Segments, revision_diff, score_changes
+from .diff import Segments, draft_diff, revision_diff, score_changes
 from .models import Assignment, QueueState, Revision, WorkingCopy
 
 
@@ -71,6 +71,36 @@ class ReviewPage:
     assignment: Assignment
     turns: list[TurnReview]
     can_see_all: bool
+
+
+@dataclass
+class SavedCopy:
+    copy: WorkingCopy
+    diff: dict
+
+
+def latest_draft(turn: Turn) -> Draft | None:
+    return turn.drafts.exclude(status=CallStatus.FAILED).order_by("-created_at", "-id").first()
+
+
+def working_diff(turn: Turn, fields: dict, project: Project) -> dict:
+    """The live diff of typing on a turn against its latest draft (see ``diff.draft_diff``)."""
+    return draft_diff(latest_draft(turn), fields, project.criteria)
+
+
+def live_diff(view: TurnReview, criteria: list[str]) -> dict | None:
+    """The review page's first live diff of a turn: what it opens with against its draft; None when the
+    two are the same (nothing to show, nothing computed) or the turn has no draft."""
+    if view.draft is None:
+        return None
+    start = view.start
+    draft = view.draft
+    unchanged = (
+        (start.get("critique") or "") == draft.critique
+        and (start.get("refinement") or "") == draft.refinement
+        and not score_changes(dict(draft.scores), start.get("scores") or {}, criteria)
+    )
+    return None if unchanged else draft_diff(draft, start, criteria)
 
 
 def assignment_for_page(project: Project, pk: int) -> Assignment:

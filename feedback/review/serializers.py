@@ -190,11 +190,31 @@ class SaveResultSerializer(serializers.Serializer):
     )
 
 
-class WorkingCopySavedSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = WorkingCopy
-        fields = ["updated_at"]
-        read_only_fields = fields
+def _segments() -> serializers.ListField:
+    """Diff segments ``[op, text]``, op one of same, del, ins."""
+    return serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField(trim_whitespace=False), min_length=2, max_length=2),
+        read_only=True,
+    )
+
+
+class LiveDiffSerializer(serializers.Serializer):
+    """What the typing changes in the turn's latest draft: word diffs as ``[op, text]`` segments (op one
+    of same, del, ins) and score changes as ``[criterion, before, after]``; the server's diff, the one
+    a saved revision's history shows."""
+
+    critique = _segments()
+    refinement = _segments()
+    scores = serializers.ListField(
+        child=serializers.ListField(child=serializers.JSONField(), min_length=3, max_length=3), read_only=True
+    )
+
+
+class WorkingCopySavedSerializer(serializers.Serializer):
+    """The autosave's answer (a ``selectors.SavedCopy``): when it was kept, and the live diff of the typing."""
+
+    updated_at = serializers.DateTimeField(source="copy.updated_at", read_only=True)
+    diff = LiveDiffSerializer(read_only=True)
 
 
 class HistoryEntrySerializer(serializers.Serializer):
@@ -237,3 +257,8 @@ class LeaseLostSerializer(DetailSerializer):
 class ConflictSerializer(DetailSerializer):
     conflict = serializers.BooleanField(read_only=True, default=True)
     latest = RevisionSerializer(read_only=True, help_text="The revision saved in the meantime.")
+    diff = serializers.DictField(
+        child=_segments(),
+        read_only=True,
+        help_text="Critique and refinement of the refused save against ``latest`` (theirs → yours), as segments.",
+    )

@@ -13,8 +13,9 @@ from ..errors import NotFound
 from ..models import Role
 from ..permissions import project_access
 from . import selectors
-from .models import Assignment, Flag
+from .models import Assignment, Decision, Flag
 from .queue import NotAllowed, lease_end, leases_expire, queue_sync, sample_claim
+from .shortcuts import SHORTCUTS, shortcuts_config
 
 REVIEWERS = (Role.ANNOTATOR, Role.ADMIN)
 
@@ -56,9 +57,18 @@ def review_page(request, slug, pk):
     access.check_owner(assignment.reviewer_id)  # another annotator's: 404, as in the API
     page = selectors.review_page(assignment, can_see_all=is_admin)
     api = reverse("api-review-assignment", kwargs={"slug": project.slug, "pk": assignment.pk})
+    levels = [(n, project.level_descriptions.get(str(n), "")) for n in project.score_range]
     config = {
         "assignment": assignment.pk,
         "state": assignment.state,
+        # The names the script needs, from the models: it repeats none of them.
+        "states": {state.name: state.value for state in Assignment.State},
+        "editableStates": [*Assignment.HOLDING, Assignment.State.EXPIRED],
+        "decisions": {decision.name: decision.value for decision in Decision},
+        "decisionLabels": dict(Decision.choices),
+        "scale": {"min": project.score_min, "max": project.score_max},
+        "levels": {str(n): description for n, description in levels},
+        "shortcuts": shortcuts_config(),
         "mine": assignment.reviewer_id == request.user.pk,
         "api": api,
         "claim": reverse("api-review-claim", kwargs={"slug": project.slug}),
@@ -76,6 +86,7 @@ def review_page(request, slug, pk):
                 "baseline": t.baseline,
                 "start": t.start,
                 "decided": t.latest is not None,
+                "diff": selectors.live_diff(t, project.criteria),
             }
             for t in page.turns
         ],
@@ -90,8 +101,9 @@ def review_page(request, slug, pk):
             "sample": assignment.sample,
             "is_admin": is_admin,
             "progress": selectors.review_progress(project, request.user),
-            "levels": [(n, project.level_descriptions.get(str(n), "")) for n in project.score_range],
+            "levels": levels,
             "flags": Flag.choices,
+            "shortcuts": SHORTCUTS,
             "config": config,
         },
     )

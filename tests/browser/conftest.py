@@ -5,6 +5,7 @@ used. Without it these tests skip, or fail under ANNOTATOR_REQUIRE_SERVICES=1.
 """
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,14 @@ def page(browser):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+def wait_until(page, expression: str, *, timeout: float = 15_000) -> None:
+    """Waits until ``expression`` is truthy in the page. Playwright's own wait_for_function builds
+    its predicate with ``new Function`` inside the page, which the pages' Content-Security-Policy
+    (no 'unsafe-eval') refuses; ``page.evaluate`` runs outside that policy."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout / 1000:g} s: {expression}")
+        page.wait_for_timeout(100)

@@ -3,7 +3,8 @@ through the simulator, pauses, resumes and cancels it, and reads a draft on the 
 
 import pytest
 
-from feedback.models import Draft, Job
+from feedback.models import Draft, Job, JobItem
+from tests.browser.conftest import wait_until
 from tests.conftest import make_user
 from tests.feedback.job_helpers import make_samples
 from tests.worker import WorkerProcess
@@ -31,19 +32,25 @@ def test_launch_follow_pause_resume_and_cancel_a_job(live_server, page, project,
         job = Job.objects.get(project=project)
         assert job.selection["criterion"] == "honesty" and job.budget == 5
 
-        # The counters move without a reload.
-        page.wait_for_function("Number(document.getElementById('done').textContent) >= 3", timeout=60_000)
+        # The counters move without a reload: htmx swaps in the server-rendered progress.
+        page.evaluate("window.__sameDocument = true")
+        wait_until(page, "Number(document.getElementById('done').textContent) >= 3", timeout=60_000)
         assert page.locator("#state").inner_text() == "running"
+        assert page.evaluate("window.__sameDocument") is True
 
         page.click("#pause")
-        page.wait_for_function("document.getElementById('state').textContent === 'paused'")
+        wait_until(page, "document.getElementById('state').textContent === 'paused'")
         page.click("#resume")
-        page.wait_for_function("document.getElementById('state').textContent === 'running'")
+        wait_until(page, "document.getElementById('state').textContent === 'running'")
         done_before = Draft.objects.filter(job=job).count()
-        page.wait_for_function(f"Number(document.getElementById('done').textContent) > {done_before}", timeout=60_000)
+        wait_until(page, f"Number(document.getElementById('done').textContent) > {done_before}", timeout=60_000)
         page.click("#cancel")
-        page.wait_for_function("document.getElementById('state').textContent === 'cancelled'", timeout=30_000)
-        page.goto(f"{live_server.url}/projects/{project.slug}/jobs/{job.pk}/")  # the page reloads itself too
+        wait_until(page, "document.getElementById('state').textContent === 'cancelled'", timeout=30_000)
+        # The last refresh shows the final count, then the polling stops.
+        done = JobItem.objects.filter(job=job, state=JobItem.State.DONE).count()
+        assert page.locator("#done").inner_text() == str(done)
+        assert page.locator("#job-progress").get_attribute("hx-trigger") is None
+        page.goto(f"{live_server.url}/projects/{project.slug}/jobs/{job.pk}/")
         assert page.locator("#state").inner_text() == "cancelled"
         assert page.locator(".badge", has_text="simulated").is_visible()
         assert page.locator("#cancel").is_disabled() and page.locator("#resume").is_disabled()

@@ -6,6 +6,7 @@ import hashlib
 import pytest
 
 from exports.models import Release
+from tests.browser.conftest import wait_until
 from tests.conftest import make_user
 from tests.exports.release_helpers import reviewed_samples
 from tests.worker import WorkerProcess
@@ -35,11 +36,13 @@ def test_a_researcher_makes_follows_and_downloads_a_release(live_server, page, p
         release = Release.objects.get(project=project)
         assert release.formats == ["dress", "rich"] and release.created_by.username == "rita"
 
-        # The page follows the build and reloads itself with the files once it completes.
-        page.wait_for_function("document.getElementById('state').textContent === 'completed'", timeout=90_000)
+        # The page follows the build and shows the files once it completes, without a reload.
+        page.evaluate("window.__sameDocument = true")
+        wait_until(page, "document.getElementById('state').textContent === 'completed'", timeout=90_000)
         page.wait_for_selector("#files a", timeout=30_000)
         assert page.locator("#samples_released").inner_text() == "20"
         assert page.locator("#manifest").is_visible()
+        assert page.evaluate("window.__sameDocument") is True
 
         record = release.files.get(path="helpfulness_nlf.jsonl")
         with page.expect_download() as info:

@@ -114,7 +114,8 @@ def test_the_list_shows_each_release_with_its_progress_and_downloads(client, pro
     for f in built.files.exclude(format__in=["manifest", "card"]):
         assert f'href="{page_urls(built, f.path)["file"]}"' in html
     assert f'<td class="released">{built.samples_released}</td>' in html
-    assert "?format=json&ids=" in html  # the live counter polls
+    # A release builds: its rows refresh.
+    assert f'<div id="release-rows" hx-get="{page_urls(built)["list"]}" hx-trigger="every' in html
 
 
 def test_the_list_json_gives_the_progress_of_the_asked_releases(client, project, built, researcher_user):
@@ -255,6 +256,52 @@ def test_the_release_page_shows_files_manifest_and_card(client, built, researche
     assert f'id="card" href="{page_urls(built, "README.md")["file"]}"' in html
     assert json.loads(response.context["manifest"]) == built.manifest
     assert "&quot;schema_version&quot;" in html  # the manifest, pretty-printed and escaped
+
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_the_list_refreshes_its_rows_while_a_release_builds_then_stops(client, project, built, researcher_user):
+    queued = release_create(project=project, user=researcher_user, formats=["dress"], name="Still waiting")
+    client.force_login(researcher_user)
+    url = page_urls(built)["list"] + "?page=1"
+    partial = client.get(url, **HTMX)
+    body = partial.content.decode()
+    assert "<html" not in body and "New release" not in body  # the rows alone
+    assert f'hx-get="{url}" hx-trigger="every 1000ms" hx-swap="outerHTML"' in body, "the same page of the list"
+    assert f'data-release="{queued.pk}" data-state="queued"' in body and "First cut" in body
+    assert "HX-Request" in partial["Vary"]
+    Release.objects.filter(pk=queued.pk).update(state=Release.State.FAILED, error="Out of <disk>.")
+    for response in (client.get(url, **HTMX), client.get(url)):
+        body = response.content.decode()
+        assert f'data-release="{queued.pk}" data-state="failed"' in body and "Out of &lt;disk&gt;." in body
+        assert "hx-trigger" not in body, "no release builds: the polling stops"
+
+
+def test_the_release_page_refreshes_its_progress_until_the_build_settles(client, project, built, researcher_user):
+    release = release_create(project=project, user=researcher_user, formats=["dress"])
+    client.force_login(researcher_user)
+    url = page_urls(release)["detail"]
+    assert f'<div id="release-progress" hx-get="{url}" hx-trigger="every 1000ms"' in client.get(url).content.decode()
+    body = client.get(url, **HTMX).content.decode()
+    assert "<html" not in body and "<h1>" not in body
+    assert '<strong id="state">queued</strong>' in body and "Files appear when the build completes." in body
+    assert "hx-trigger" in body
+    done = client.get(page_urls(built)["detail"], **HTMX).content.decode()
+    assert '<strong id="state">completed</strong>' in done and 'id="manifest"' in done
+    assert "hx-trigger" not in done and "hx-get" not in done
+
+
+def test_the_release_page_asks_before_cancel_and_delete_without_inline_script(client, project, built, admin_user):
+    release = release_create(project=project, user=admin_user, formats=["dress"])
+    client.force_login(admin_user)
+    building = client.get(page_urls(release)["detail"]).content.decode()
+    finished = client.get(page_urls(built)["detail"]).content.decode()
+    assert f'data-confirm="Cancel release #{release.pk}? Its build stops and writes nothing more.">' in building
+    assert f'data-confirm="Delete release #{built.pk} and all its files?' in finished
+    for html in (building, finished):
+        assert "<script>" not in html and "onsubmit" not in html and 'style="' not in html
+        assert "/static/feedback/confirm.js" in html
 
 
 def test_the_release_json_gives_its_progress(client, built, researcher_user):

@@ -381,8 +381,11 @@ def test_user_text_is_escaped_on_the_job_page(client, project, admin_user):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert '<img src=x onerror="alert(2)">' not in html
     assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in html
+    partial = client.get(detail_url(job), HTTP_HX_REQUEST="true").content.decode()
+    assert XSS_ID not in partial and "&lt;script&gt;alert(1)&lt;/script&gt;" in partial
+    assert '<img src=x onerror="alert(2)">' not in partial
     progress = client.get(detail_url(job) + "?format=json").json()
-    assert progress["latest_errors"][0]["sample"] == XSS_ID  # JSON carries the text; the page's script sets textContent
+    assert progress["latest_errors"][0]["sample"] == XSS_ID  # JSON carries the text as it is
 
 
 def test_a_round_cost_is_shown_as_a_plain_number(client, project, admin_user):
@@ -409,10 +412,61 @@ def test_job_page_and_json_queries_do_not_grow_with_items(client, project, admin
         assert page.status_code == 200
         assert f'<b id="failed">{third}</b>' in page.content.decode()
         assert ">simulated</span>" in page.content.decode()
+        with django_assert_max_num_queries(page_bound):
+            partial = client.get(detail_url(job), HTTP_HX_REQUEST="true")
+        assert f'<b id="failed">{third}</b>' in partial.content.decode()
         with django_assert_max_num_queries(json_bound):
             progress = client.get(detail_url(job) + "?format=json").json()
         assert progress["failed"] == third
         assert len(progress["latest_errors"]) == min(third, 8)
+
+
+# --- the live part: a partial that htmx polls -----------------------------------------------------
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_a_running_job_page_polls_its_progress_partial(client, project, admin_user, settings):
+    settings.PAGE_POLL_SECONDS = 2.5
+    job = _busy_job(project, admin_user)
+    client.force_login(admin_user)
+    html = client.get(detail_url(job)).content.decode()
+    assert f'<div id="job-progress" hx-get="{detail_url(job)}" hx-trigger="every 2500ms" hx-swap="outerHTML">' in html
+    assert "<h1>" in html and "Selection" in html
+
+    partial = client.get(detail_url(job), **HTMX)
+    assert partial.status_code == 200
+    body = partial.content.decode()
+    assert "<html" not in body and "<h1>" not in body and "Selection" not in body  # the live part alone
+    assert 'hx-trigger="every 2500ms"' in body
+    assert '<strong id="state">running</strong>' in body
+    assert '<b id="done">3</b>' in body and '<b id="remaining">6</b>' in body
+    assert "unusable answer after one re-ask: overall: missing" in body
+    assert '<button id="resume" disabled>' in body
+    assert "HX-Request" in partial["Vary"], "one URL gives two bodies: caches must tell them apart"
+
+
+def test_a_settled_job_renders_a_partial_that_stops_polling(client, project, admin_user):
+    turns = make_samples(project, 2)
+    job = set_running(new_job(project, admin_user), total=2)
+    add_items(job, turns, "done")
+    client.force_login(admin_user)
+    assert "hx-trigger" in client.get(detail_url(job), **HTMX).content.decode()
+    for state in (Job.State.PAUSED, Job.State.COMPLETED, Job.State.CANCELLED, Job.State.FAILED):
+        Job.objects.filter(pk=job.pk).update(state=state)
+        for response in (client.get(detail_url(job), **HTMX), client.get(detail_url(job))):
+            body = response.content.decode()
+            assert f'<strong id="state">{state}</strong>' in body
+            assert "hx-trigger" not in body and "hx-get" not in body, state
+    assert '<button id="retry" disabled>' in body and '<button id="cancel" disabled>' in body
+
+
+def test_the_job_page_runs_no_inline_script(client, project, admin_user):
+    job = _busy_job(project, admin_user)
+    client.force_login(admin_user)
+    html = client.get(detail_url(job)).content.decode()
+    assert "<script>" not in html and "onsubmit" not in html and 'style="' not in html
+    assert "/static/feedback/vendor/htmx-2.0.11.min.js" in html
 
 
 # --- actions from the page -------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Login, the pages every role sees, and what each role may not reach."""
 
+import re
+from pathlib import Path
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -143,3 +146,82 @@ def test_admin_lists_and_searches_every_model(client, model, query, expected):
     assert client.get(url).status_code == 200
     assert expected in client.get(url, {"q": query}).content.decode()
     assert expected not in client.get(url, {"q": "no-such-thing-anywhere"}).content.decode()
+
+
+# --- the import page's live part, and the Content-Security-Policy ---------------------------------
+
+
+def test_the_import_page_refreshes_its_progress_until_the_import_ends(client, project, admin_user):
+    batch = ImportBatch.objects.create(project=project, format="native", file_name="big.jsonl", bytes_total=100)
+    url = reverse("feedback:import-detail", args=[project.slug, batch.pk])
+    client.force_login(admin_user)
+    html = client.get(url).content.decode()
+    assert f'<div id="import-progress" hx-get="{url}" hx-trigger="every 1000ms" hx-swap="outerHTML">' in html
+    ImportBatch.objects.filter(pk=batch.pk).update(status="running", records_read=7, bytes_done=40)
+    partial = client.get(url, HTTP_HX_REQUEST="true")
+    body = partial.content.decode()
+    assert "<html" not in body and "<h1>" not in body
+    assert '<strong id="status">running</strong>' in body and '<b id="records_read">7</b>' in body
+    assert 'value="40"' in body and "hx-trigger" in body and "HX-Request" in partial["Vary"]
+    errors = [{"line": 3, "field": "turns", "message": "<b>not</b> a list"}]
+    ImportBatch.objects.filter(pk=batch.pk).update(status="completed", rejected=1, errors=errors)
+    for response in (client.get(url, HTTP_HX_REQUEST="true"), client.get(url)):
+        body = response.content.decode()
+        assert '<strong id="status">completed</strong>' in body and "Rejected records" in body
+        assert "&lt;b&gt;not&lt;/b&gt; a list" in body  # the full report, escaped
+        assert "hx-trigger" not in body, "the import ended: the polling stops"
+
+
+POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _directives(header: str) -> dict[str, list[str]]:
+    return {part.split()[0]: part.split()[1:] for part in header.split(";") if part.strip()}
+
+
+def test_every_page_sends_the_strict_content_security_policy(client, project, admin_user):
+    assert _directives(client.get(reverse("login"))["Content-Security-Policy"]) == _directives(POLICY)
+    redirect = client.get(reverse("feedback:project-list"))
+    assert redirect.status_code == 302 and "Content-Security-Policy" in redirect
+    client.force_login(admin_user)
+    for url in [
+        reverse("feedback:project-list"),
+        reverse("feedback:project-detail", args=[project.slug]),
+        reverse("feedback:import-new", args=[project.slug]),
+        reverse("feedback:job-list", args=[project.slug]),
+        reverse("exports:release-list", args=[project.slug]),
+        reverse("admin:index"),
+    ]:
+        response = client.get(url)
+        assert response.status_code in (200, 302), url
+        directives = _directives(response["Content-Security-Policy"])
+        assert directives == _directives(POLICY), url
+        for name in ("script-src", "style-src"):
+            assert not [source for source in directives[name] if "unsafe" in source], (url, name)
+
+
+def test_an_image_file_keeps_its_own_sandbox_policy(client):
+    demo_project, logins, _ = demo_setup()
+    image = demo_project.images.exclude(file="").first()
+    client.login(username="annotator", password=logins["annotator"])
+    response = client.get(reverse("feedback:image-file", args=[image.pk]))
+    assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
+
+
+TEMPLATES = sorted((Path(__file__).resolve().parents[2] / "templates").rglob("*.html"))
+INLINE = re.compile(
+    r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>"  # an inline script (json_script data is allowed)
+    r"|\son[a-z]+\s*=|javascript:"  # an event handler attribute, a javascript: URL
+    r"|<style|\sstyle\s*=",  # an inline style
+    re.I,
+)
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_no_template_has_inline_script_handlers_or_styles(template):
+    """The policy refuses them: code and styles come from static files, data for scripts from json_script."""
+    found = [m.group(0).strip() for m in INLINE.finditer(template.read_text())]
+    assert not found, f"{template.name}: {found}"
