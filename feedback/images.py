@@ -24,6 +24,7 @@ from django.conf import settings
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
+from .errors import InvalidInput
 from .models import Image
 
 
@@ -199,19 +200,20 @@ class ZipSource(ImageSource):
         try:
             self.zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile:
-            raise ValueError(f"{path.name} is not a zip file") from None
+            raise InvalidInput("images", f"{path.name} is not a zip file") from None
         infos = self.zip.infolist()
         try:
             self._check_entries(path, len(infos))
-        except ValueError:
+        except InvalidInput:
             self.zip.close()
             raise
         declared = sum(info.file_size for info in infos)
         if declared > settings.ZIP_MAX_BYTES:
             self.zip.close()
-            raise ValueError(
+            raise InvalidInput(
+                "images",
                 f"{path.name} would unpack to {declared:,} bytes, over the limit of {settings.ZIP_MAX_BYTES:,} "
-                "(ANNOTATOR_ZIP_MAX_BYTES)"
+                "(ANNOTATOR_ZIP_MAX_BYTES)",
             )
         self.bytes_read = 0
         self.by_name: dict[str, zipfile.ZipInfo] = {}
@@ -226,9 +228,10 @@ class ZipSource(ImageSource):
     @staticmethod
     def _check_entries(path: Path, count: int | None) -> None:
         if count is not None and count > settings.ZIP_MAX_ENTRIES:
-            raise ValueError(
+            raise InvalidInput(
+                "images",
                 f"{path.name} holds {count:,} entries, over the limit of {settings.ZIP_MAX_ENTRIES:,} "
-                "(ANNOTATOR_ZIP_MAX_ENTRIES)"
+                "(ANNOTATOR_ZIP_MAX_ENTRIES)",
             )
 
     def read(self, file_name: str) -> bytes | None:
@@ -294,9 +297,10 @@ def declared_entries(path: Path) -> int | None:
             return None
         size = int(end[zipfile._ECD_SIZE])  # type: ignore[attr-defined]
         if size > limit * CENTRAL_DIRECTORY_BYTES_PER_ENTRY:
-            raise ValueError(
+            raise InvalidInput(
+                "images",
                 f"{path.name} has a central directory of {size:,} bytes, more than "
-                f"{limit:,} entries need (ANNOTATOR_ZIP_MAX_ENTRIES)"
+                f"{limit:,} entries need (ANNOTATOR_ZIP_MAX_ENTRIES)",
             )
         location = int(end[zipfile._ECD_LOCATION])  # type: ignore[attr-defined]
         f.seek(max(0, location - size - 76))  # 76: a zip64 end record and its locator
@@ -318,4 +322,4 @@ def open_source(path: str | Path | None) -> ImageSource | None:
         return FolderSource(path)
     if path.is_file():
         return ZipSource(path)
-    raise ValueError(f"image folder or zip {path} does not exist")
+    raise InvalidInput("images", f"image folder or zip {path} does not exist")

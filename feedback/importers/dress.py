@@ -12,6 +12,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidInput
 from .base import ParseContext, SampleFormat
 from .reader import iter_jsonl
 from .records import (
@@ -45,12 +46,15 @@ def criterion_from_file_name(path: Path) -> str:
 def context(path: Path, ctx: ParseContext) -> ParseContext:
     criterion = ctx.criterion or criterion_from_file_name(path)
     if not criterion:
-        raise ValueError(
+        raise InvalidInput(
+            "criterion",
             "a DRESS file holds one criterion: name it with --criterion, or use a published file name "
-            "such as helpfulness_nlf.jsonl, hallucination_nlf.jsonl or harmlessness_nlf.jsonl"
+            "such as helpfulness_nlf.jsonl, hallucination_nlf.jsonl or harmlessness_nlf.jsonl",
         )
     if criterion not in ctx.criteria:
-        raise ValueError(f"criterion {criterion!r} is not in this project's rubric ({', '.join(ctx.criteria)})")
+        raise InvalidInput(
+            "criterion", f"criterion {criterion!r} is not in this project's rubric ({', '.join(ctx.criteria)})"
+        )
     return ParseContext(ctx.criteria, ctx.scale, criterion, ctx.source_dataset or "DRESS", ctx.source_model)
 
 

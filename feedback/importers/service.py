@@ -21,6 +21,7 @@ from django.db.models import BooleanField, Case, F, When
 from django.utils import timezone
 
 from .. import attempts
+from ..errors import InvalidInput, ServiceError
 from ..images import open_source
 from ..models import Image, ImportBatch, Project
 from . import coco, dress, llava, native, vlsafe
@@ -60,7 +61,7 @@ def import_batch_create(
     options: dict | None = None,
 ) -> ImportBatch:
     if format not in FORMAT_LABELS:
-        raise ValueError(f"unknown format {format!r}; choose one of: {', '.join(sorted(FORMAT_LABELS))}")
+        raise InvalidInput("format", f"unknown format {format!r}; choose one of: {', '.join(sorted(FORMAT_LABELS))}")
     return ImportBatch.objects.create(
         project=project,
         format=format,
@@ -171,10 +172,10 @@ def _run(batch: ImportBatch, token: str, path: Path, on_progress: Progress | Non
             source.close()
         batch.refresh_from_db()
         return batch
-    except (ImportFailed, SourceError, ValueError) as exc:
+    except (ImportFailed, SourceError, ServiceError) as exc:  # the file or an option is at fault
         batch.status = ImportBatch.Status.FAILED
-        batch.failure = str(exc)
-    except Exception as exc:
+        batch.failure = exc.message if isinstance(exc, ServiceError) else str(exc)
+    except Exception as exc:  # a bug: recorded on the batch, logged with its traceback, raised again
         log.exception("import batch %s failed", batch.pk)
         batch.status = ImportBatch.Status.FAILED
         batch.failure = f"unexpected error: {type(exc).__name__}: {exc}"

@@ -1,10 +1,13 @@
 """Bad and awkward input: every record is taken whole or reported by line and field, and nothing is lost."""
 
+import logging
 import zipfile
 
 import pytest
 
+from feedback.errors import InvalidInput
 from feedback.images import ImageRefused, inspect_image, open_source
+from feedback.importers import service as importer_service
 from feedback.models import Image, ImportBatch, ImportedFeedback, Sample, Turn
 
 from .import_helpers import (
@@ -111,9 +114,9 @@ def test_image_sources_read_folders_and_zips_without_leaving_them(tmp_path):
         source.close()
 
     assert open_source("") is None
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(InvalidInput, match="does not exist"):
         open_source(tmp_path / "nowhere")
-    with pytest.raises(ValueError, match="is not a zip file"):
+    with pytest.raises(InvalidInput, match="is not a zip file"):
         open_source(tmp_path / "secret.png")
 
 
@@ -678,3 +681,22 @@ def test_malformed_json_and_non_objects_are_rejected_by_line(project, tmp_path):
     assert message.startswith("invalid JSON: ")
     assert "column" in message
     assert [s.import_line for s in Sample.objects.order_by("import_line")] == [1, 7]
+
+
+def test_an_unexpected_error_in_an_import_is_logged_and_recorded_not_hidden(project, tmp_path, monkeypatch, caplog):
+    """A bug (here a ValueError where none is expected) used to become a quiet "import failed": it is
+    logged with its traceback, the batch records the failure, and the caller sees the exception."""
+    path = write_jsonl(tmp_path / "samples.jsonl", [native_record("s1")])
+
+    def broken(path):
+        raise ValueError("a bug in the importer")
+
+    monkeypatch.setattr(importer_service, "_sha256", broken)
+    with caplog.at_level(logging.ERROR, logger="feedback.importers.service"), pytest.raises(ValueError, match="a bug"):
+        run_import(project, "native", path)
+
+    batch = ImportBatch.objects.get()
+    assert batch.status == ImportBatch.Status.FAILED
+    assert batch.failure == "unexpected error: ValueError: a bug in the importer"
+    logged = [r for r in caplog.records if r.name == "feedback.importers.service" and r.levelno == logging.ERROR]
+    assert logged and logged[0].exc_info and f"import batch {batch.pk} failed" in logged[0].getMessage()

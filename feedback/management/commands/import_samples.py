@@ -9,7 +9,7 @@ from typing import TextIO, cast
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from feedback.errors import InvalidInput
+from feedback.errors import InvalidInput, ServiceError
 from feedback.importers.service import FORMAT_LABELS, IMAGES_FORMAT, import_file
 from feedback.models import ImportBatch
 from feedback.selectors import project_by_key
@@ -63,7 +63,7 @@ class Command(BaseCommand):
                 source_model=opts["source_model"],
                 on_progress=progress,
             )
-        except ValueError as exc:
+        except ServiceError as exc:  # "format: …", "criterion: …": the option at fault
             raise CommandError(str(exc)) from None
         finally:
             bar.close()
