@@ -201,3 +201,115 @@ def test_a_network_drop_keeps_the_text_and_saves_it_when_the_network_returns(liv
         lambda: Revision.objects.filter(assignment=assignment, turn=turn).first(), what="the save after reconnecting"
     )
     assert revision.critique == text and revision.decision == "edited"
+
+
+SEGMENTS_OF = """el => {
+    const out = [];
+    for (const node of el.childNodes) {
+        if (node.nodeName === "STRONG") continue;
+        const op = node.nodeName === "INS" ? "ins" : node.nodeName === "DEL" ? "del" : "same";
+        const last = out[out.length - 1];
+        if (last && last[0] === op) last[1] += node.textContent; else out.push([op, node.textContent]);
+    }
+    return out;
+}"""
+
+
+def csp_violations(page) -> list[str]:
+    """Collects the page's Content-Security-Policy refusals, as Chromium reports them on the console."""
+    found: list[str] = []
+    page.on("console", lambda m: found.append(m.text) if "Content Security Policy" in m.text else None)
+    return found
+
+
+def test_the_live_diff_is_the_servers_and_equals_the_history_of_the_saved_revision(live_server, page, demo):
+    project, logins = demo
+    base = live_server.url
+    violations = csp_violations(page)
+    log_in(page, base, "annotator", logins["annotator"])
+    assignment = start_reviewing(page, base, project)
+    turns = list(assignment.sample.turns.filter(model_response__isnull=False).order_by("index"))
+    first, second = turns[0], turns[1]
+    card = page.locator(f"#turn-{first.pk}")
+    critique = card.locator("textarea[data-field=critique]")
+    draft = Draft.objects.filter(turn=first).latest("created_at")
+    # Words replaced in the middle, and HTML typed as text: the server's diff, shown as text.
+    words = draft.critique.split(" ")
+    words[1] = "<b>bold</b>"
+    critique.fill(" ".join(words) + " Also & more.")
+    live = card.locator("[data-role=diff] [data-field=critique]")
+    live.locator("ins", has_text="more.").wait_for()
+    page.wait_for_function(
+        "el => !el.classList.contains('stale')", arg=card.locator("[data-role=diff]").element_handle()
+    )
+    live_segments = live.evaluate(SEGMENTS_OF)
+    assert ["ins", "<b>bold</b>"] in live_segments
+    assert card.locator("[data-role=diff] b").count() == 0  # typed HTML is never markup
+    critique.press("Control+Enter")
+    card.locator("[data-role=turn-state]", has_text="Edited · version 1").wait_for()
+
+    # The second turn, untouched, saved with Ctrl+Enter: the server stores it as accepted.
+    page.locator(f"#turn-{second.pk} textarea[data-field=critique]").focus()
+    page.keyboard.press("Control+Enter")
+    page.locator(f"#turn-{second.pk} [data-role=turn-state]", has_text="Accepted as drafted · version 1").wait_for()
+    assert Revision.objects.get(assignment=assignment, turn=second).decision == "accepted"
+
+    page.goto(f"{base}/projects/{project.slug}/review/{assignment.pk}/")
+    history = page.locator(f"#turn-{first.pk} details.history .diff-body[data-field=critique]").first
+    assert history.evaluate(SEGMENTS_OF) == live_segments
+    assert violations == []
+
+
+def test_single_key_shortcuts_turn_off_and_menu_keys_have_ctrl_alt_twins(live_server, page, demo):
+    project, logins = demo
+    base = live_server.url
+    violations = csp_violations(page)
+    log_in(page, base, "annotator", logins["annotator"])
+    assignment = start_reviewing(page, base, project)
+    box = page.locator("#boxes g.box rect").first
+    page.locator("#viewer").focus()
+    page.keyboard.press("b")
+    assert box.is_hidden()
+    page.keyboard.press("b")
+    assert box.is_visible()
+
+    toggle = page.get_by_label("Single-key shortcuts")
+    assert toggle.is_checked()
+    toggle.uncheck()
+    page.locator("#viewer").focus()
+    page.keyboard.press("b")
+    page.keyboard.press("g")
+    assert box.is_visible() and page.locator("#guidelines").is_hidden()
+    page.reload()
+    assert not page.get_by_label("Single-key shortcuts").is_checked()  # kept on this device
+    page.locator("#viewer").focus()
+    page.keyboard.press("b")
+    assert page.locator("#boxes g.box rect").first.is_visible()
+
+    # Shortcuts with modifiers still work; the flag dialog opens with Ctrl+Alt+F (Alt+F is a browser menu).
+    page.keyboard.press("Control+Alt+f")
+    page.locator("#flag-dialog[open]").wait_for()
+    page.keyboard.press("Escape")
+
+    # The help panel lists the shortcuts with their alternatives.
+    page.click("#help-open")
+    help_text = page.locator("#help-dialog").inner_text()
+    assert "Ctrl+Alt+F or Alt+F" in help_text.replace("\t", " ")
+    assert "Single-key shortcuts" in help_text
+
+    # Level descriptions are text beside the scores, and the chosen level's description is shown.
+    page.keyboard.press("Escape")
+    turn = assignment.sample.turns.filter(model_response__isnull=False).order_by("index").first()
+    card = page.locator(f"#turn-{turn.pk}")
+    levels = {n: d for n, d in project.level_descriptions.items() if d}
+    assert levels, "the demo project describes its levels"
+    key = card.locator("[data-role=scale-key]")
+    assert key.is_visible()
+    for n, description in levels.items():
+        assert f"{n}\n{description}" in key.inner_text() or f"{n} {description}" in key.inner_text()
+    n, description = next(iter(levels.items()))
+    card.locator(f"fieldset.score >> nth=0 >> label:has(input[value='{n}'])").click()
+    assert card.locator("fieldset.score >> nth=0 >> [data-role=level]").inner_text() == description
+    assert page.locator("#banner").get_attribute("role") == "alert"
+    assert page.locator("#status").get_attribute("role") == "status"
+    assert violations == []
