@@ -225,3 +225,12 @@ def test_no_template_has_inline_script_handlers_or_styles(template):
     """The policy refuses them: code and styles come from static files, data for scripts from json_script."""
     found = [m.group(0).strip() for m in INLINE.finditer(template.read_text())]
     assert not found, f"{template.name}: {found}"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "0.01"])
+def test_a_poll_period_that_would_hammer_the_server_is_refused_by_name(tmp_path, value):
+    from tests.feedback.test_security_http import deploy_check
+
+    result = deploy_check(tmp_path, {"ANNOTATOR_PAGE_POLL_SECONDS": value})
+    assert result.returncode != 0
+    assert "ANNOTATOR_PAGE_POLL_SECONDS must be between 0.2 and 3600" in result.stderr
