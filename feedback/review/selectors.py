@@ -90,7 +90,8 @@ def working_diff(turn: Turn, fields: dict, project: Project) -> dict:
 
 def live_diff(view: TurnReview, criteria: list[str]) -> dict | None:
     """The review page's first live diff of a turn: what it opens with against its draft; None when the
-    two are the same (nothing to show, nothing computed) or the turn has no draft."""
+    two are the same (nothing to show, nothing computed) or the turn has no draft. A first revision's
+    stored diff is that diff already; unsaved typing, or a later revision, is diffed here (bounded)."""
     if view.draft is None:
         return None
     start = view.start
@@ -100,7 +101,20 @@ def live_diff(view: TurnReview, criteria: list[str]) -> dict | None:
         and (start.get("refinement") or "") == draft.refinement
         and not score_changes(dict(draft.scores), start.get("scores") or {}, criteria)
     )
-    return None if unchanged else draft_diff(draft, start, criteria)
+    if unchanged:
+        return None
+    latest = view.latest
+    if (
+        view.working is None
+        and latest is not None
+        and latest.version == 1
+        and latest.draft_id == draft.pk
+        and latest.diff
+    ):
+        # The first revision's stored diff is against this very draft: read, not computed again.
+        changes = score_changes(dict(draft.scores), start.get("scores") or {}, criteria)
+        return {**latest.diff, "scores": [list(change) for change in changes]}
+    return draft_diff(draft, start, criteria)
 
 
 def assignment_for_page(project: Project, pk: int) -> Assignment:

@@ -172,3 +172,16 @@ def test_the_page_opens_with_the_servers_diff_of_unsaved_typing(client, leased, 
     config = json.loads(html[html.index(">", start) + 1 : html.index("</script>", start)])
     assert config["turns"][0]["diff"]["critique"] == [list(s) for s in word_diff(draft.critique, "Rewritten entirely.")]
     assert config["turns"][1]["diff"] is None
+
+
+def test_the_page_reads_a_first_revisions_stored_diff_instead_of_diffing_again(client, leased, annotator_user):
+    assignment, turn, draft = leased
+    api = token_client(annotator_user)
+    save(api, assignment.pk, turn.pk, **draft_body(draft, critique="Changed.", scores={**draft.scores, "honesty": 1}))
+    stored = {"critique": [["ins", "as stored"]], "refinement": []}
+    Revision.objects.filter(assignment=assignment, turn=turn).update(diff=stored)
+    client.force_login(annotator_user)
+    html = client.get(f"/projects/test/review/{assignment.pk}/").content.decode()
+    start = html.index('<script id="review-config" type="application/json">')
+    config = json.loads(html[html.index(">", start) + 1 : html.index("</script>", start)])
+    assert config["turns"][0]["diff"] == {**stored, "scores": [["honesty", draft.scores["honesty"], 1]]}

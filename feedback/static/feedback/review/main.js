@@ -204,7 +204,8 @@ const keyboard = new Keyboard({
     close: (detail, event) => {
       guidelines.hidden = true;
       const target = event.target;
-      if (target.tagName === "TEXTAREA" || target.tagName === "INPUT") target.blur();
+      const typing = target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && !["radio", "checkbox"].includes(target.type));
+      if (typing) target.blur();
     },
   },
 });
