@@ -17,7 +17,9 @@ def test_launch_follow_pause_resume_and_cancel_a_job(live_server, page, project,
     llm_simulator.configure(latency_ms=150)
     make_user("boss", project=project, role="admin")
     make_samples(project, 300, criterion="honesty")
-    worker = WorkerProcess("default,llm", log_path=tmp_path / "worker.log", env={"ANNOTATOR_JOB_WATCH_INTERVAL": "1"})
+    # The worker resolves the job's connection from its own settings: the simulator's URL goes in its environment.
+    env = {"ANNOTATOR_JOB_WATCH_INTERVAL": "1", "ANNOTATOR_LLM_BASE_URL": llm_simulator.url}
+    worker = WorkerProcess("default,llm", log_path=tmp_path / "worker.log", env=env)
     try:
         page.goto(f"{live_server.url}/login/")
         page.fill("#id_username", "boss")
