@@ -24,16 +24,6 @@ def roles_in(user, project: Project) -> set[str]:
     return set(project.memberships.filter(user=user).values_list("role", flat=True))
 
 
-def require_role(user, project: Project, *roles: str) -> set[str]:
-    """The user's roles; a non-member gets 404 (projects are not disclosed), a member without the role 403."""
-    held = roles_in(user, project)
-    if not held:
-        raise NotFound("No such project.")
-    if roles and not held.intersection(roles):
-        raise NotAllowed("Your role in this project does not allow this.")
-    return held
-
-
 @dataclass(frozen=True)
 class Access:
     """A user's access to one project: its roles there, and whether they administer it."""
@@ -62,10 +52,8 @@ def project_access(user, slug: str, *roles: str) -> Access:
     member of: ``NotFound`` (404; projects are not disclosed). A member without the role:
     ``NotAllowed`` (403). Admins (superusers, the ``admin`` group) hold every role in every project."""
     project = Project.objects.filter(slug=slug).first()
-    if project is None:
-        raise NotFound("No such project.")
-    held = roles_in(user, project)
-    if not held:
+    held = roles_in(user, project) if project is not None else set()
+    if project is None or not held:
         raise NotFound("No such project.")
     if roles and not held.intersection(roles):
         raise NotAllowed("Your role in this project does not allow this.")

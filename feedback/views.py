@@ -4,18 +4,19 @@ from pathlib import PurePosixPath
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from . import selectors
 from .api.serializers import ImportBatchSerializer
+from .errors import NotFound
 from .forms import ImportForm
 from .images import served_content_type
 from .importers.service import FORMAT_LABELS
 from .importers.uploads import import_upload_create, upload_size_checked
-from .models import Image, ImportBatch, Project, Role
-from .permissions import require_role
+from .models import Image, ImportBatch, Role
+from .permissions import project_access
 from .polling import render_polled
 
 
@@ -24,8 +25,8 @@ def project_list(request):
 
 
 def project_detail(request, slug):
-    project = get_object_or_404(Project, slug=slug)
-    roles = require_role(request.user, project)
+    access = project_access(request.user, slug)
+    project, roles = access.project, access.roles
     return render(
         request,
         "feedback/project_detail.html",
@@ -42,8 +43,7 @@ def project_detail(request, slug):
 
 
 def sample_list(request, slug):
-    project = get_object_or_404(Project, slug=slug)
-    require_role(request.user, project)
+    project = project_access(request.user, slug).project
     criterion = request.GET.get("criterion")
     missing = request.GET.get("missing") == "1"
     page = Paginator(selectors.sample_page_queryset(project, criterion=criterion, missing_image=missing), 50).get_page(
@@ -57,12 +57,11 @@ def sample_list(request, slug):
 
 
 def sample_detail(request, slug, pk):
-    project = get_object_or_404(Project, slug=slug)
-    require_role(request.user, project)
+    project = project_access(request.user, slug).project
     try:
         sample = selectors.sample_detail(project, pk)
     except project.samples.model.DoesNotExist:
-        raise Http404("No such sample.") from None
+        raise NotFound("No such sample.") from None
     return render(request, "feedback/sample_detail.html", {"project": project, "sample": sample})
 
 
@@ -71,9 +70,9 @@ def image_file(request, pk):
     (never what the stored name implies); anything else is a download. The browser is told not
     to sniff, and the response may run nothing (a sandbox with no sources)."""
     image = get_object_or_404(Image.objects.select_related("project"), pk=pk)
-    require_role(request.user, image.project)
+    project_access(request.user, image.project.slug)
     if image.is_missing:
-        raise Http404("The image file has not been imported yet.")
+        raise NotFound("The image file has not been imported yet.")
     content_type = served_content_type(image.format)
     if content_type:
         response = FileResponse(image.file.open("rb"), content_type=content_type)
@@ -92,8 +91,7 @@ def image_file(request, pk):
 @require_http_methods(["GET", "POST"])
 @upload_size_checked
 def import_new(request, slug):
-    project = get_object_or_404(Project, slug=slug)
-    require_role(request.user, project, Role.ADMIN)
+    project = project_access(request.user, slug, Role.ADMIN).project
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         batch = import_upload_create(
@@ -111,8 +109,7 @@ def import_new(request, slug):
 
 
 def import_detail(request, slug, pk):
-    project = get_object_or_404(Project, slug=slug)
-    require_role(request.user, project, Role.ADMIN)
+    project = project_access(request.user, slug, Role.ADMIN).project
     batch = get_object_or_404(ImportBatch, project=project, pk=pk)
     if request.GET.get("format") == "json":
         return JsonResponse(ImportBatchSerializer(batch).data)

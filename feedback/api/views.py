@@ -1,7 +1,6 @@
 """The REST API: token or session authentication, the same role checks and services as the pages."""
 
 from django.db.models import Prefetch, prefetch_related_objects
-from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
@@ -9,9 +8,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors
+from ..errors import NotFound
 from ..importers.uploads import check_upload_size, import_upload_create
-from ..models import ImportBatch, Project, Revision, Role, Sample
-from ..permissions import require_role
+from ..models import ImportBatch, Revision, Role, Sample
+from ..permissions import project_access
 from .serializers import (
     ImportBatchSerializer,
     ImportRequestSerializer,
@@ -20,12 +20,6 @@ from .serializers import (
     SampleDetailSerializer,
     SampleSerializer,
 )
-
-
-def project_for(request, slug: str, *roles: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    require_role(request.user, project, *roles)
-    return project
 
 
 class ProjectList(generics.ListAPIView):
@@ -38,7 +32,7 @@ class ProjectList(generics.ListAPIView):
 class ProjectDetail(APIView):
     @extend_schema(responses=ProjectDetailSerializer)
     def get(self, request, slug):
-        project = project_for(request, slug)
+        project = project_access(request.user, slug).project
         counts = selectors.project_counts(project)
         # The list's annotated counts, here taken from the full counts (the serializer skips them).
         data = {**ProjectSerializer(project).data, "sample_count": counts["samples"], "image_count": counts["images"]}
@@ -49,7 +43,7 @@ class SampleList(generics.ListAPIView):
     serializer_class = SampleSerializer
 
     def get_queryset(self):
-        project = project_for(self.request, self.kwargs["slug"])
+        project = project_access(self.request.user, self.kwargs["slug"]).project
         params = self.request.query_params
         return selectors.sample_page_queryset(
             project, criterion=params.get("criterion"), missing_image=params.get("missing_image") == "1"
@@ -62,13 +56,13 @@ class SampleDetail(APIView):
 
     @extend_schema(responses=SampleDetailSerializer)
     def get(self, request, slug, pk):
-        project = get_object_or_404(Project, slug=slug)
-        roles = require_role(request.user, project)
+        access = project_access(request.user, slug)
+        project = access.project
         try:
             sample = selectors.sample_detail(project, pk)
         except Sample.DoesNotExist:
-            raise Http404("No such sample.") from None
-        show_revisions = bool(roles & {Role.ADMIN, Role.RESEARCHER})
+            raise NotFound("No such sample.") from None
+        show_revisions = access.has(Role.ADMIN, Role.RESEARCHER)
         if show_revisions:
             revisions = Revision.objects.select_related("author").order_by("assignment_id", "version")
             prefetch_related_objects(
@@ -90,13 +84,13 @@ class ImportCreate(APIView):
 
     @extend_schema(responses=ImportBatchSerializer(many=True))
     def get(self, request, slug):
-        project = project_for(request, slug, Role.ADMIN)
+        project = project_access(request.user, slug, Role.ADMIN).project
         batches = ImportBatch.objects.filter(project=project)[:50]
         return Response(ImportBatchSerializer(batches, many=True).data)
 
     @extend_schema(request=ImportRequestSerializer, responses={202: ImportBatchSerializer})
     def post(self, request, slug):
-        project = project_for(request, slug, Role.ADMIN)
+        project = project_access(request.user, slug, Role.ADMIN).project
         form = ImportRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         batch = import_upload_create(
@@ -114,5 +108,5 @@ class ImportCreate(APIView):
 class ImportDetail(APIView):
     @extend_schema(responses=ImportBatchSerializer)
     def get(self, request, slug, pk):
-        project = project_for(request, slug, Role.ADMIN)
+        project = project_access(request.user, slug, Role.ADMIN).project
         return Response(ImportBatchSerializer(get_object_or_404(ImportBatch, project=project, pk=pk)).data)

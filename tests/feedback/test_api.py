@@ -80,7 +80,7 @@ def test_import_request_with_unknown_format_is_refused(project, admin_user):
         "/api/projects/test/imports/", {"format": "csv", "file": upload}, format="multipart"
     )
     assert response.status_code == 400
-    assert "format" in response.json()
+    assert "format" in response.json()["errors"]
 
 
 def test_project_detail_gives_the_counts(project, annotator_user, django_assert_max_num_queries):
