@@ -32,7 +32,8 @@ class ErrorSerializer(serializers.Serializer):
 
     detail = serializers.CharField()
     code = serializers.CharField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    # Declared fields leave the class (DRF's metaclass collects them), so Serializer.errors stays.
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]
 
 
 def error_body(detail: str, code: str, errors: dict[str, list[str]] | None = None, **extra: Any) -> dict[str, Any]:
