@@ -4,7 +4,7 @@
      "code": "invalid",
      "errors": {"budget": ["must be a non-negative amount of US dollars"]}}
 
-``detail`` is one line for people; ``code`` is ``invalid`` (400), ``not_allowed`` (403),
+``detail`` is one line for people; ``code`` is ``invalid`` (400; ``too_large`` for a 413), ``not_allowed`` (403),
 ``not_found`` (404), ``conflict`` (409), or DRF's own code (``not_authenticated``, ``throttled``,
 ``parse_error``…); ``errors`` maps each field at fault (nested ones dotted: ``drafter.model``,
 ``sample_ids.3``; the input as a whole ``non_field_errors``) to its messages, and is ``{}`` when
@@ -72,7 +72,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return None
     if isinstance(exc, exceptions.ValidationError):
         errors = flat_errors(response.data)
-        response.data = error_body(summary(errors), "invalid", errors)
+        code = "too_large" if response.status_code == 413 else "invalid"  # an upload past its cap
+        response.data = error_body(summary(errors), code, errors)
     elif isinstance(exc, exceptions.APIException):
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"

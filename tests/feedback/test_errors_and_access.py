@@ -121,3 +121,14 @@ def test_commands_print_the_field_and_exit_non_zero(project):
         )
     with pytest.raises(CommandError, match=r"^budget: "):
         call_command("run_job", "--project", "test", "--budget", "lots", "--no-wait", stdout=io.StringIO())
+
+
+def test_an_upload_past_its_cap_is_413_in_the_one_shape(project, admin_user, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.UPLOAD_MAX_BYTES = 5000
+    upload = SimpleUploadedFile("big.jsonl", b"x" * 6000)
+    refused = token_client(admin_user).post("/api/projects/test/imports/", {"format": "native", "file": upload})
+    assert refused.status_code == 413
+    body = refused.json()
+    assert set(body) == ONE_SHAPE and body["code"] == "too_large" and list(body["errors"]) == ["file"], body
