@@ -135,6 +135,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Before anything reads a body: needs the user (above); the CSRF check reads forms later.
     "annotator.middleware.RequestBodyLimitMiddleware",
+    # An htmx refresh that gets a redirect (to the login page) moves the whole page (feedback/polling.py).
+    "feedback.polling.HtmxRedirectMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # The services' refusals on pages: a message and back to the form, or a 4xx page (feedback/errors.py).

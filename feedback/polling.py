@@ -13,6 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
+from django_htmx.http import HttpResponseClientRedirect
 
 
 def render_polled(
@@ -25,3 +26,18 @@ def render_polled(
     # One URL, two bodies: caches (the browser's back button too) must tell them apart.
     patch_vary_headers(response, ("HX-Request",))
     return response
+
+
+class HtmxRedirectMiddleware:
+    """A refresh answered with a redirect (a session that ended: to the login page) sends the whole
+    browser there, rather than letting htmx follow it and swap the login page into the live part.
+    Placed above the middleware that may redirect (LoginRequiredMiddleware), so it sees their answers."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.headers.get("HX-Request") == "true" and response.status_code in (301, 302, 303, 307, 308):
+            return HttpResponseClientRedirect(response["Location"])  # 200 with HX-Redirect: htmx navigates
+        return response

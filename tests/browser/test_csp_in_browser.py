@@ -234,3 +234,19 @@ def test_the_confirm_dialogs_work_without_inline_handlers(live_server, page):
     assert page.url.endswith(f"/projects/{project.slug}/releases/")
     assert not Release.objects.filter(pk=release.pk).exists()
     assert len(questions) == 3 and questions[2].startswith(f"Delete release #{release.pk} and all its files?")
+
+
+def test_a_polled_page_goes_to_the_login_page_when_the_session_ends(live_server, page):
+    project, logins, _ = demo_setup()
+    job = Job.objects.filter(project=project).first()
+    log_in(page, live_server.url, "admin", logins["admin"])
+    url = f"{live_server.url}/projects/{project.slug}/jobs/{job.pk}/"
+    page.goto(url)
+    page.context.clear_cookies()  # the session ends
+    login = f"{live_server.url}/login/?next=/projects/{project.slug}/jobs/{job.pk}/"
+    page.wait_for_url(lambda address: address == login)
+    assert page.locator("#job-progress").count() == 0 and page.locator("#id_username").is_visible()
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", logins["admin"])
+    page.click("button[type=submit]")
+    page.wait_for_url(url)  # back where the user was

@@ -234,3 +234,12 @@ def test_a_poll_period_that_would_hammer_the_server_is_refused_by_name(tmp_path,
     result = deploy_check(tmp_path, {"ANNOTATOR_PAGE_POLL_SECONDS": value})
     assert result.returncode != 0
     assert "ANNOTATOR_PAGE_POLL_SECONDS must be between 0.2 and 3600" in result.stderr
+
+
+def test_a_refresh_after_the_session_ended_sends_the_whole_page_to_the_login(client, project, admin_user):
+    batch = ImportBatch.objects.create(project=project, format="native", file_name="big.jsonl")
+    url = reverse("feedback:import-detail", args=[project.slug, batch.pk])
+    refresh = client.get(url, HTTP_HX_REQUEST="true")  # not signed in
+    assert refresh.status_code == 200 and "Location" not in refresh, "htmx would follow it and swap the login page in"
+    assert refresh["HX-Redirect"] == f"{reverse('login')}?next={url}"
+    assert client.get(url).status_code == 302  # a plain request is redirected as before
