@@ -225,6 +225,7 @@ def copy_rows(cursor: Any, model: Any, fields: Sequence[str], rows: Iterable[Seq
     for name, f in concrete.items():
         if name in fields:
             continue
+        value: Any
         if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
             value = now
         elif f.has_default():
@@ -510,3 +511,53 @@ def http_json(url: str, body: dict[str, Any] | None = None, timeout: float = 10.
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http only, checked above
         return json.loads(response.read())
+
+
+# --------------------------------------------------------------------------------------------
+# What every benchmark's command line and environment share
+
+SMOKE_NOTE = "SMOKE: targets not checked (a smoke run checks that the benchmark works, not how fast)"
+
+
+def add_common_arguments(parser: Any, *, database_url: str, broker_url: str | None = None) -> None:
+    """--database-url, --keep and --smoke; --broker-url (a Redis URL, flushed) when the bench uses one."""
+    parser.add_argument(
+        "--database-url",
+        default=database_url,
+        help=f"PostgreSQL database to drop, create and use; its name must contain 'bench' (default {database_url})",
+    )
+    if broker_url is not None:
+        parser.add_argument("--broker-url", default=broker_url, help="a Redis URL; its database is flushed")
+    parser.add_argument("--keep", action="store_true", help="leave the bench database in place")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a small size that runs in seconds: checks the bench works, not targets"
+    )
+
+
+def bench_environment(db: Database, work: Path, *, broker_url: str = "", **extra: str) -> None:
+    """The environment of this process (and of the children it starts with it) before Django's
+    settings load: the bench database, a throw-away var and media folder, quiet logs, no eager tasks."""
+    os.environ.update(
+        DATABASE_URL=db.url,
+        DJANGO_SETTINGS_MODULE="annotator.settings",
+        ANNOTATOR_VAR_DIR=str(work / "var"),
+        ANNOTATOR_MEDIA_ROOT=str(work / "media"),
+        DJANGO_DEBUG="0",
+        LOG_LEVEL="WARNING",
+        **extra,
+    )
+    if broker_url:
+        os.environ["CELERY_BROKER_URL"] = broker_url
+    os.environ.pop("CELERY_TASK_ALWAYS_EAGER", None)
+
+
+def migrate() -> float:
+    """Set Django up and migrate the bench database; returns the seconds it took."""
+    setup_django()
+    from django.core.management import call_command
+    from django.db import connections
+
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    connections.close_all()
+    return time.perf_counter() - started

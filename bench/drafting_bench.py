@@ -59,23 +59,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import (
     COLOURS,
+    SMOKE_NOTE,
     SUBJECTS,
     Child,
     Children,
     CpuSnapshot,
     Database,
+    add_common_arguments,
+    bench_environment,
     code_version,
     cpu_snapshot,
     flush_redis,
     http_json,
+    migrate,
     process_tree,
     raise_on_sigterm,
-    setup_django,
 )
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/annotator_draft_bench"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/13"
 SCENARIOS = ("throughput", "cpu", "ratelimit")
+SMOKE_TURNS = 40
 DEFAULT_TURNS = {"throughput": 5000, "cpu": 3000, "ratelimit": 3000, "profile": 600}
 TARGET_RATIO = 0.85
 TARGET_CPU_MS = 5.0
@@ -328,9 +332,7 @@ class Run:
         return found
 
 
-def run_job(
-    run: Run, project: Any, *, base_url: str, sim: Simulator, worker: Child, db: Database, deadline_s: float
-) -> None:
+def run_job(run: Run, project: Any, *, sim: Simulator, worker: Child, db: Database, deadline_s: float) -> None:
     import redis
     from django.conf import settings
     from django.db.models import Count, Exists, OuterRef, Sum
@@ -345,7 +347,9 @@ def run_job(
     db_before = db.stats()
     cpu_before = cpu_snapshot(roots, me)
     wall_start = time.time()
-    job = job_create(project=project, kind="draft", selection={"status": "never"}, drafter={"base_url": base_url})
+    # The simulator is the built-in ``default`` connection (ANNOTATOR_LLM_BASE_URL, set for this process
+    # and the worker): a free-form loopback URL is refused unless a connection names it.
+    job = job_create(project=project, kind="draft", selection={"status": "never"}, drafter={"connection": "default"})
     next_sample = next_report = time.monotonic()
     deadline = time.monotonic() + deadline_s
     state = job.state
@@ -478,7 +482,7 @@ def run_scenario(
     print(f"  worker ready in {run.worker_start_s:.1f} s (pid {worker.pid})", flush=True)
     try:
         expected = run.turns / (run.limit_per_s or 50.0)
-        run_job(run, project, base_url=sim.url, sim=sim, worker=worker, db=db, deadline_s=120 + 5 * expected)
+        run_job(run, project, sim=sim, worker=worker, db=db, deadline_s=120 + 5 * expected)
     finally:
         children.stop(worker)
     print(
@@ -516,6 +520,7 @@ class Profile:
     stats: pstats.Stats
     profiled: int
     reuse: bool
+    problem: str = ""
 
 
 def run_profile(args: argparse.Namespace, *, sim: Simulator) -> Profile:
@@ -553,7 +558,7 @@ def _profile_loop(project: Any, count: int, sim: Simulator, *, reuse: bool) -> P
     from feedback.models import Job, JobItem
 
     job = service.job_create(
-        project=project, kind="draft", selection={"status": "never"}, drafter={"base_url": sim.url}
+        project=project, kind="draft", selection={"status": "never"}, drafter={"connection": "default"}
     )
     service.job_dispatch(job_id=job.pk)
     counted, timed = count // 5, 2 * count // 5
@@ -599,8 +604,13 @@ def _profile_loop(project: Any, count: int, sim: Simulator, *, reuse: bool) -> P
                 profiled += 1
             done += 1
     job.refresh_from_db()
+    problem = ""
     if job.state != Job.State.COMPLETED:
-        print(f"  the profiled job ended {job.state}: {job.stop_reason}", flush=True)
+        problem = f"the profiled job ended {job.state}: {job.stop_reason}"
+    elif done != count:
+        problem = f"{done:,} items run, not {count:,}"
+    if problem:
+        print(f"  {problem}", flush=True)
     n_timed = max(1, min(timed, done - counted))
     return Profile(
         items=done,
@@ -611,6 +621,7 @@ def _profile_loop(project: Any, count: int, sim: Simulator, *, reuse: bool) -> P
         stats=pstats.Stats(profiler),
         profiled=profiled,
         reuse=reuse,
+        problem=problem,
     )
 
 
@@ -864,8 +875,6 @@ def print_targets(runs: list[Run]) -> None:
                 f"{f['steady_429']:.0f} 429s in the steady state ({r.sim.get('rate_limited', 0)} in all)"
             )
     for r in runs:
-        for problem in r.problems():
-            print(f"FAIL {r.scenario}: {problem}")
         others = {k: v for k, v in r.items.items() if k != "done"}
         if others or r.drafts_failed or r.attempts:
             print(
@@ -907,10 +916,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="N",
         help="experiment: start the worker with CELERY_DB_REUSE_MAX=N (keeps database connections across tasks)",
     )
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
-    parser.add_argument("--broker-url", default=DEFAULT_BROKER_URL, help="a Redis URL; its database is flushed")
-    parser.add_argument("--keep", action="store_true", help="leave the bench database in place")
+    add_common_arguments(parser, database_url=DEFAULT_DATABASE_URL, broker_url=DEFAULT_BROKER_URL)
     args = parser.parse_args(argv)
+    if args.smoke:
+        # Every scenario and the profile, each small: a real worker and the simulator still draft
+        # every turn, and the job's checks (one successful draft per turn) still hold.
+        args.turns = args.turns or SMOKE_TURNS
+        args.latency_ms, args.concurrency, args.window, args.rpm = 20.0, 4, 20, 600
+        args.profile = True
     if not args.broker_url.startswith("redis://"):
         parser.error("--broker-url must be a redis:// URL")
     extra = {}
@@ -938,20 +951,16 @@ def main(argv: list[str]) -> int:
     profile: Profile | None = None
     with tempfile.TemporaryDirectory(prefix="annotator-draft-bench-") as tmp:
         work = Path(tmp)
-        os.environ.update(
-            DATABASE_URL=db.url,
-            CELERY_BROKER_URL=args.broker_url,
-            DJANGO_SETTINGS_MODULE="annotator.settings",
-            ANNOTATOR_VAR_DIR=str(work / "var"),
-            ANNOTATOR_MEDIA_ROOT=str(work / "media"),
-            DJANGO_DEBUG="0",
-            LOG_LEVEL="WARNING",
+        bench_environment(
+            db,
+            work,
+            broker_url=args.broker_url,
             ANNOTATOR_JOB_WINDOW=str(args.window),
             ANNOTATOR_LLM_RPM="0",
             ANNOTATOR_LLM_TPM="0",
             **args.worker_env,
         )
-        for name in ("ANNOTATOR_RATE_LIMIT_REDIS_URL", "ANNOTATOR_RATE_LIMIT_BACKEND", "CELERY_TASK_ALWAYS_EAGER"):
+        for name in ("ANNOTATOR_RATE_LIMIT_REDIS_URL", "ANNOTATOR_RATE_LIMIT_BACKEND"):
             os.environ.pop(name, None)
         try:
             server = db.recreate()
@@ -966,16 +975,11 @@ def main(argv: list[str]) -> int:
                 print(f"extra worker environment: {args.worker_env}")
             if args.db_reuse_max:
                 print(f"experiment: the worker runs with CELERY_DB_REUSE_MAX={args.db_reuse_max}")
-            setup_django()
+            migrated = migrate()
             from django.conf import settings
-            from django.core.management import call_command
-            from django.db import connections
 
-            started = time.perf_counter()
-            call_command("migrate", verbosity=0)
-            connections.close_all()
             print(
-                f"migrated in {time.perf_counter() - started:.1f} s; rate limiter "
+                f"migrated in {migrated:.1f} s; rate limiter "
                 f"{settings.RATE_LIMIT_REDIS_URL or 'database'}; DATABASE_CONN_MAX_AGE "
                 f"{settings.DATABASES['default']['CONN_MAX_AGE']}\n",
                 flush=True,
@@ -1007,11 +1011,19 @@ def main(argv: list[str]) -> int:
             for run in runs:
                 if run.scenario == "ratelimit" and run.rpm:
                     print_rate_limit(run)
-            print_targets(runs)
+            if args.smoke:
+                print(f"\n{SMOKE_NOTE}")
+            else:
+                print_targets(runs)
+            for run in runs:
+                for problem in run.problems():
+                    print(f"FAIL {run.scenario}: {problem}")
         if profile is not None:
             print_profile(profile)
     print(f"\nwhole run: {time.perf_counter() - whole:.1f} s")
-    return 1 if any(r.problems() for r in runs) else 0
+    if profile is not None and profile.problem:
+        print(f"FAIL profile: {profile.problem}")
+    return 1 if any(r.problems() for r in runs) or (profile is not None and profile.problem) else 0
 
 
 if __name__ == "__main__":

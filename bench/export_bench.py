@@ -60,11 +60,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import (
     COLOURS,
+    SMOKE_NOTE,
     SUBJECTS,
     Database,
+    add_common_arguments,
+    bench_environment,
     code_version,
     copy_rows,
     cpu_snapshot,
+    migrate,
     peak_rss_kb,
     print_profile,
     proc_status_kb,
@@ -76,6 +80,7 @@ from _harness import (
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/annotator_export_bench"
 DEFAULT_SIZES = "6300,63000,630000"
+SMOKE_SIZES = "300,1200"
 SLUG = "export-bench"
 CRITERIA = ["helpfulness", "honesty", "harmlessness"]
 LABELS = ["person", "car", "dog", "cup", "chair", "bench", "bottle", "bicycle", "bus", "umbrella"]
@@ -522,8 +527,20 @@ def print_memory_trace(rows: list[Row]) -> None:
             print(f"  {row.size:>8,} {row.name:<11} {text}")
 
 
-def print_targets(rows: list[Row]) -> bool:
+def print_targets(rows: list[Row], *, smoke: bool = False) -> bool:
     ok = True
+    if smoke:
+        print(f"\n{SMOKE_NOTE}")
+    else:
+        print_target_figures(rows)
+    for row in rows:
+        for problem in row.failures():
+            ok = False
+            print(f"FAIL {row.name} at {row.size:,}: {problem}")
+    return ok
+
+
+def print_target_figures(rows: list[Row]) -> None:
     print("\nTargets (figures only; the bench never fails on them):")
     both = {r.size: r for r in rows if len(r.formats) > 1}
     if both:
@@ -561,11 +578,6 @@ def print_targets(rows: list[Row]) -> bool:
             f"  [{'PASS' if ratio <= LINEAR_TOLERANCE else 'MISS'}] {name}: time linear in samples -> seconds per "
             f"1,000 samples: {per} (largest / lowest {ratio:.2f}, allowed {LINEAR_TOLERANCE:g})"
         )
-    for row in rows:
-        for problem in row.failures():
-            ok = False
-            print(f"FAIL {row.name} at {row.size:,}: {problem}")
-    return ok
 
 
 # --------------------------------------------------------------------------------------------
@@ -582,9 +594,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--profile", metavar="FILE", help="also build dress+rich under cProfile, stats to FILE")
     parser.add_argument("--profile-size", type=int, default=TARGET_SAMPLES, help="size profiled (default 63,000)")
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
-    parser.add_argument("--keep", action="store_true", help="leave the bench database in place")
+    add_common_arguments(parser, database_url=DEFAULT_DATABASE_URL)
     args = parser.parse_args(argv)
+    if args.smoke:
+        # Two small sizes (each format alone and together), so every record check still runs.
+        args.sizes, args.alone_up_to = SMOKE_SIZES, max(int(s) for s in SMOKE_SIZES.split(","))
     args.sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
     if not args.sizes or min(args.sizes) < 1:
         parser.error("sizes must be positive")
@@ -600,30 +614,19 @@ def main(argv: list[str]) -> int:
     ok = False
     with tempfile.TemporaryDirectory(prefix="annotator-export-bench-") as tmp:
         work = Path(tmp)
-        os.environ.update(
-            DATABASE_URL=db.url,
-            DJANGO_SETTINGS_MODULE="annotator.settings",
-            ANNOTATOR_VAR_DIR=str(work / "var"),
-            ANNOTATOR_MEDIA_ROOT=str(work / "media"),
-            ANNOTATOR_RELEASES_ROOT=str(work / "releases"),
-            DJANGO_DEBUG="0",
-            LOG_LEVEL="WARNING",
-        )
+        bench_environment(db, work, ANNOTATOR_RELEASES_ROOT=str(work / "releases"))
         try:
             server = db.recreate()
             print(
                 f"Python {platform.python_version()}, PostgreSQL {server} ({db.host}:{db.port}/{db.name}), "
                 f"{os.cpu_count()} CPUs; code: {code_version()}"
             )
-            setup_django()
-            from django.core.management import call_command
+            migrated = migrate()
             from django.db import connections
 
             from exports.records import CHUNK_SIZE
 
-            started = time.perf_counter()
-            call_command("migrate", verbosity=0)
-            print(f"migrated in {time.perf_counter() - started:.1f} s; export chunk size {CHUNK_SIZE:,} samples")
+            print(f"migrated in {migrated:.1f} s; export chunk size {CHUNK_SIZE:,} samples")
             seeder = Seeder()
             rows: list[Row] = []
             profile_path = None
@@ -657,7 +660,7 @@ def main(argv: list[str]) -> int:
             print()
             print_table(rows)
             print_memory_trace(rows)
-            ok = print_targets(rows)
+            ok = print_targets(rows, smoke=args.smoke)
             if args.profile and profile_path is None:
                 print(f"\nnote: --profile-size {args.profile_size:,} is not among the sizes; nothing profiled")
             if profile_path:

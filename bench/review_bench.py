@@ -49,7 +49,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import COLOURS, SUBJECTS, Database, code_version, cpu_snapshot, raise_on_sigterm, setup_django
+from _harness import (
+    COLOURS,
+    SMOKE_NOTE,
+    SUBJECTS,
+    Database,
+    add_common_arguments,
+    bench_environment,
+    code_version,
+    cpu_snapshot,
+    migrate,
+    raise_on_sigterm,
+    setup_django,
+)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/annotator_review_bench"
 TARGET_P95_MS = 50.0
@@ -194,6 +206,8 @@ def phase_claim(project: Any, user: Any, ops: int, warmup: int) -> dict[str, Any
             url = page_url(project, assignment.pk)
             before = time.perf_counter()
             try:
+                if url is None:
+                    raise LookupError("no review page URL")
                 response = client.get(url)
                 _ = response.getvalue() if response.streaming else response.content
             except Exception as error:  # a page under construction: measure the claim alone
@@ -226,6 +240,8 @@ def phase_save(project: Any, user: Any, ops: int) -> dict[str, list[float]]:
             break
         for turn in Turn.objects.filter(sample_id=assignment.sample_id, model_response__isnull=False):
             draft = latest_draft(turn)
+            if draft is None:
+                raise RuntimeError(f"turn {turn.pk} has no draft: the seeding gives every answered turn one")
             critique = f"{draft.critique} It also gets the colour wrong."
             scores = {c: rng.randint(1, 7) for c in project.criteria}
             started = time.perf_counter()
@@ -431,16 +447,17 @@ def line(name: str, values: list[float], target: float | None = None) -> str:
 
 
 def print_summary(claim: dict, save: dict, conc: dict, doubles: dict[str, int], args: argparse.Namespace) -> bool:
+    target = None if args.smoke else TARGET_P95_MS
     header = f"  {'operation (server time)':<34} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'n':>6}"
     print("\nSummary\n" + header + "\n  " + "-" * (len(header) - 2))
     print(line("claim alone", claim["claim"]))
     if claim["rendering"]:
         print(line("render review page", claim["render"]))
         total = [a + b for a, b in zip(claim["claim"], claim["render"], strict=True)]
-        print(line("claim + render review page", total, TARGET_P95_MS))
+        print(line("claim + render review page", total, target))
     else:
-        print(line("claim (page not there yet)", claim["claim"], TARGET_P95_MS))
-    print(line("save (edited)", save["all"], TARGET_P95_MS))
+        print(line("claim (page not there yet)", claim["claim"], target))
+    print(line("save (edited)", save["all"], target))
     print(line("  save that does not submit", save["other"]))
     print(line("  save that submits the review", save["completing"]))
     print(line(f"claim under load ({args.clients} {args.mode})", conc["latency"]))
@@ -458,6 +475,8 @@ def print_summary(claim: dict, save: dict, conc: dict, doubles: dict[str, int], 
         print(f"  note: {claim['bad']} review page responses were not 200 (first: {claim['first_bad']})")
     if conc["first_error"]:
         print(f"  note: first client error: {conc['first_error']}")
+    if args.smoke:
+        print(f"\n{SMOKE_NOTE}")
     return twice == 0 and not doubles["queue counters off"]
 
 
@@ -476,9 +495,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--reviews-required", type=int, default=1, help="the project's reviews per sample (default 1)")
     parser.add_argument("--queries", action="store_true", help="print the slowest queries of one claim, render, save")
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
-    parser.add_argument("--keep", action="store_true", help="leave the bench database in place")
+    add_common_arguments(parser, database_url=DEFAULT_DATABASE_URL)
     args = parser.parse_args(argv)
+    if args.smoke:
+        # Every phase, small: the concurrent clients still race for the queue and the double-claim
+        # check still runs.
+        args.samples, args.ops, args.warmup, args.clients, args.seconds = 2_000, 50, 3, 4, 3.0
     if min(args.samples, args.ops, args.clients, args.reviews_required) < 1 or args.seconds <= 0:
         parser.error("samples, ops, clients, reviews-required and seconds must be positive")
     return args
@@ -493,30 +515,19 @@ def main(argv: list[str]) -> int:
     ok = False
     with tempfile.TemporaryDirectory(prefix="annotator-review-bench-") as tmp:
         work = Path(tmp)
-        os.environ.update(
-            DATABASE_URL=db.url,
-            DJANGO_SETTINGS_MODULE="annotator.settings",
-            ANNOTATOR_VAR_DIR=str(work / "var"),
-            ANNOTATOR_MEDIA_ROOT=str(work / "media"),
-            DJANGO_DEBUG="0",
-            DJANGO_ALLOWED_HOSTS="testserver",  # the test client's host
-            LOG_LEVEL="WARNING",
-        )
+        bench_environment(db, work, DJANGO_ALLOWED_HOSTS="testserver")  # the test client's host
         try:
             server = db.recreate()
             print(
                 f"Python {platform.python_version()}, PostgreSQL {server} ({db.host}:{db.port}/{db.name}), "
                 f"{os.cpu_count()} CPUs; code: {code_version()}"
             )
-            setup_django()
-            from django.core.management import call_command
+            migrated = migrate()
             from django.db import connection
 
             from feedback.review.queue import queue_sync
 
-            started = time.perf_counter()
-            call_command("migrate", verbosity=0)
-            print(f"migrated in {time.perf_counter() - started:.1f} s", flush=True)
+            print(f"migrated in {migrated:.1f} s", flush=True)
             started = time.perf_counter()
             project, measurer, client_users = seed(args.samples, args.reviews_required, args.clients)
             print(f"seeded {args.samples:,} samples (2 turns, 1 draft each) in {time.perf_counter() - started:.1f} s")

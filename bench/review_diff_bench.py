@@ -1,8 +1,9 @@
 """Review diff benchmark: the cost of word diffs on the review page and in a turn's history.
 
-    .venv/bin/python bench/review_diff_bench.py [--repeat 3] [--kib 16] [--database-url URL]
+    .venv/bin/python bench/review_diff_bench.py [--repeat 3] [--kib 16] [--database-url URL] [--keep] [--smoke]
 
-Set-up: a throw-away SQLite database in a temporary directory, migrated; one project, one
+Set-up: a throw-away database, migrated: SQLite in a temporary directory, or with --database-url
+a PostgreSQL one (dropped and created; its name must contain "bench"); one project, one
 annotator, one sample of one answered turn whose draft critique is ``--kib`` KiB of a repeated
 pattern, and a revision of it saved through ``revision_create`` with the same length of another:
 two repetitive critiques. --pattern words: "a b a b ..." then "b a b a ..."; --pattern sentences:
@@ -13,7 +14,8 @@ Measured (server time, in this process, through Django's test client, logged in 
 the save itself, then --repeat times each of the assignment's API page
 (``/api/projects/<slug>/review/assignments/<pk>/``), the review page
 (``/projects/<slug>/review/<pk>/``) and the turn's history (``/api/projects/<slug>/turns/<id>/revisions/``).
-It prints the figures; it never fails on time.
+It prints the figures; it never fails on time, only when a page does not answer 200. --smoke: 2 KiB,
+one repeat.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import code_version, setup_django
+from _harness import SMOKE_NOTE, Database, add_common_arguments, bench_environment, code_version, migrate
 
 SLUG = "diff-bench"
 
@@ -75,25 +77,50 @@ def timed(call, repeat: int) -> list[float]:
         started = time.perf_counter()
         response = call()
         times.append(time.perf_counter() - started)
-        assert response.status_code in (200, 201), response.status_code
+        if response.status_code not in (200, 201):
+            raise SystemExit(f"FAIL: answered {response.status_code}")
     return times
 
 
-def main() -> None:
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--kib", type=int, default=16)
     parser.add_argument("--pattern", choices=sorted(PATTERNS), default="words")
-    args = parser.parse_args()
-    os.environ["ANNOTATOR_VAR_DIR"] = tempfile.mkdtemp(prefix="review-diff-bench-")
-    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver"  # the test client's host
-    os.environ.pop("DATABASE_URL", None)
-    setup_django()
-    from django.core.management import call_command
+    add_common_arguments(parser, database_url="")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.repeat, args.kib = 1, 2
+    db = Database.parse(args.database_url) if args.database_url else None
+    lock = db.exclusive() if db else None
+    with tempfile.TemporaryDirectory(prefix="review-diff-bench-") as tmp:
+        if db:
+            db.recreate()
+            bench_environment(db, Path(tmp), DJANGO_ALLOWED_HOSTS="testserver")  # the test client's host
+        else:
+            os.environ.update(ANNOTATOR_VAR_DIR=tmp, DJANGO_ALLOWED_HOSTS="testserver")
+            os.environ.pop("DATABASE_URL", None)
+        try:
+            run(args)
+        finally:
+            if db:
+                from django.db import connections
+
+                connections.close_all()
+                if not args.keep:
+                    db.drop()
+            if lock:
+                lock.close()
+    if args.smoke:
+        print(SMOKE_NOTE)
+    return 0
+
+
+def run(args: argparse.Namespace) -> None:
+    migrate()
     from django.db import connection
     from django.test import Client
 
-    call_command("migrate", verbosity=0)
     from feedback.review.revisions import revision_create
 
     project, user, turn, assignment, new = seed(args.kib, args.pattern)
@@ -113,11 +140,13 @@ def main() -> None:
     }
     for name, url in pages.items():
         started = time.perf_counter()
-        client.get(url)  # the first request also imports and compiles what the page needs
+        response = client.get(url)  # the first request also imports and compiles what the page needs
+        if response.status_code != 200:
+            raise SystemExit(f"FAIL {name}: {url} answered {response.status_code}")
         print(f"{name + ' (first):':30}{time.perf_counter() - started:8.3f} s")
         times = timed(lambda url=url: client.get(url), args.repeat)
         print(f"{name + ':':30}{statistics.median(times):8.3f} s median of {len(times)} (max {max(times):.3f} s)")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))
