@@ -328,9 +328,15 @@ if CELERY_BROKER_URL.startswith(("redis", "rediss")):
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Every task of the project is named where it is defined and routed here by that exact name (no
+# patterns): renaming a function cannot move its task to another queue without a change here, and
+# a test holds every registered task to an entry of this table.
 CELERY_TASK_ROUTES = {
-    "feedback.tasks.llm_*": {"queue": "llm"},
-    "exports.tasks.*": {"queue": "exports"},
+    "feedback.tasks.import_batch_run_task": {"queue": "default"},
+    "feedback.tasks.job_dispatch_task": {"queue": "default"},
+    "feedback.tasks.job_watch_task": {"queue": "default"},
+    "feedback.tasks.llm_item_run": {"queue": "llm"},
+    "exports.tasks.release_build_task": {"queue": "exports"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
