@@ -10,12 +10,12 @@ from decimal import Decimal
 import pytest
 from PIL import Image as PILImage
 
-from feedback.errors import InvalidInput
 from feedback.drafting import prompts
 from feedback.drafting.client import LLMError
 from feedback.drafting.pricing import cost_of
 from feedback.drafting.schema import ParseError, feedback_schema, parse_feedback
 from feedback.drafting.service import CallGate, draft_turn, drafter_settings, respond_turn, responder_settings
+from feedback.errors import InvalidInput
 from feedback.images import apply_file
 from feedback.jobs.service import job_create
 from feedback.models import CallStatus, Draft, Generation, Image, Job, JobItem, Project, Sample, Turn
