@@ -76,8 +76,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         response.data = error_body(summary(errors), code, errors)
     elif isinstance(exc, exceptions.APIException):
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
-        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
-        response.data = error_body(str(detail), "not_allowed" if code == "permission_denied" else str(code))
+        codes = exc.get_codes()
+        drf_code = codes if isinstance(codes, str) else "error"
+        response.data = error_body(str(detail), "not_allowed" if drf_code == "permission_denied" else drf_code)
     else:  # Django's Http404 / PermissionDenied, which DRF answers itself
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
         response.data = error_body(str(detail), "not_found" if response.status_code == 404 else "not_allowed")
