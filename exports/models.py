@@ -9,13 +9,18 @@ from django.db import models
 from django.db.models import Q
 
 
+# At module level so that Release's Meta (which cannot see the model's names) states its
+# constraints from it; the model keeps it as Release.State.
+class ReleaseState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Building"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
 class Release(models.Model):
-    class State(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Building"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+    State = ReleaseState
 
     project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="releases")
     name = models.CharField(max_length=200, help_text="Shown in the list and the dataset card.")
@@ -43,13 +48,11 @@ class Release(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(state__in=["queued", "running", "completed", "failed", "cancelled"]),
-                name="release_state_valid",
-            ),
+            models.CheckConstraint(condition=Q(state__in=ReleaseState.values), name="release_state_valid"),
             models.CheckConstraint(condition=Q(samples_done__lte=models.F("samples_total")), name="release_progress"),
             models.CheckConstraint(
-                condition=~Q(state__in=["failed", "cancelled"]) | ~Q(error=""), name="release_failure_says_why"
+                condition=~Q(state__in=[ReleaseState.FAILED, ReleaseState.CANCELLED]) | ~Q(error=""),
+                name="release_failure_says_why",
             ),
         ]
 

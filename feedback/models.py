@@ -90,7 +90,7 @@ class Project(models.Model):
                 name="project_reviews_required_range",
             ),
             models.CheckConstraint(
-                condition=Q(review_order__in=["import", "lowest_score", "criterion", "random"]),
+                condition=Q(review_order__in=ReviewOrder.values),
                 name="project_review_order_valid",
             ),
         ]

@@ -10,19 +10,36 @@ from django.db import models
 from django.db.models import Q
 
 
-class Job(models.Model):
-    class Kind(models.TextChoices):
-        DRAFT = "draft", "Draft feedback"
-        RESPOND = "respond", "Generate responses (DRESS loop)"
+# The choices live at module level so that the models' Meta (a class body of its own, which
+# cannot see the model's names) states its constraints from them; the models keep them as
+# Job.Kind, Job.State and JobItem.State.
+class JobKind(models.TextChoices):
+    DRAFT = "draft", "Draft feedback"
+    RESPOND = "respond", "Generate responses (DRESS loop)"
 
-    class State(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        PAUSED = "paused"
-        CANCELLING = "cancelling"
-        CANCELLED = "cancelled"
-        COMPLETED = "completed"
-        FAILED = "failed"
+
+class JobState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class JobItemState(models.TextChoices):
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Job(models.Model):
+    Kind = JobKind
+    State = JobState
 
     ACTIVE_STATES = (State.QUEUED, State.RUNNING, State.CANCELLING)
     FINAL_STATES = (State.CANCELLED, State.COMPLETED, State.FAILED)
@@ -51,13 +68,8 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=["draft", "respond"]), name="job_kind_valid"),
-            models.CheckConstraint(
-                condition=Q(
-                    state__in=["queued", "running", "paused", "cancelling", "cancelled", "completed", "failed"]
-                ),
-                name="job_state_valid",
-            ),
+            models.CheckConstraint(condition=Q(kind__in=JobKind.values), name="job_kind_valid"),
+            models.CheckConstraint(condition=Q(state__in=JobState.values), name="job_state_valid"),
             models.CheckConstraint(condition=Q(rounds__gte=1), name="job_rounds_positive"),
             models.CheckConstraint(condition=Q(budget__isnull=True) | Q(budget__gte=0), name="job_budget_non_negative"),
         ]
@@ -67,13 +79,7 @@ class Job(models.Model):
 
 
 class JobItem(models.Model):
-    class State(models.TextChoices):
-        PENDING = "pending"
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
+    State = JobItemState
 
     IN_FLIGHT = (State.QUEUED, State.RUNNING)
     FINAL = (State.DONE, State.FAILED, State.CANCELLED)
@@ -93,11 +99,10 @@ class JobItem(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["job", "turn"], name="job_item_one_per_turn"),
+            models.CheckConstraint(condition=Q(state__in=JobItemState.values), name="job_item_state_valid"),
             models.CheckConstraint(
-                condition=Q(state__in=["pending", "queued", "running", "done", "failed", "cancelled"]),
-                name="job_item_state_valid",
+                condition=~Q(state=JobItemState.FAILED) | ~Q(error=""), name="job_item_failure_says_why"
             ),
-            models.CheckConstraint(condition=~Q(state="failed") | ~Q(error=""), name="job_item_failure_says_why"),
         ]
         indexes = [
             models.Index(fields=["job", "state"]),

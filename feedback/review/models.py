@@ -80,16 +80,23 @@ class Flag(models.TextChoices):
     OFF_TOPIC = "off_topic", "Off-topic"
 
 
-class Assignment(models.Model):
-    class State(models.TextChoices):
-        LEASED = "leased", "In review"
-        SUBMITTED = "submitted", "Submitted"
-        SKIPPED = "skipped", "Skipped"
-        RELEASED = "released", "Released"
-        EXPIRED = "expired", "Lease expired"
+# At module level so that Assignment's Meta (which cannot see the model's names) states its
+# constraints from it; the model keeps it as Assignment.State.
+class AssignmentState(models.TextChoices):
+    LEASED = "leased", "In review"
+    SUBMITTED = "submitted", "Submitted"
+    SKIPPED = "skipped", "Skipped"
+    RELEASED = "released", "Released"
+    EXPIRED = "expired", "Lease expired"
 
-    # The states that hold one of the sample's review places.
-    HOLDING = (State.LEASED, State.SUBMITTED)
+
+# The states that hold one of the sample's review places.
+HOLDING_STATES = [AssignmentState.LEASED, AssignmentState.SUBMITTED]
+
+
+class Assignment(models.Model):
+    State = AssignmentState
+    HOLDING = tuple(HOLDING_STATES)
 
     project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="assignments")
     sample = models.ForeignKey("feedback.Sample", on_delete=models.CASCADE, related_name="assignments")
@@ -110,25 +117,26 @@ class Assignment(models.Model):
         constraints = [
             # No review place of a sample is ever held twice: the guard against double claims.
             models.UniqueConstraint(
-                fields=["sample", "lane"], condition=Q(state__in=["leased", "submitted"]), name="assignment_lane_once"
+                fields=["sample", "lane"], condition=Q(state__in=HOLDING_STATES), name="assignment_lane_once"
             ),
             # Nobody reviews the same sample twice.
             models.UniqueConstraint(
                 fields=["sample", "reviewer"],
-                condition=Q(state__in=["leased", "submitted"]),
+                condition=Q(state__in=HOLDING_STATES),
                 name="assignment_reviewer_once",
             ),
+            models.CheckConstraint(condition=Q(state__in=AssignmentState.values), name="assignment_state_valid"),
             models.CheckConstraint(
-                condition=Q(state__in=["leased", "submitted", "skipped", "released", "expired"]),
-                name="assignment_state_valid",
+                condition=Q(flag="") | Q(state=AssignmentState.SUBMITTED), name="assignment_flag_on_submit"
             ),
-            models.CheckConstraint(condition=Q(flag="") | Q(state="submitted"), name="assignment_flag_on_submit"),
             models.CheckConstraint(condition=Q(lane__gte=1), name="assignment_lane_positive"),
         ]
         indexes = [
             models.Index(fields=["sample", "state"]),
             models.Index(fields=["project", "reviewer", "state"]),
-            models.Index(fields=["expires_at"], condition=Q(state="leased"), name="assignment_lease_expiry"),
+            models.Index(
+                fields=["expires_at"], condition=Q(state=AssignmentState.LEASED), name="assignment_lease_expiry"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -170,10 +178,10 @@ class Revision(models.Model):
         ordering = ["turn_id", "assignment_id", "version"]
         constraints = [
             models.UniqueConstraint(fields=["assignment", "turn", "version"], name="revision_version_once"),
+            models.CheckConstraint(condition=Q(decision__in=Decision.values), name="revision_decision_valid"),
             models.CheckConstraint(
-                condition=Q(decision__in=["accepted", "edited", "rejected"]), name="revision_decision_valid"
+                condition=~Q(decision=Decision.REJECTED) | ~Q(reason=""), name="revision_reject_says_why"
             ),
-            models.CheckConstraint(condition=~Q(decision="rejected") | ~Q(reason=""), name="revision_reject_says_why"),
             models.CheckConstraint(condition=Q(version__gte=1), name="revision_version_positive"),
         ]
         indexes = [models.Index(fields=["author", "created_at"])]
