@@ -524,7 +524,8 @@ def add_common_arguments(parser: Any, *, database_url: str, broker_url: str | No
     parser.add_argument(
         "--database-url",
         default=database_url,
-        help=f"PostgreSQL database to drop, create and use; its name must contain 'bench' (default {database_url})",
+        help="PostgreSQL database to drop, create and use; its name must contain 'bench' "
+        f"(default {database_url or 'none'})",
     )
     if broker_url is not None:
         parser.add_argument("--broker-url", default=broker_url, help="a Redis URL; its database is flushed")
@@ -538,13 +539,15 @@ def bench_environment(db: Database, work: Path, *, broker_url: str = "", **extra
     """The environment of this process (and of the children it starts with it) before Django's
     settings load: the bench database, a throw-away var and media folder, quiet logs, no eager tasks."""
     os.environ.update(
-        DATABASE_URL=db.url,
-        DJANGO_SETTINGS_MODULE="annotator.settings",
-        ANNOTATOR_VAR_DIR=str(work / "var"),
-        ANNOTATOR_MEDIA_ROOT=str(work / "media"),
-        DJANGO_DEBUG="0",
-        LOG_LEVEL="WARNING",
-        **extra,
+        {
+            "DATABASE_URL": db.url,
+            "DJANGO_SETTINGS_MODULE": "annotator.settings",
+            "ANNOTATOR_VAR_DIR": str(work / "var"),
+            "ANNOTATOR_MEDIA_ROOT": str(work / "media"),
+            "DJANGO_DEBUG": "0",
+            "LOG_LEVEL": "WARNING",
+            **extra,
+        }
     )
     if broker_url:
         os.environ["CELERY_BROKER_URL"] = broker_url
@@ -561,3 +564,33 @@ def migrate() -> float:
     call_command("migrate", verbosity=0)
     connections.close_all()
     return time.perf_counter() - started
+
+
+def close_database(db: Database, *, keep: bool, lock: Any = None) -> None:
+    """The end of a run, however it ends: Django's connections closed (if Django was set up), the
+    bench database dropped unless kept, the run's advisory locks released."""
+    try:
+        from django.db import connections
+
+        connections.close_all()
+    except Exception:  # noqa: S110 - Django may not have been set up
+        pass
+    if not keep:
+        db.drop()
+    if lock is not None:
+        lock.close()
+
+
+CHILD_FLAG = "--_child"
+
+
+def run_in_child(script: str, work: Path, label: str, spec: dict[str, Any], env: dict[str, str] | None = None) -> Any:
+    """Run `script` again as ``script --_child SPEC`` (a fresh process, its memory its own): the spec
+    as a JSON file whose ``result`` names the file the child writes its answer to, returned decoded."""
+    spec_path = work / f"{label}.spec.json"
+    result_path = work / f"{label}.result.json"
+    spec_path.write_text(json.dumps({**spec, "result": str(result_path)}))
+    subprocess.run(
+        [sys.executable, str(Path(script).resolve()), CHILD_FLAG, str(spec_path)], env=env, cwd=ROOT, check=True
+    )
+    return json.loads(result_path.read_text())

@@ -3,6 +3,7 @@
     .venv/bin/python bench/drafting_bench.py [--scenario throughput|cpu|ratelimit|profile|all]
         [--turns N] [--latency-ms 250] [--concurrency 32] [--window 200] [--rpm 1200] [--profile]
         [--keep] [--worker-env KEY=VALUE ...] [--db-reuse-max N] [--pool prefork|threads|solo]
+    .venv/bin/python bench/drafting_bench.py --smoke  # every scenario and the profile at 40 turns, no targets
 
 Set-up: a PostgreSQL database of its own (dropped and created, then migrated; its name must
 contain "bench"), a Redis database as broker and rate-limit store (flushed before each worker
@@ -11,7 +12,9 @@ through its /_simulator/config) and, for each scenario, a fresh worker (threads 
 and llm queues; each is a child process leading a process group of its own, stopped however the
 run ends (Ctrl-C and SIGTERM included). Each scenario drafts a project of its own: one turn per
 sample, with a response, and image annotations (captions and object boxes; no image files). The
-job is created in this process with ``job_create``; the worker runs the dispatcher and the items.
+job is created in this process with ``job_create`` on the built-in ``default`` connection (the
+simulator's URL as ANNOTATOR_LLM_BASE_URL, here and in the worker); the worker runs the dispatcher
+and the items.
 Times run from the job's creation to its completion (the job's database timestamps). Two runs
 against the same database or broker cannot overlap: the second stops at once (advisory locks).
 
@@ -67,6 +70,7 @@ from _harness import (
     Database,
     add_common_arguments,
     bench_environment,
+    close_database,
     code_version,
     cpu_snapshot,
     flush_redis,
@@ -996,15 +1000,7 @@ def main(argv: list[str]) -> int:
             return 130
         finally:
             children.stop_all()
-            try:
-                from django.db import connections
-
-                connections.close_all()
-            except Exception:  # noqa: S110 - Django may not have been set up
-                pass
-            if not args.keep:
-                db.drop()
-            lock.close()
+            close_database(db, keep=args.keep, lock=lock)
         if runs:
             print_table(runs)
             print_cpu(runs)

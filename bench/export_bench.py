@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/export_bench.py [--sizes 6300,63000,630000] [--alone-up-to 63000]
         [--profile FILE] [--profile-size 63000] [--database-url URL] [--keep]
+    .venv/bin/python bench/export_bench.py --smoke    # 300 and 1,200 samples: seconds, no targets
 
 Set-up: a PostgreSQL database of its own (dropped and created, then migrated; its name must contain
 "bench"), seeded with PostgreSQL COPY (bench/_harness.py ``copy_rows``) in chunks of 10,000
@@ -47,7 +48,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,12 +59,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import (
+    CHILD_FLAG,
     COLOURS,
     SMOKE_NOTE,
     SUBJECTS,
     Database,
     add_common_arguments,
     bench_environment,
+    close_database,
     code_version,
     copy_rows,
     cpu_snapshot,
@@ -75,6 +77,7 @@ from _harness import (
     raise_on_sigterm,
     reset_peak_rss,
     reset_sequences,
+    run_in_child,
     setup_django,
 )
 
@@ -86,7 +89,6 @@ CRITERIA = ["helpfulness", "honesty", "harmlessness"]
 LABELS = ["person", "car", "dog", "cup", "chair", "bench", "bottle", "bicycle", "bus", "umbrella"]
 REVIEWERS = 20
 CHUNK = 10_000
-CHILD_FLAG = "--_child"
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 
 TARGET_SAMPLES = 63_000
@@ -424,15 +426,11 @@ def run_child(spec_path: Path) -> None:
 
 
 def run_build(work: Path, label: str, formats: list[str], profile: str = "") -> dict:
-    spec_path = work / f"{label}.spec.json"
-    result_path = work / f"{label}.result.json"
-    spec = {"project": SLUG, "formats": formats, "label": label, "result": str(result_path), "profile": profile}
-    spec_path.write_text(json.dumps(spec))
+    spec = {"project": SLUG, "formats": formats, "label": label, "profile": profile}
     me = os.getpid()
     before = cpu_snapshot({"bench": me})
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), CHILD_FLAG, str(spec_path)], check=True)
+    result = run_in_child(__file__, work, label, spec)
     cpu = cpu_snapshot({"bench": me}).minus(before)
-    result = json.loads(result_path.read_text())
     result["machine_busy"] = cpu["machine busy"] / cpu["machine total"] if cpu["machine total"] else 0.0
     result["postgresql_cpu"] = cpu["postgresql"]
     return result
@@ -669,15 +667,7 @@ def main(argv: list[str]) -> int:
             print("\ninterrupted; cleaning up", file=sys.stderr)
             return 130
         finally:
-            try:
-                from django.db import connections
-
-                connections.close_all()
-            except Exception:  # noqa: S110 - Django may not have been set up
-                pass
-            if not args.keep:
-                db.drop()
-            lock.close()
+            close_database(db, keep=args.keep, lock=lock)
     print(f"\nwhole run: {time.perf_counter() - whole:.1f} s")
     return 0 if ok else 1
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import ROOT, Child, Database, flush_redis
+from _harness import ROOT, Child, Database, add_common_arguments, close_database, flush_redis
 from import_bench import write_native
 
 FULL = {"lines": 150_000, "samples": 63_000, "kills": 2}
@@ -240,9 +240,8 @@ def print_table(results: list[Result]) -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="3,000 lines and 2,000 samples, one kill each")
     parser.add_argument("--broker", action="append", help="broker URL (repeatable); default filesystem://")
-    parser.add_argument("--database-url", default="", help="PostgreSQL (dropped and created); default SQLite")
+    add_common_arguments(parser, database_url="")  # without one: a fresh SQLite file
     parser.add_argument("--lines", type=int, help="lines of the imported upload")
     parser.add_argument("--samples", type=int, help="samples of the release")
     parser.add_argument("--kills", type=int, help="kills per import and per release")
@@ -265,6 +264,8 @@ def main(argv: list[str]) -> int:
         )
         results += bench_broker(args, broker, size)
     print_table(results)
+    if args.database_url:
+        close_database(Database.parse(args.database_url), keep=args.keep)
     return 0 if all(r.ok for r in results) else 1
 
 

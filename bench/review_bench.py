@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/review_bench.py [--samples 63000] [--ops 1000] [--clients 20] [--seconds 60]
         [--mode processes|threads] [--reviews-required 1] [--queries] [--database-url URL] [--keep]
+    .venv/bin/python bench/review_bench.py --smoke    # 2,000 samples, 4 clients for 3 s: seconds, no targets
 
 Set-up: a PostgreSQL database of its own (dropped and created, then migrated; its name must contain
 "bench"), seeded in bulk with one project of --samples samples, each with an annotated image (no
@@ -56,6 +57,7 @@ from _harness import (
     Database,
     add_common_arguments,
     bench_environment,
+    close_database,
     code_version,
     cpu_snapshot,
     migrate,
@@ -559,15 +561,7 @@ def main(argv: list[str]) -> int:
             print("\ninterrupted; cleaning up", file=sys.stderr)
             return 130
         finally:
-            try:
-                from django.db import connections
-
-                connections.close_all()
-            except Exception:  # noqa: S110 - Django may not have been set up
-                pass
-            if not args.keep:
-                db.drop()
-            lock.close()
+            close_database(db, keep=args.keep, lock=lock)
     print(f"\nwhole run: {time.perf_counter() - whole:.1f} s")
     return 0 if ok else 1
 
