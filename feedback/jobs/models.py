@@ -44,6 +44,19 @@ class Job(models.Model):
     ACTIVE_STATES = (State.QUEUED, State.RUNNING, State.CANCELLING)
     FINAL_STATES = (State.CANCELLED, State.COMPLETED, State.FAILED)
 
+    # The admin actions, and the one table of which of them each state allows: the service refuses
+    # the others (a Conflict) and the job page disables their buttons.
+    ACTIONS = ("pause", "resume", "cancel", "retry")
+    ALLOWED_ACTIONS: dict[str, frozenset[str]] = {
+        State.QUEUED: frozenset({"pause", "cancel"}),
+        State.RUNNING: frozenset({"pause", "cancel", "retry"}),
+        State.PAUSED: frozenset({"resume", "cancel", "retry"}),
+        State.CANCELLING: frozenset(),
+        State.CANCELLED: frozenset(),
+        State.COMPLETED: frozenset({"retry"}),
+        State.FAILED: frozenset({"retry"}),
+    }
+
     project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
@@ -76,6 +89,16 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} job {self.pk} in {self.project}"
+
+    @property
+    def allowed_actions(self) -> frozenset[str]:
+        """The admin actions the job's state allows."""
+        return self.ALLOWED_ACTIONS.get(self.state, frozenset())
+
+    @classmethod
+    def states_allowing(cls, action: str) -> list[str]:
+        """The states in which ``action`` is allowed: the condition of the update that performs it."""
+        return [state for state, actions in cls.ALLOWED_ACTIONS.items() if action in actions]
 
 
 class JobItem(models.Model):

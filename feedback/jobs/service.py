@@ -567,7 +567,7 @@ def job_watch_kick(job: Job) -> None:
 
 
 def job_pause(*, job: Job) -> Job:
-    if not Job.objects.filter(pk=job.pk, state__in=(Job.State.QUEUED, Job.State.RUNNING)).update(
+    if not Job.objects.filter(pk=job.pk, state__in=Job.states_allowing("pause")).update(
         state=Job.State.PAUSED, stop_reason="Paused."
     ):
         raise JobStateError(f"a {job.state} job cannot be paused")
@@ -579,7 +579,7 @@ def job_resume(*, job: Job, budget: Decimal | str | None = None) -> Job:
     changes: dict[str, Any] = {"state": Job.State.RUNNING, "stop_reason": "", "watched_at": None}
     if budget not in (None, ""):
         changes["budget"] = _budget(budget)
-    if not Job.objects.filter(pk=job.pk, state=Job.State.PAUSED).update(**changes):
+    if not Job.objects.filter(pk=job.pk, state__in=Job.states_allowing("resume")).update(**changes):
         raise JobStateError(f"a {job.state} job cannot be resumed")
     job.refresh_from_db()
     with transaction.atomic():
@@ -597,8 +597,7 @@ def job_cancel(*, job: Job) -> Job:
     """Stop launching calls: what is pending or queued is cancelled now, calls in flight finish."""
     now = timezone.now()
     with transaction.atomic():
-        cancellable = (Job.State.QUEUED, Job.State.RUNNING, Job.State.PAUSED)
-        if not Job.objects.filter(pk=job.pk, state__in=cancellable).update(
+        if not Job.objects.filter(pk=job.pk, state__in=Job.states_allowing("cancel")).update(
             state=Job.State.CANCELLING, stop_reason="Cancelled."
         ):
             raise JobStateError(f"a {job.state} job cannot be cancelled")
@@ -617,7 +616,7 @@ def job_cancel(*, job: Job) -> Job:
 
 def job_retry_failed(*, job: Job) -> int:
     """Put the failed items back in the queue; earlier failed drafts stay as history."""
-    if job.state in (Job.State.CANCELLING, Job.State.CANCELLED, Job.State.QUEUED):
+    if "retry" not in job.allowed_actions:
         raise JobStateError(f"a {job.state} job's failures cannot be retried")
     with transaction.atomic():
         failed = JobItem.objects.select_for_update().filter(job=job, state=JobItem.State.FAILED)
@@ -637,7 +636,7 @@ def job_retry_failed(*, job: Job) -> int:
     return count
 
 
-ACTIONS = ("pause", "resume", "cancel", "retry")
+ACTIONS = Job.ACTIONS
 
 
 def job_act(*, job: Job, action: str, budget: Decimal | str | None = None) -> int | None:

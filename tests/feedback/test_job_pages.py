@@ -16,7 +16,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from feedback.jobs.selection import Selection, samples_to_respond, turns_to_draft
-from feedback.jobs.service import job_create
+from feedback.jobs.service import JobStateError, job_act, job_create
 from feedback.models import CallStatus, Draft, ImportBatch, Job, JobItem, Project, Role, Sample, Turn
 from tests.conftest import make_user, token_client
 
@@ -815,3 +815,27 @@ def test_samples_to_respond_picks_samples_awaiting_a_response(project):
     assert chosen(criterion="honesty") == ["wait0", "wait1"]
     assert chosen(limit=2) == ["done1", "wait0"]
     assert chosen(status="all") == ["done0", "done1", "wait0", "wait1", "other0"]
+
+
+@pytest.mark.parametrize("state", Job.State.values)
+def test_the_page_offers_exactly_the_actions_the_service_allows(client, project, admin_user, state):
+    """One table on the model (Job.allowed_actions) decides both: for each state, a button is enabled
+    on the job page if and only if the service performs its action rather than refusing it."""
+    client.force_login(admin_user)
+    turns = make_samples(project, 4, prefix=f"{state}-")
+    for action, turn in zip(Job.ACTIONS, turns, strict=True):
+        job = set_running(new_job(project, admin_user), total=1)
+        add_items(job, [turn], "failed", error="HTTP 400: bad")
+        Job.objects.filter(pk=job.pk).update(state=state)
+        job.refresh_from_db()
+        allowed = action in job.allowed_actions
+        html = client.get(detail_url(job)).content.decode()
+        enabled = f'<button id="{action}" disabled>' not in html
+        assert f'<button id="{action}"' in html
+        try:
+            job_act(job=job, action=action)
+        except JobStateError:
+            performed = False
+        else:
+            performed = True
+        assert enabled == performed == allowed, (state, action, enabled, performed)
