@@ -42,8 +42,28 @@ from . import queue
 from .selection import Selection, samples_to_respond, selection_from, turns_to_draft, whole_number
 
 log = logging.getLogger(__name__)
+# Turns or samples per query while planning a job's items: bounds memory and query parameters.
 CHUNK = 1000
+# Rounds of a respond job: each round is a full pass of drafting and responding, paid for.
 MAX_ROUNDS = 10
+# Characters of an unknown name echoed back in an error: enough to recognise it, never a flood.
+_ECHO_MAX = 50
+# Characters of a budget's text read at all: Job.budget's 14 digits, a sign and a point fit well.
+_BUDGET_TEXT_MAX = 40
+# Job.budget keeps 8 decimals; a budget is rounded down to them.
+_BUDGET_QUANTUM = Decimal("0.00000001")
+# Characters of the error kept in the stop reason of a job that could not start.
+_STOP_REASON_MAX = 300
+# Characters of an unexpected exception kept as an item's error.
+_INTERNAL_ERROR_MAX = 500
+# Seconds added to a running item's lease for the database writes around its calls.
+_LEASE_MARGIN_SECONDS = 10
+# Upper bound of the random delay added to a retry, so items throttled together do not return together.
+_RETRY_JITTER_SECONDS = 0.5
+# 429s counted in a 429's backoff: past this many it stops growing (LLM_BACKOFF_MAX caps it anyway).
+_THROTTLE_BACKOFF_STEPS = 6
+# Watch intervals without a look after which a job's watcher is presumed gone and another started.
+_WATCHER_STALE_INTERVALS = 3
 
 
 class BudgetExhausted(Exception):
@@ -74,7 +94,7 @@ def job_create(
     A free-form ``base_url`` is for superusers, and for callers with no user (the command line and
     code, which run with the deployment's own environment); it never gets a connection's key."""
     if kind not in Job.Kind.values:
-        raise InvalidInput("kind", f"{str(kind)[:50]!r} is not one of {', '.join(Job.Kind.values)}")
+        raise InvalidInput("kind", f"{str(kind)[:_ECHO_MAX]!r} is not one of {', '.join(Job.Kind.values)}")
     chosen = selection_from(project, selection)
     count = whole_number("rounds", rounds, low=1, high=MAX_ROUNDS)
     if count is None:
@@ -123,7 +143,7 @@ def _budget(value: Decimal | str | None) -> Decimal | None:
     if value in (None, ""):
         return None
     text = str(value)
-    if len(text) > 40:
+    if len(text) > _BUDGET_TEXT_MAX:
         raise InvalidInput("budget", f"from 0 to {MAX_BUDGET} US dollars")
     try:
         cap = Decimal(text)
@@ -133,7 +153,7 @@ def _budget(value: Decimal | str | None) -> Decimal | None:
         raise InvalidInput("budget", "must be a non-negative amount of US dollars")
     if cap > MAX_BUDGET:
         raise InvalidInput("budget", f"from 0 to {MAX_BUDGET} US dollars")
-    return cap.quantize(Decimal("0.00000001"), rounding=ROUND_DOWN)
+    return cap.quantize(_BUDGET_QUANTUM, rounding=ROUND_DOWN)
 
 
 def job_dispatch(*, job_id: int) -> None:
@@ -163,7 +183,7 @@ def _fail_dispatch(job: Job, exc: Exception) -> None:
             state=Job.State.FAILED,
             finished_at=now,
             reserved_cost=0,
-            stop_reason=f"Could not start: {reason[:300]}",
+            stop_reason=f"Could not start: {reason[:_STOP_REASON_MAX]}",
         )
 
 
@@ -349,7 +369,7 @@ class _Permanent(Exception):
 
 def _running_lease() -> timedelta:
     # A call, its re-ask, the longest rate-limit wait and a margin for the database writes.
-    return timedelta(seconds=2 * settings.LLM_TIMEOUT + settings.RATE_LIMIT_MAX_WAIT + 10)
+    return timedelta(seconds=2 * settings.LLM_TIMEOUT + settings.RATE_LIMIT_MAX_WAIT + _LEASE_MARGIN_SECONDS)
 
 
 def item_run(*, item_id: int, token: str) -> None:
@@ -388,7 +408,7 @@ def item_run(*, item_id: int, token: str) -> None:
         _pause_for_budget(job)
     except RateLimitWait as wait:
         finished = False
-        _retry_later(item, token, wait.seconds + random.uniform(0, 0.5), error="")
+        _retry_later(item, token, wait.seconds + random.uniform(0, _RETRY_JITTER_SECONDS), error="")
     except LLMError as exc:
         finished = _after_llm_error(item, job, token, exc)
     except _Permanent as exc:
@@ -396,7 +416,10 @@ def item_run(*, item_id: int, token: str) -> None:
     except Exception as exc:  # a bug or a database hiccup: retry like a transient failure, then give up
         log.exception("job %s item %s failed unexpectedly", job.pk, item.pk)
         finished = _after_llm_error(
-            item, job, token, LLMError(f"internal error: {type(exc).__name__}: {exc}"[:500], retryable=True)
+            item,
+            job,
+            token,
+            LLMError(f"internal error: {type(exc).__name__}: {exc}"[:_INTERNAL_ERROR_MAX], retryable=True),
         )
     finally:
         gate.settle()
@@ -489,8 +512,16 @@ def _after_llm_error(item: JobItem, job: Job, token: str, exc: LLMError) -> bool
     """Retry or fail the item; True when it failed for good."""
     if exc.throttled:
         # A 429 is the server's pace, not a failure: it never uses up the retry budget.
-        delay = exc.retry_after if exc.retry_after is not None else backoff(min(item.throttled, 6))
-        _retry_later(item, token, delay + random.uniform(0, 0.5), error=f"throttled: {exc.message}", throttled=True)
+        delay = (
+            exc.retry_after if exc.retry_after is not None else backoff(min(item.throttled, _THROTTLE_BACKOFF_STEPS))
+        )
+        _retry_later(
+            item,
+            token,
+            delay + random.uniform(0, _RETRY_JITTER_SECONDS),
+            error=f"throttled: {exc.message}",
+            throttled=True,
+        )
         return False
     attempts = item.attempts + 1
     if exc.retryable and attempts < settings.LLM_MAX_ATTEMPTS:
@@ -558,7 +589,7 @@ def job_watch(*, job_id: int) -> None:
 
 def job_watch_kick(job: Job) -> None:
     """Start a watcher when none has looked lately (after a restart, or from the progress page)."""
-    stale = timezone.now() - timedelta(seconds=3 * settings.JOB_WATCH_INTERVAL)
+    stale = timezone.now() - timedelta(seconds=_WATCHER_STALE_INTERVALS * settings.JOB_WATCH_INTERVAL)
     if job.state in (Job.State.RUNNING, Job.State.CANCELLING) and (job.watched_at is None or job.watched_at < stale):
         queue.send_watch(job.pk)
 
@@ -652,5 +683,5 @@ def job_act(*, job: Job, action: str, budget: Decimal | str | None = None) -> in
     elif action == "retry":
         return job_retry_failed(job=job)
     else:
-        raise NotFound(f"No action {action[:50]!r}; known: {', '.join(ACTIONS)}.")
+        raise NotFound(f"No action {action[:_ECHO_MAX]!r}; known: {', '.join(ACTIONS)}.")
     return None

@@ -28,6 +28,10 @@ from .models import Assignment, QueueChange, QueueItem, QueueState, WorkingCopy
 _ID_SPAN = 1e10
 # A prime above 2**32: the seeded order is a multiplicative permutation modulo it.
 _RANDOM_MODULUS = 4_294_967_311
+# The major key of undrafted samples in lowest-score order: above any score, so they come last.
+_UNDRAFTED_SCORE = 10**5
+# Ids per query when the database names no parameter limit: far below what any backend accepts.
+_DEFAULT_QUERY_PARAMS = 5000
 
 
 class LeaseLost(Conflict):
@@ -95,7 +99,7 @@ def queue_sync(project: Project) -> None:
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
     """``ids`` in lists short enough for one query's parameters."""
-    size = connection.features.max_query_params or 5000
+    size = connection.features.max_query_params or _DEFAULT_QUERY_PARAMS
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
 
@@ -132,7 +136,7 @@ def _set_sort_keys(project: Project, items) -> None:
             .values("low")
         )
         # Samples without a draft come after every drafted one.
-        items.update(sort_key=Coalesce(Subquery(lowest), Value(10**5)) * _ID_SPAN + F("sample_id"))
+        items.update(sort_key=Coalesce(Subquery(lowest), Value(_UNDRAFTED_SCORE)) * _ID_SPAN + F("sample_id"))
     elif order == ReviewOrder.RANDOM:
         multiplier = _random_multiplier(project.review_seed)
         items.update(sort_key=Mod(F("sample_id") * multiplier + abs(project.review_seed), _RANDOM_MODULUS))
