@@ -189,7 +189,7 @@ def page_url(project: Any, assignment_pk: int) -> str | None:
 def phase_claim(project: Any, user: Any, ops: int, warmup: int) -> dict[str, Any]:
     from django.test import Client
 
-    from feedback.review.queue import sample_claim
+    from feedback.review.claims import sample_claim
 
     client = Client()
     client.force_login(user)
@@ -231,7 +231,7 @@ def phase_claim(project: Any, user: Any, ops: int, warmup: int) -> dict[str, Any
 
 def phase_save(project: Any, user: Any, ops: int) -> dict[str, list[float]]:
     from feedback.models import Decision, Turn
-    from feedback.review.queue import sample_claim
+    from feedback.review.claims import sample_claim
     from feedback.review.revisions import latest_draft, revision_create
 
     rng = random.Random(SEED + 1)
@@ -270,7 +270,7 @@ def queries_of(project: Any, user: Any, show: bool, render: bool) -> dict[str, i
     from django.test import Client
 
     from feedback.models import Decision, Turn
-    from feedback.review.queue import sample_claim
+    from feedback.review.claims import sample_claim
     from feedback.review.revisions import revision_create
 
     counts: dict[str, int] = {}
@@ -329,8 +329,8 @@ def client_loop(user_id: int, project_id: int, seconds: float, barrier: Any) -> 
     from django.db import connection
 
     from feedback.models import Project
+    from feedback.review.claims import lease_end, sample_claim
     from feedback.review.models import Assignment
-    from feedback.review.queue import lease_end, sample_claim
 
     user = get_user_model().objects.get(pk=user_id)
     project = Project.objects.get(pk=project_id)
@@ -527,7 +527,7 @@ def main(argv: list[str]) -> int:
             migrated = migrate()
             from django.db import connection
 
-            from feedback.review.queue import queue_sync
+            from feedback.review.claims import queue_sync
 
             print(f"migrated in {migrated:.1f} s", flush=True)
             started = time.perf_counter()

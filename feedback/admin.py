@@ -18,7 +18,7 @@ from .models import (
     Sample,
     Turn,
 )
-from .review.queue import lease_end
+from .review.claims import lease_end
 
 
 class MembershipInline(admin.TabularInline):

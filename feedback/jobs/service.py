@@ -38,7 +38,7 @@ from feedback.drafting.service import (
 from feedback.errors import Conflict, InvalidInput, NotFound, ServiceError
 from feedback.models import CallStatus, Draft, Generation, Job, JobItem, Project, Sample, Turn
 
-from . import queue
+from . import sending
 from .selection import Selection, samples_to_respond, selection_from, turns_to_draft, whole_number
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def job_create(
             budget=cap,
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
-        queue.send_dispatch(job.pk)
+        sending.send_dispatch(job.pk)
     return job
 
 
@@ -207,7 +207,7 @@ def _dispatch(job: Job) -> None:
     job.refresh_from_db()
     _fill(job)
     _finish_if_done(job)
-    queue.send_watch(job.pk, settings.JOB_WATCH_INTERVAL)
+    sending.send_watch(job.pk, settings.JOB_WATCH_INTERVAL)
 
 
 def _items_from_turns(job: Job, turn_ids: Any) -> int:
@@ -265,7 +265,7 @@ def _fill(job: Job, limit: int | None = None) -> int:
     token = uuid.uuid4().hex
     ids = _claim_pending(job.pk, limit, token, timezone.now() + timedelta(seconds=settings.JOB_LEASE))
     if ids:
-        queue.send_items(ids, token)
+        sending.send_items(ids, token)
     return len(ids)
 
 
@@ -499,7 +499,7 @@ def _retry_later(
     if throttled:
         changes["throttled"] = F("throttled") + 1
     if _set(item, token, **changes):
-        queue.send_item(item.pk, new_token, countdown=delay)
+        sending.send_item(item.pk, new_token, countdown=delay)
 
 
 def backoff(attempt: int) -> float:
@@ -579,19 +579,19 @@ def job_watch(*, job_id: int) -> None:
                 state=JobItem.State.QUEUED, token=new_token, lease_until=lease, updated_at=now
             ):
                 log.warning("job %s: item %s was lost with its worker; sent again", job.pk, item_id)
-                queue.send_item(item_id, new_token)
+                sending.send_item(item_id, new_token)
         _fill(job)
     if not _finish_if_done(job) and job.budget is None:
         _total_spending(job)  # finishing totals the job itself
     if Job.objects.filter(pk=job.pk, state__in=active).exists():
-        queue.send_watch(job.pk, interval)
+        sending.send_watch(job.pk, interval)
 
 
 def job_watch_kick(job: Job) -> None:
     """Start a watcher when none has looked lately (after a restart, or from the progress page)."""
     stale = timezone.now() - timedelta(seconds=_WATCHER_STALE_INTERVALS * settings.JOB_WATCH_INTERVAL)
     if job.state in (Job.State.RUNNING, Job.State.CANCELLING) and (job.watched_at is None or job.watched_at < stale):
-        queue.send_watch(job.pk)
+        sending.send_watch(job.pk)
 
 
 # --- admin actions ---------------------------------------------------------------------------
@@ -616,10 +616,10 @@ def job_resume(*, job: Job, budget: Decimal | str | None = None) -> Job:
     with transaction.atomic():
         if job.started_at is None:  # paused before its dispatcher ran
             Job.objects.filter(pk=job.pk).update(state=Job.State.QUEUED)
-            queue.send_dispatch(job.pk)
+            sending.send_dispatch(job.pk)
         else:
             _fill(job)
-            queue.send_watch(job.pk)
+            sending.send_watch(job.pk)
     job.refresh_from_db()
     return job
 
@@ -640,7 +640,7 @@ def job_cancel(*, job: Job) -> Job:
     if job.started_at is None:
         Job.objects.filter(pk=job.pk, state=Job.State.CANCELLING).update(state=Job.State.CANCELLED, finished_at=now)
     else:
-        queue.send_watch(job.pk)
+        sending.send_watch(job.pk)
     job.refresh_from_db()
     return job
 
@@ -663,7 +663,7 @@ def job_retry_failed(*, job: Job) -> int:
         )
         job.refresh_from_db()
         _fill(job)
-        queue.send_watch(job.pk)
+        sending.send_watch(job.pk)
     return count
 
 

@@ -26,7 +26,7 @@ from ..api.errors import ErrorSerializer
 from ..errors import NotFound
 from ..models import Role, Turn
 from ..permissions import Access, project_access
-from . import queue, revisions, selectors
+from . import claims, revisions, selectors
 from .models import Assignment
 from .serializers import (
     AssignmentDetailSerializer,
@@ -109,7 +109,7 @@ class Claim(AssignmentView):
     def post(self, request, slug):
         access = _review_access(request, slug)
         project, is_admin = access.project, access.is_admin
-        claimed = queue.sample_claim(project=project, reviewer=request.user)
+        claimed = claims.sample_claim(project=project, reviewer=request.user)
         if claimed is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         assignment = selectors.assignment_for_page(project, claimed.pk)
@@ -140,7 +140,7 @@ class Renew(AssignmentView):
     )
     def post(self, request, slug, pk):
         assignment, _ = self.assignment(request, slug, pk)
-        renewed = queue.lease_renew(assignment=assignment, user=request.user)
+        renewed = claims.lease_renew(assignment=assignment, user=request.user)
         return Response(RenewResultSerializer(renewed).data)
 
 
@@ -155,7 +155,7 @@ class Skip(AssignmentView):
     )
     def post(self, request, slug, pk):
         assignment, _ = self.assignment(request, slug, pk)
-        ended = queue.lease_end(assignment=assignment, user=request.user, state=Assignment.State.SKIPPED)
+        ended = claims.lease_end(assignment=assignment, user=request.user, state=Assignment.State.SKIPPED)
         return Response(AssignmentStateSerializer(ended).data)
 
 
@@ -170,7 +170,7 @@ class Release(AssignmentView):
     )
     def post(self, request, slug, pk):
         assignment, is_admin = self.assignment(request, slug, pk)
-        ended = queue.lease_end(
+        ended = claims.lease_end(
             assignment=assignment, user=request.user, state=Assignment.State.RELEASED, by_admin=is_admin
         )
         return Response(AssignmentStateSerializer(ended).data)
@@ -296,5 +296,5 @@ class LeaseList(ReviewView):
     )
     def get(self, request, slug):
         project = project_access(request.user, slug, Role.ADMIN).project
-        queue.leases_expire(project)
+        claims.leases_expire(project)
         return Response(LeaseSerializer(selectors.active_leases(project), many=True).data)

@@ -15,9 +15,9 @@ from ..errors import InvalidInput
 from ..limits import text_limit_error
 from ..models import CallStatus, Draft, Project, Turn
 from ..permissions import roles_in
+from .claims import NotAllowed, assignment_submit, lease_revive
 from .diff import revision_diff
 from .models import Assignment, Decision, Flag, Revision, WorkingCopy
-from .queue import NotAllowed, assignment_submit, lease_revive
 from .selectors import latest_draft
 
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000

@@ -13,8 +13,8 @@ from ..errors import NotFound
 from ..models import Role
 from ..permissions import project_access
 from . import selectors
+from .claims import NotAllowed, lease_end, leases_expire, queue_sync, sample_claim
 from .models import Assignment, Decision, Flag
-from .queue import NotAllowed, lease_end, leases_expire, queue_sync, sample_claim
 from .shortcuts import SHORTCUTS, shortcuts_config
 
 REVIEWERS = (Role.ANNOTATOR, Role.ADMIN)

@@ -55,7 +55,7 @@ def review_all(project: Project, reviewer, decide=None, *, limit: int | None = N
     ``decide(turn)`` gives each save's arguments; without it, each review is ``decide_all``'s
     (drafts accepted). The number of samples reviewed."""
     from feedback.models import Turn
-    from feedback.review.queue import sample_claim
+    from feedback.review.claims import sample_claim
     from feedback.review.revisions import revision_create
     from tests.feedback.review_helpers import decide_all
 

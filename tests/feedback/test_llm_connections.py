@@ -19,7 +19,7 @@ from django.utils.html import escape
 from feedback.drafting import connections
 from feedback.drafting.client import LLMError, chat
 from feedback.drafting.service import CallSettings, drafter_settings
-from feedback.jobs import queue
+from feedback.jobs import sending
 from feedback.jobs.selection import MAX_SAMPLE_IDS
 from feedback.models import CallStatus, Draft, Job, JobItem, RateLimitBucket
 from tests.conftest import make_user
@@ -191,7 +191,7 @@ def test_the_worker_checks_the_address_again_before_the_call(project, sim_defaul
         Job.objects.create(project=project, kind="draft", llm_settings={"drafter": legacy}),
     ]
     for job in jobs:
-        queue.send_dispatch(job.pk)
+        sending.send_dispatch(job.pk)
     worker = WorkerProcess("default,llm", log_path=tmp_path / "worker.log", env=worker_env(sim_default.url))
     try:
         for job in jobs:
@@ -358,7 +358,7 @@ def test_a_long_id_list_selects_and_a_failed_dispatch_fails_the_job(
         selection={"criterion": "", "status": "never", "import_batch": None, "sample_ids": [], "limit": 10**30},
         llm_settings={"drafter": drafter_settings(project).as_dict()},
     )
-    queue.send_dispatch(broken.pk)
+    sending.send_dispatch(broken.pk)
     worker = WorkerProcess("default,llm", log_path=tmp_path / "worker.log", env=worker_env(sim_default.url))
     try:
         job = settle(worker, Job.objects.get(pk=response.json()["id"]), timeout=120)

@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 
 from feedback.images import apply_file
 from feedback.models import Assignment, Image, Project, Revision, Role, Turn
-from feedback.review.queue import sample_claim
+from feedback.review.claims import sample_claim
 from feedback.review.revisions import revision_create
 from tests.conftest import make_user
 from tests.feedback.review_helpers import decide_all, make_draft, make_drafted_samples, make_reviewers

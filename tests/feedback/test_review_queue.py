@@ -16,8 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from feedback.models import Assignment, Project, QueueItem, ReviewOrder
-from feedback.review.models import QueueChange, QueueState
-from feedback.review.queue import (
+from feedback.review.claims import (
     LeaseLost,
     NotAllowed,
     lease_duration,
@@ -27,6 +26,7 @@ from feedback.review.queue import (
     queue_sync,
     sample_claim,
 )
+from feedback.review.models import QueueChange, QueueState
 from feedback.review.revisions import sample_flag
 from tests.feedback.review_helpers import (
     assert_holding_consistent,

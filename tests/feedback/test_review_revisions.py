@@ -7,7 +7,7 @@ import pytest
 
 from feedback.errors import InvalidInput
 from feedback.models import Assignment, Decision, Draft, Flag, Revision, Role, WorkingCopy
-from feedback.review.queue import LeaseLost, NotAllowed, lease_end, leases_expire, sample_claim
+from feedback.review.claims import LeaseLost, NotAllowed, lease_end, leases_expire, sample_claim
 from feedback.review.revisions import (
     MAX_TIME_SPENT_MS,
     Conflict,
