@@ -39,6 +39,7 @@ from feedback.errors import Conflict, InvalidInput, NotFound, ServiceError
 from feedback.models import CallStatus, Draft, Generation, Job, JobItem, Project, Sample, Turn
 
 from . import sending
+from .memo import BoundedCache
 from .selection import Selection, samples_to_respond, selection_from, turns_to_draft, whole_number
 
 log = logging.getLogger(__name__)
@@ -429,9 +430,19 @@ def item_run(*, item_id: int, token: str) -> None:
 
 # What never changes about a job (its kind, rounds and model settings), and its project as last
 # saved, kept by each worker process: loading them with every turn was a third of a turn's CPU.
+# Bounded (the least recently used goes first) so a long-lived worker's memory does not grow
+# with every job and project it has ever seen; clear_memos() forgets them all.
 _JOB_FIXED = ("id", "project_id", "kind", "rounds", "llm_settings", "created_at")
-_fixed_jobs: dict[int, dict[str, Any]] = {}
-_projects: dict[int, Project] = {}
+# Jobs and projects a worker remembers: far more than run at once, few enough to be small.
+_MEMO_SIZE = 1000
+_fixed_jobs: BoundedCache[int, dict[str, Any]] = BoundedCache(_MEMO_SIZE)
+_projects: BoundedCache[int, Project] = BoundedCache(_MEMO_SIZE)
+
+
+def clear_memos() -> None:
+    """Forget every remembered job and project (tests; a worker that must re-read everything)."""
+    _fixed_jobs.clear()
+    _projects.clear()
 
 
 def _job_of(item: Any) -> Job:
@@ -440,13 +451,11 @@ def _job_of(item: Any) -> Job:
     job_id = item.job_id
     fixed = _fixed_jobs.get(job_id)
     if fixed is None or fixed["created_at"] != item.job_created_at:  # an id reused after a restore
-        if len(_fixed_jobs) > 1000:
-            _fixed_jobs.clear()
-        fixed = _fixed_jobs[job_id] = Job.objects.filter(pk=job_id).values(*_JOB_FIXED).get()
+        fixed = _fixed_jobs.put(job_id, Job.objects.filter(pk=job_id).values(*_JOB_FIXED).get())
     job = Job(**fixed, state=item.job_state, budget=item.job_budget)
     project = _projects.get(fixed["project_id"])
     if project is None or project.updated_at != item.project_updated_at:
-        project = _projects[fixed["project_id"]] = Project.objects.get(pk=fixed["project_id"])
+        project = _projects.put(fixed["project_id"], Project.objects.get(pk=fixed["project_id"]))
     job.project = project
     return job
 
