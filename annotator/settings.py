@@ -289,6 +289,8 @@ SPECTACULAR_SETTINGS = {
         "`/api/auth/token/`) or with the session cookie plus the `X-CSRFToken` header on unsafe methods."
     ),
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Every operation's error answers (400/401/403/404/409/413/429) declared with the one error body.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "feedback.api.schema.declare_errors"],
     "ENUM_NAME_OVERRIDES": {
         "AssignmentStateEnum": "feedback.review.models.Assignment.State",
         "JobStateEnum": "feedback.jobs.models.Job.State",

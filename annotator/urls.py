@@ -10,3 +10,6 @@ urlpatterns = [
     path("", include("feedback.urls")),
     path("", include("exports.urls")),
 ]
+
+# An address under /api/ that matches no endpoint answers the API's error body, not an HTML page.
+handler404 = "feedback.api.errors.not_found"

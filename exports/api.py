@@ -239,6 +239,22 @@ class FirstRenderer(BaseContentNegotiation):
         return (renderers[0], renderers[0].media_type)
 
 
+# The type each file of a release is served as, by its name's ending; any other is octet-stream.
+FILE_TYPES = {
+    ".json": "application/json",
+    ".jsonl": "application/x-ndjson",
+    ".md": "text/markdown",
+    ".txt": "text/plain",
+    ".tar": "application/x-tar",
+    ".parquet": "application/vnd.apache.parquet",
+}
+OCTET_STREAM = "application/octet-stream"
+
+
+def file_type(name: str) -> str:
+    return next((kind for suffix, kind in FILE_TYPES.items() if name.endswith(suffix)), OCTET_STREAM)
+
+
 class ReleaseFileDownload(APIView):
     content_negotiation_class = FirstRenderer
 
@@ -246,7 +262,8 @@ class ReleaseFileDownload(APIView):
         operation_id="projects_releases_files_retrieve",
         parameters=[OpenApiParameter("path", OpenApiTypes.STR, OpenApiParameter.PATH, description="As in `files`.")],
         responses={
-            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            **{(200, kind): OpenApiTypes.BINARY for kind in [*FILE_TYPES.values(), OCTET_STREAM]},
+            (200, "application/json"): OpenApiTypes.ANY,  # the manifest is an object, LLaVA files are lists
             404: OpenApiResponse(
                 ErrorSerializer, description="No such release or file, or the release is not complete."
             ),
@@ -255,4 +272,6 @@ class ReleaseFileDownload(APIView):
     def get(self, request, slug, pk, path):
         project = project_access(request.user, slug, *ROLES).project
         absolute = service.release_file_path(release_in(project, pk), path)
-        return FileResponse(absolute.open("rb"), as_attachment=True, filename=absolute.name)
+        return FileResponse(
+            absolute.open("rb"), as_attachment=True, filename=absolute.name, content_type=file_type(absolute.name)
+        )

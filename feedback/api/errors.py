@@ -20,6 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -83,3 +85,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
         response.data = error_body(str(detail), "not_found" if response.status_code == 404 else "not_allowed")
     return response
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 404 handler (``handler404``): an address under ``/api/`` that matches no endpoint
+    (``/api/projects/x/samples/abc/``) answers the API's error body; any other is Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("No such endpoint.", "not_found"), status=404)
+    return page_not_found(request, exception)

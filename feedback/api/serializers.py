@@ -124,7 +124,7 @@ class TurnSerializer(serializers.ModelSerializer):
 
 
 class SampleSerializer(serializers.ModelSerializer):
-    image = ImageSerializer(read_only=True)
+    image = ImageSerializer(read_only=True, allow_null=True)
     turns = TurnSerializer(many=True, read_only=True)
 
     class Meta:
