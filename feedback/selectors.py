@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
@@ -67,15 +69,47 @@ def sample_page_queryset(project: Project, *, criterion: str | None = None, miss
 
 
 def sample_detail(project: Project, pk: int) -> Sample:
-    sample = (
+    return (
         Sample.objects.select_related("image", "import_batch")
         .prefetch_related("turns__imported_feedback", "turns__drafts", "turns__generations")
         .get(project=project, pk=pk)
     )
-    for turn in sample.turns.all():
-        for draft in turn.drafts.all():
-            draft.score_list = scores_in_rubric_order(draft.scores, project.criteria)  # type: ignore[attr-defined]
-    return sample
+
+
+@dataclass(frozen=True)
+class DraftView:
+    """A draft as the sample page shows it: the row, and its scores in the rubric's order."""
+
+    draft: Draft
+    score_list: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class TurnView:
+    turn: Turn
+    drafts: tuple[DraftView, ...]
+
+
+@dataclass(frozen=True)
+class SamplePage:
+    sample: Sample
+    turns: tuple[TurnView, ...]
+
+
+def sample_page(project: Project, pk: int) -> SamplePage:
+    """The sample page's reads: the sample and, per turn, its drafts with their scores in rubric order."""
+    sample = sample_detail(project, pk)
+    turns = tuple(
+        TurnView(
+            turn=turn,
+            drafts=tuple(
+                DraftView(draft=d, score_list=tuple(scores_in_rubric_order(d.scores, project.criteria)))
+                for d in turn.drafts.all()
+            ),
+        )
+        for turn in sample.turns.all()
+    )
+    return SamplePage(sample=sample, turns=turns)
 
 
 def scores_in_rubric_order(scores: dict, criteria: list[str]) -> list[tuple[str, int]]:

@@ -59,10 +59,12 @@ def sample_list(request, slug):
 def sample_detail(request, slug, pk):
     project = project_access(request.user, slug).project
     try:
-        sample = selectors.sample_detail(project, pk)
+        page = selectors.sample_page(project, pk)
     except project.samples.model.DoesNotExist:
         raise NotFound("No such sample.") from None
-    return render(request, "feedback/sample_detail.html", {"project": project, "sample": sample})
+    return render(
+        request, "feedback/sample_detail.html", {"project": project, "sample": page.sample, "turns": page.turns}
+    )
 
 
 def image_file(request, pk):

@@ -154,8 +154,6 @@ def review_page(assignment: Assignment, *, can_see_all: bool) -> ReviewPage:
             working=working.get(turn.pk),
         )
         view.history = history_of(visible, {d.pk: d for d in ok_drafts}, project.criteria)
-        if draft is not None:
-            draft.score_list = scores_in_rubric_order(draft.scores, project.criteria)  # type: ignore[attr-defined]
         views.append(view)
     return ReviewPage(assignment=assignment, turns=views, can_see_all=can_see_all)
 

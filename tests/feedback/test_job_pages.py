@@ -3,6 +3,7 @@ progress, the admin actions, the sample page's drafts, query counts, run_job and
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from datetime import timedelta
@@ -15,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from feedback import selectors
 from feedback.jobs.selection import Selection, samples_to_respond, turns_to_draft
 from feedback.jobs.service import JobStateError, job_act, job_create
 from feedback.models import CallStatus, Draft, ImportBatch, Job, JobItem, Project, Role, Sample, Turn
@@ -839,3 +841,16 @@ def test_the_page_offers_exactly_the_actions_the_service_allows(client, project,
         else:
             performed = True
         assert enabled == performed == allowed, (state, action, enabled, performed)
+
+
+def test_the_sample_page_reads_a_frozen_view_model_not_attributes_on_the_rows(project):
+    turn = make_samples(project, 1)[0]
+    make_draft(turn, scores={"harmlessness": 7, "extra": 1, "helpfulness": 4}, overall=5)
+    page = selectors.sample_page(project, turn.sample_id)
+    (view,) = page.turns
+    (draft_view,) = view.drafts
+    assert view.turn.pk == turn.pk
+    assert draft_view.score_list == (("helpfulness", 4), ("harmlessness", 7), ("extra", 1))
+    assert not hasattr(draft_view.draft, "score_list")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        draft_view.score_list = ()  # type: ignore[misc]
