@@ -1,11 +1,16 @@
-"""Helpers of the recovery tests: an attempt owner whose process has ended, and big files."""
+"""Helpers of the recovery tests: an attempt owner whose process has ended, big files, and the
+conditions a test waits for while a real worker runs."""
 
 from __future__ import annotations
 
 import json
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from feedback.models import ImportBatch
 
 
 def ended_owner() -> str:
@@ -32,3 +37,24 @@ def write_native(path: Path, count: int, *, turns: int = 1, feedback: bool = Fal
                     turn["feedback"] = [{"criterion": "honesty", "score": 1 + n % 7, "critique": f"Critique of {n}."}]
             out.write(json.dumps(record) + "\n")
     return path
+
+
+def import_settled(batch: ImportBatch) -> Callable[[], bool]:
+    """True once the batch (read again from the database) has completed or failed."""
+
+    def check() -> bool:
+        batch.refresh_from_db()
+        return batch.status in (ImportBatch.Status.COMPLETED, ImportBatch.Status.FAILED)
+
+    return check
+
+
+def reached(row: Any, field: str, at_least: int) -> Callable[[], bool]:
+    """True once ``row.field`` (read again from the database) is at least ``at_least``: the point
+    where a test kills the worker mid-way."""
+
+    def check() -> bool:
+        row.refresh_from_db()
+        return getattr(row, field) >= at_least
+
+    return check

@@ -14,7 +14,7 @@ from exports.tasks import release_build_task
 from feedback.importers.service import import_file
 from tests.conftest import token_client
 from tests.exports.release_helpers import api_urls, page_urls, reviewed_samples, sha256_of, streamed
-from tests.recovery_helpers import write_native
+from tests.recovery_helpers import reached, write_native
 from tests.worker import WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -107,16 +107,9 @@ def test_a_worker_killed_mid_build_leaves_the_release_to_the_next_worker_which_b
     release_build_task.delay(release.pk)
     env = {"ANNOTATOR_RELEASE_CHUNK_SIZE": "50"}
 
-    def read_at_least(n: int):
-        def check() -> bool:
-            release.refresh_from_db()
-            return release.samples_done >= n
-
-        return check
-
     first = WorkerProcess("exports", log_path=tmp_path / "first.log", env=env)
     try:
-        assert first.wait_for(read_at_least(total // 5), timeout=90), first.output()
+        assert first.wait_for(reached(release, "samples_done", total // 5), timeout=90), first.output()
     finally:
         first.kill()
     release.refresh_from_db()

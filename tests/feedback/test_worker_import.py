@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from feedback.importers.uploads import import_upload_create
 from feedback.models import ImportBatch, Sample, Turn
 from tests.conftest import SHARED_FORMATS
-from tests.recovery_helpers import write_native
+from tests.recovery_helpers import import_settled, reached, write_native
 from tests.worker import WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -22,12 +22,8 @@ def test_uploaded_file_is_imported_by_a_real_worker(project, admin_user, tmp_pat
 
     worker = WorkerProcess(log_path=tmp_path / "worker.log")
     try:
-
-        def finished():
-            batch.refresh_from_db()
-            return batch.status in (ImportBatch.Status.COMPLETED, ImportBatch.Status.FAILED)
-
-        assert worker.wait_for(finished, timeout=90), f"the worker did not run the import:\n{worker.output()}"
+        settled = worker.wait_for(import_settled(batch), timeout=90)
+        assert settled, f"the worker did not run the import:\n{worker.output()}"
     finally:
         worker.stop()
 
@@ -48,16 +44,9 @@ def test_a_worker_killed_mid_import_leaves_it_to_the_next_worker_which_stores_ev
     upload_folder = Path(batch.upload_path).parent
     env = {"ANNOTATOR_IMPORT_CHUNK_SIZE": "100"}
 
-    def read_at_least(n: int):
-        def check() -> bool:
-            batch.refresh_from_db()
-            return batch.records_read >= n
-
-        return check
-
     first = WorkerProcess(log_path=tmp_path / "first.log", env=env)
     try:
-        assert first.wait_for(read_at_least(total // 5), timeout=90), first.output()
+        assert first.wait_for(reached(batch, "records_read", total // 5), timeout=90), first.output()
     finally:
         first.kill()  # SIGKILL, mid-import: the filesystem broker has already deleted its message
     batch.refresh_from_db()
@@ -67,12 +56,7 @@ def test_a_worker_killed_mid_import_leaves_it_to_the_next_worker_which_stores_ev
 
     second = WorkerProcess(log_path=tmp_path / "second.log", env=env)
     try:
-
-        def finished() -> bool:
-            batch.refresh_from_db()
-            return batch.status in (ImportBatch.Status.COMPLETED, ImportBatch.Status.FAILED)
-
-        assert second.wait_for(finished, timeout=120), f"the import was not recovered:\n{second.output()}"
+        assert second.wait_for(import_settled(batch), timeout=120), f"the import was not recovered:\n{second.output()}"
     finally:
         second.stop()
     assert batch.status == ImportBatch.Status.COMPLETED, batch.failure

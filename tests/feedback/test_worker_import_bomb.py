@@ -12,6 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from feedback.importers.uploads import import_upload_create
 from feedback.models import Image, ImportBatch
+from tests.recovery_helpers import import_settled
 from tests.worker import WorkerProcess
 
 from .import_helpers import image_bytes, native_record, write_jsonl
@@ -86,12 +87,8 @@ def test_a_worker_refuses_a_gigabyte_zip_entry_without_reading_it(project, admin
 
     worker = WorkerProcess(log_path=tmp_path / "worker.log")
     try:
-
-        def finished():
-            batch.refresh_from_db()
-            return batch.status in (ImportBatch.Status.COMPLETED, ImportBatch.Status.FAILED)
-
-        assert worker.wait_for(finished, timeout=120), f"the worker did not run the import:\n{worker.output()}"
+        settled = worker.wait_for(import_settled(batch), timeout=120)
+        assert settled, f"the worker did not run the import:\n{worker.output()}"
         peak = peak_rss_mb(worker.process.pid)
     finally:
         worker.stop()
