@@ -121,6 +121,7 @@ INSTALLED_APPS = [
     "annotator.apps.AnnotatorConfig",
     "feedback",
     "exports",
+    "quality",
 ]
 
 MIDDLEWARE = [

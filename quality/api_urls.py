@@ -1,0 +1,3 @@
+"""The quality API, under /api/."""
+
+urlpatterns: list = []

@@ -1,0 +1,5 @@
+"""The quality pages."""
+
+app_name = "quality"
+
+urlpatterns: list = []
