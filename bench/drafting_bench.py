@@ -341,8 +341,10 @@ def run_job(run: Run, project: Any, *, sim: Simulator, worker: Child, db: Databa
     from django.conf import settings
     from django.db.models import Count, Exists, OuterRef, Sum
 
+    from feedback.drafting.models import CallStatus, Draft
+    from feedback.jobs.models import Job, JobItem
     from feedback.jobs.service import job_create
-    from feedback.models import CallStatus, Draft, Job, JobItem, Turn
+    from feedback.models import Turn
 
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     finals = {*Job.FINAL_STATES, Job.State.PAUSED}
@@ -559,7 +561,7 @@ def _profile_loop(project: Any, count: int, sim: Simulator, *, reuse: bool) -> P
     from django.test.utils import CaptureQueriesContext
 
     from feedback.jobs import service
-    from feedback.models import Job, JobItem
+    from feedback.jobs.models import Job, JobItem
 
     job = service.job_create(
         project=project, kind="draft", selection={"status": "never"}, drafter={"connection": "default"}

@@ -206,7 +206,9 @@ class Seeder:
     def grow(self, size: int) -> None:
         from django.db import connection, transaction
 
-        from feedback.models import Assignment, Draft, Image, Revision, Sample, Turn
+        from feedback.drafting.models import Draft
+        from feedback.models import Image, Sample, Turn
+        from feedback.review.models import Assignment, Revision
 
         for start in range(self.count, size, CHUNK):
             numbers = range(start, min(start + CHUNK, size))
@@ -221,7 +223,9 @@ class Seeder:
             cursor.execute("VACUUM ANALYZE")
 
     def _chunk(self, cursor: Any, numbers: range) -> None:
-        from feedback.models import Assignment, CallStatus, Draft, Image, Revision, Sample, Turn
+        from feedback.drafting.models import CallStatus, Draft
+        from feedback.models import Image, Sample, Turn
+        from feedback.review.models import Assignment, Revision
 
         project_id = self.project.pk
         copy_rows(

@@ -88,7 +88,8 @@ def seed(count: int, reviews_required: int, clients: int) -> tuple[Any, Any, lis
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
-    from feedback.models import CallStatus, Draft, Image, Project, ProjectMembership, Role, Sample, Turn
+    from feedback.drafting.models import CallStatus, Draft
+    from feedback.models import Image, Project, ProjectMembership, Role, Sample, Turn
 
     rng = random.Random(SEED)
     project = Project.objects.create(name="Review bench", slug=SLUG, reviews_required=reviews_required)
@@ -158,7 +159,8 @@ def seed(count: int, reviews_required: int, clients: int) -> tuple[Any, Any, lis
 
 def submit(assignment: Any, user: Any) -> None:
     """Accepts the draft of every answered turn: the last save submits the review."""
-    from feedback.models import Decision, Turn
+    from feedback.models import Turn
+    from feedback.review.models import Decision
     from feedback.review.revisions import revision_create
 
     for turn in Turn.objects.filter(sample_id=assignment.sample_id, model_response__isnull=False).order_by("index"):
@@ -230,8 +232,9 @@ def phase_claim(project: Any, user: Any, ops: int, warmup: int) -> dict[str, Any
 
 
 def phase_save(project: Any, user: Any, ops: int) -> dict[str, list[float]]:
-    from feedback.models import Decision, Turn
+    from feedback.models import Turn
     from feedback.review.claims import sample_claim
+    from feedback.review.models import Decision
     from feedback.review.revisions import latest_draft, revision_create
 
     rng = random.Random(SEED + 1)
@@ -269,8 +272,9 @@ def queries_of(project: Any, user: Any, show: bool, render: bool) -> dict[str, i
     from django.db import connection
     from django.test import Client
 
-    from feedback.models import Decision, Turn
+    from feedback.models import Turn
     from feedback.review.claims import sample_claim
+    from feedback.review.models import Decision
     from feedback.review.revisions import revision_create
 
     counts: dict[str, int] = {}

@@ -46,7 +46,9 @@ def seed(kib: int, pattern: str):
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from feedback.models import Assignment, CallStatus, Draft, Project, ProjectMembership, Role, Sample, Turn
+    from feedback.drafting.models import CallStatus, Draft
+    from feedback.models import Project, ProjectMembership, Role, Sample, Turn
+    from feedback.review.models import Assignment
 
     project = Project.objects.create(name="Diff bench", slug=SLUG)
     user = get_user_model().objects.create_user("bench-annotator", password="bench-password-1")  # noqa: S106

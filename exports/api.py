@@ -16,8 +16,9 @@ from rest_framework.views import APIView
 
 from feedback.api.errors import ErrorSerializer
 from feedback.errors import NotFound
-from feedback.models import Decision, Role
+from feedback.models import Role
 from feedback.permissions import project_access
+from feedback.review.models import Decision
 
 from . import selectors, service
 from .filters import DEFAULT_DECISIONS, ReleaseFilters

@@ -14,7 +14,8 @@ from datetime import date, datetime
 from django.utils import timezone
 
 from feedback.errors import InvalidInput
-from feedback.models import Decision, Project
+from feedback.models import Project
+from feedback.review.models import Decision
 
 from .records import ExportSample, ExportTurn, Feedback
 

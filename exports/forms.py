@@ -9,7 +9,8 @@ from typing import Any
 from django import forms
 
 from feedback.errors import NON_FIELD, InvalidInput
-from feedback.models import Decision, Project
+from feedback.models import Project
+from feedback.review.models import Decision
 
 from .filters import DEFAULT_DECISIONS
 from .formats import FORMATS

@@ -20,7 +20,9 @@ from typing import Any
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 
-from feedback.models import Assignment, CallStatus, Draft, ImportedFeedback, Project, Revision, Sample, Turn
+from feedback.drafting.models import CallStatus, Draft
+from feedback.models import ImportedFeedback, Project, Sample, Turn
+from feedback.review.models import Assignment, Revision
 
 CHUNK_SIZE = 1000
 IMPORTED = "imported"  # the decision of feedback that came with the dataset, reviewed by nobody

@@ -2,22 +2,12 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count
 
+from feedback.drafting.models import Draft, Generation
+from feedback.jobs.models import Job, JobItem
+from feedback.models import Image, ImportBatch, ImportedFeedback, Project, ProjectMembership, Sample, Turn
+from feedback.review.models import Assignment, Revision
+
 from .drafting import connections
-from .models import (
-    Assignment,
-    Draft,
-    Generation,
-    Image,
-    ImportBatch,
-    ImportedFeedback,
-    Job,
-    JobItem,
-    Project,
-    ProjectMembership,
-    Revision,
-    Sample,
-    Turn,
-)
 from .review.claims import lease_end
 
 

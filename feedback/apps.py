@@ -1,7 +1,19 @@
+from importlib import import_module
+
 from django.apps import AppConfig
+
+# The app's models live beside the code that owns them: the domain in feedback/models.py, the rest in
+# the sub-packages. Django registers a model when its module is imported, so the app imports each one
+# here, while it loads its models; nothing re-exports them, and each is imported from its own module.
+MODEL_MODULES = ["feedback.drafting.models", "feedback.jobs.models", "feedback.review.models"]
 
 
 class FeedbackConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "feedback"
     verbose_name = "Feedback"
+
+    def import_models(self) -> None:
+        super().import_models()
+        for name in MODEL_MODULES:
+            import_module(name)

@@ -16,9 +16,11 @@ from django.contrib.auth.models import Group, User
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
+from feedback.jobs.models import Job
+from feedback.models import ImportBatch, Project, ProjectMembership, Role
+
 from .importers.service import import_file
 from .jobs.service import job_create
-from .models import ImportBatch, Job, Project, ProjectMembership, Role
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "formats"
 

@@ -346,35 +346,3 @@ class ImportedFeedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.criterion} feedback on {self.turn}"
-
-
-# Models of the sub-packages, imported here so that Django registers them with this app.
-from .drafting.models import CallStatus, Draft, Generation, RateLimitBucket  # noqa: E402
-from .jobs.models import Job, JobItem  # noqa: E402
-from .review.models import Assignment, Decision, Flag, QueueItem, QueueState, Revision, WorkingCopy  # noqa: E402
-
-__all__ = [
-    "DEFAULT_CRITERIA",
-    "Assignment",
-    "CallStatus",
-    "Decision",
-    "Draft",
-    "Flag",
-    "Generation",
-    "Image",
-    "ImportBatch",
-    "ImportedFeedback",
-    "Job",
-    "JobItem",
-    "Project",
-    "ProjectMembership",
-    "QueueItem",
-    "QueueState",
-    "RateLimitBucket",
-    "ReviewOrder",
-    "Revision",
-    "Role",
-    "Sample",
-    "Turn",
-    "WorkingCopy",
-]

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
+from feedback.drafting.models import CallStatus, Draft
+from feedback.models import Image, ImportedFeedback, Project, Sample, Turn
+
 from .errors import InvalidInput
-from .models import CallStatus, Draft, Image, ImportedFeedback, Project, Sample, Turn
 from .permissions import is_platform_admin
 
 

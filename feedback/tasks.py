@@ -4,10 +4,11 @@ from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 
+from feedback.jobs.models import Job
+
 from . import recovery
 from .importers.service import import_batch_start
 from .jobs import service as jobs
-from .models import Job
 
 
 @shared_task(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from feedback.models import Decision
+from feedback.review.models import Decision
 
 from ..records import ExportSample, ExportTurn
 from .base import ExportContext, ExportFormat, ReleaseSink, json_line

@@ -2,8 +2,11 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from feedback.drafting.models import Draft
+from feedback.models import Image, ImportBatch, ImportedFeedback, Project, Sample, Turn
+from feedback.review.models import Revision
+
 from ..importers.service import FORMAT_LABELS
-from ..models import Draft, Image, ImportBatch, ImportedFeedback, Project, Revision, Sample, Turn
 
 
 class ProjectSerializer(serializers.ModelSerializer):

@@ -7,10 +7,12 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from feedback.models import ImportBatch, Role, Sample
+from feedback.review.models import Revision
+
 from .. import selectors
 from ..errors import NotFound
 from ..importers.uploads import check_upload_size, import_upload_create
-from ..models import ImportBatch, Revision, Role, Sample
 from ..permissions import project_access
 from .serializers import (
     ImportBatchSerializer,

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.db.models import F, FloatField, Func, Value
 from django.db.models.functions import Greatest
 
-from feedback.models import RateLimitBucket
+from feedback.drafting.models import RateLimitBucket
 
 if TYPE_CHECKING:
     import redis

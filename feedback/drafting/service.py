@@ -15,8 +15,9 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from feedback.drafting.models import CallStatus, Draft, Generation
 from feedback.errors import InvalidInput
-from feedback.models import CallStatus, Draft, Generation, Project, Sample, Turn
+from feedback.models import Project, Sample, Turn
 
 from . import connections, ratelimit
 from .client import ChatResult, LLMError, UnusableAnswer, chat

@@ -9,7 +9,8 @@ from rest_framework.views import APIView
 
 from feedback.api.errors import ErrorSerializer
 from feedback.errors import NotFound
-from feedback.models import Job, Role
+from feedback.jobs.models import Job
+from feedback.models import Role
 from feedback.permissions import project_access
 
 from . import selectors, service

@@ -6,7 +6,8 @@ from django import forms
 from django.conf import settings
 
 from feedback.drafting import connections
-from feedback.models import Job, Project
+from feedback.jobs.models import Job
+from feedback.models import Project
 
 from .selection import STATUSES
 

@@ -10,8 +10,9 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
 
+from feedback.drafting.models import CallStatus, Draft, Generation
 from feedback.errors import InvalidInput
-from feedback.models import EXTERNAL_ID_MAX, CallStatus, Draft, Generation, ImportBatch, Project, Sample, Turn
+from feedback.models import EXTERNAL_ID_MAX, ImportBatch, Project, Sample, Turn
 
 # Bounds on a job's selection: a list of sample ids is checked and stored with the job, so it is
 # bounded like any other input; a limit past the number of turns any project holds means nothing.

@@ -8,7 +8,8 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from feedback.models import Job, JobItem, Project
+from feedback.jobs.models import Job, JobItem
+from feedback.models import Project
 
 RATE_WINDOW = 60  # seconds of recent work the rate is measured over
 LATEST_ERRORS = 8

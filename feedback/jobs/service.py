@@ -24,6 +24,7 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from feedback.drafting.client import LLMError
+from feedback.drafting.models import CallStatus, Draft, Generation
 from feedback.drafting.pricing import cost_of
 from feedback.drafting.ratelimit import RateLimitWait
 from feedback.drafting.service import (
@@ -36,7 +37,8 @@ from feedback.drafting.service import (
     responder_settings,
 )
 from feedback.errors import Conflict, InvalidInput, NotFound, ServiceError
-from feedback.models import CallStatus, Draft, Generation, Job, JobItem, Project, Sample, Turn
+from feedback.jobs.models import Job, JobItem
+from feedback.models import Project, Sample, Turn
 
 from . import sending
 from .memo import BoundedCache

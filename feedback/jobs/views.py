@@ -10,7 +10,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from feedback.drafting import connections
 from feedback.errors import Conflict, InvalidInput
-from feedback.models import Job, Role
+from feedback.jobs.models import Job
+from feedback.models import Role
 from feedback.permissions import project_access
 from feedback.polling import render_polled
 

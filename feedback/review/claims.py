@@ -19,9 +19,11 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, F, Max, Mi
 from django.db.models.functions import Coalesce, Mod
 from django.utils import timezone
 
+from feedback.drafting.models import CallStatus, Draft
+from feedback.models import Project, ReviewOrder, Sample, Turn
+
 from ..errors import Conflict
 from ..errors import NotAllowed as NotAllowedError
-from ..models import CallStatus, Draft, Project, ReviewOrder, Sample, Turn
 from .models import Assignment, QueueChange, QueueItem, QueueState, WorkingCopy
 
 # Sample ids stay below this; the order's major key is multiplied by it.

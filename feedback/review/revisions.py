@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
+from feedback.drafting.models import CallStatus, Draft
+from feedback.models import Project, Turn
+
 from ..errors import Conflict as ConflictError
 from ..errors import InvalidInput
 from ..limits import text_limit_error
-from ..models import CallStatus, Draft, Project, Turn
 from ..permissions import roles_in
 from .claims import NotAllowed, assignment_submit, lease_revive
 from .diff import revision_diff

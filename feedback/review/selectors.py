@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from ..models import CallStatus, Draft, Project, Turn
+from feedback.drafting.models import CallStatus, Draft
+from feedback.models import Project, Turn
+
 from ..selectors import scores_in_rubric_order
 from .diff import Segments, draft_diff, revision_diff, score_changes
 from .models import Assignment, QueueState, Revision, WorkingCopy

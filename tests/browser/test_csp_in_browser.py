@@ -10,7 +10,8 @@ from django.contrib.auth.models import User
 
 from exports.models import Release
 from feedback.demo import demo_setup
-from feedback.models import ImportBatch, Job, Sample
+from feedback.jobs.models import Job
+from feedback.models import ImportBatch, Sample
 from tests.browser.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

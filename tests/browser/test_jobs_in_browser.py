@@ -3,7 +3,8 @@ through the simulator, pauses, resumes and cancels it, and reads a draft on the 
 
 import pytest
 
-from feedback.models import Draft, Job, JobItem
+from feedback.drafting.models import Draft
+from feedback.jobs.models import Job, JobItem
 from tests.browser.conftest import wait_until
 from tests.conftest import make_user
 from tests.feedback.job_helpers import make_samples

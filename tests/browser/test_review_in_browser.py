@@ -14,8 +14,10 @@ import time
 import pytest
 
 from feedback.demo import demo_setup
+from feedback.drafting.models import Draft
 from feedback.drafting.service import CallGate, draft_turn, drafter_settings
-from feedback.models import Assignment, Draft, Revision, Turn, WorkingCopy
+from feedback.models import Turn
+from feedback.review.models import Assignment, Revision, WorkingCopy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from feedback.limits import TEXT_MAX_CHARS
-from feedback.models import Assignment, Revision
+from feedback.review.models import Assignment, Revision
 from tests.conftest import make_user
 from tests.feedback.test_review_api import make_assignment, make_sample
 

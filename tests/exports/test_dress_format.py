@@ -8,8 +8,9 @@ import pytest
 
 from exports.formats.base import json_line
 from exports.formats.dress import dress_line
-from feedback.models import Decision, Project
+from feedback.models import Project
 from feedback.review.claims import sample_claim
+from feedback.review.models import Decision
 from feedback.review.revisions import revision_create
 from tests.exports.export_helpers import build, folder, make_image_samples, read_jsonl, review_all
 from tests.feedback.import_helpers import DRESS_EXAMPLE, run_import

@@ -18,7 +18,8 @@ from exports.formats.images import arcname
 from exports.formats.llava import DIALOGUES_FILE
 from exports.models import Release
 from feedback.images import apply_file
-from feedback.models import Decision, Image, Project, Sample, Turn
+from feedback.models import Image, Project, Sample, Turn
+from feedback.review.models import Decision
 from tests.exports.export_helpers import build, file_rows, folder, make_image_samples, read_jsonl, review_all
 from tests.feedback.import_helpers import VLSAFE_EXAMPLE, image_bytes, run_import
 from tests.feedback.job_helpers import make_samples

@@ -14,9 +14,10 @@ from exports.models import Release
 from exports.service import release_build, release_create
 from exports.splits import SplitRule, split_rule_from
 from feedback import recovery
+from feedback.drafting.models import Draft
 from feedback.errors import InvalidInput
-from feedback.models import Assignment, Decision, Draft, Flag, Revision
 from feedback.review.claims import sample_claim
+from feedback.review.models import Assignment, Decision, Flag, Revision
 from feedback.review.revisions import revision_create, sample_flag
 from tests.exports.export_helpers import build, folder, make_image_samples, read_jsonl, review_all
 from tests.feedback.review_helpers import configure, make_reviewers

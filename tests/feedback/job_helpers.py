@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from feedback.models import CallStatus, Draft, Image, Job, JobItem, Project, Sample, Turn
+from feedback.drafting.models import CallStatus, Draft
+from feedback.jobs.models import Job, JobItem
+from feedback.models import Image, Project, Sample, Turn
 
 
 def make_samples(

@@ -7,17 +7,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from feedback.models import (
-    Assignment,
-    CallStatus,
-    Decision,
-    Draft,
-    Project,
-    QueueItem,
-    Role,
-    Sample,
-    Turn,
-)
+from feedback.drafting.models import CallStatus, Draft
+from feedback.models import Project, Role, Sample, Turn
+from feedback.review.models import Assignment, Decision, QueueItem
 from feedback.review.revisions import SaveResult, revision_create
 from tests.conftest import make_user
 from tests.feedback.job_helpers import make_samples

@@ -5,7 +5,9 @@ import pytest
 from exports.models import Release
 from exports.service import release_folder
 from feedback.demo import demo_setup
-from feedback.models import CallStatus, Draft, Job, Turn
+from feedback.drafting.models import CallStatus, Draft
+from feedback.jobs.models import Job
+from feedback.models import Turn
 from tests.worker import WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]

@@ -12,13 +12,15 @@ from PIL import Image as PILImage
 
 from feedback.drafting import prompts
 from feedback.drafting.client import LLMError
+from feedback.drafting.models import CallStatus, Draft, Generation
 from feedback.drafting.pricing import cost_of
 from feedback.drafting.schema import ParseError, feedback_schema, parse_feedback
 from feedback.drafting.service import CallGate, draft_turn, drafter_settings, respond_turn, responder_settings
 from feedback.errors import InvalidInput
 from feedback.images import apply_file
+from feedback.jobs.models import Job, JobItem
 from feedback.jobs.service import job_create
-from feedback.models import CallStatus, Draft, Generation, Image, Job, JobItem, Project, Sample, Turn
+from feedback.models import Image, Project, Sample, Turn
 from feedback.simulator import content as sim_content
 from tests.simulator import llm_simulator_fixture  # noqa: F401
 

@@ -11,8 +11,9 @@ import pytest
 from django.utils import timezone
 
 from feedback.drafting.client import retry_after_seconds, scrub
+from feedback.drafting.models import CallStatus, Draft
 from feedback.jobs import service
-from feedback.models import CallStatus, Draft, Job, JobItem
+from feedback.jobs.models import Job, JobItem
 from tests.feedback.job_helpers import make_samples
 
 pytestmark = pytest.mark.django_db

@@ -17,9 +17,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from feedback import selectors
+from feedback.drafting.models import CallStatus, Draft
+from feedback.jobs.models import Job, JobItem
 from feedback.jobs.selection import Selection, samples_to_respond, turns_to_draft
 from feedback.jobs.service import JobStateError, job_act, job_create
-from feedback.models import CallStatus, Draft, ImportBatch, Job, JobItem, Project, Role, Sample, Turn
+from feedback.models import ImportBatch, Project, Role, Sample, Turn
 from tests.conftest import make_user, token_client
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,10 @@ from django.apps import apps
 from django.db.models import Sum
 from django.test import Client
 
+from feedback.drafting.models import CallStatus, Draft
 from feedback.jobs import service
-from feedback.models import CallStatus, Draft, Job, JobItem, Sample, Turn
+from feedback.jobs.models import Job, JobItem
+from feedback.models import Sample, Turn
 from tests.conftest import make_user
 from tests.feedback.job_helpers import assert_each_item_settled_once, make_samples, successful_drafts_per_turn
 from tests.worker import WorkerProcess

@@ -18,10 +18,11 @@ from django.utils.html import escape
 
 from feedback.drafting import connections
 from feedback.drafting.client import LLMError, chat
+from feedback.drafting.models import CallStatus, Draft, RateLimitBucket
 from feedback.drafting.service import CallSettings, drafter_settings
 from feedback.jobs import sending
+from feedback.jobs.models import Job, JobItem
 from feedback.jobs.selection import MAX_SAMPLE_IDS
-from feedback.models import CallStatus, Draft, Job, JobItem, RateLimitBucket
 from tests.conftest import make_user
 from tests.feedback.job_helpers import make_samples
 from tests.worker import WorkerProcess

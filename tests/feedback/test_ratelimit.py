@@ -15,8 +15,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from feedback.drafting import ratelimit
+from feedback.drafting.models import RateLimitBucket
 from feedback.drafting.ratelimit import RateLimitWait, _reserve, acquire, backend_name, refund
-from feedback.models import RateLimitBucket
 from tests.conftest import need_service
 
 pytestmark = pytest.mark.django_db

@@ -14,18 +14,9 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from rest_framework.test import APIClient
 
-from feedback.models import (
-    Assignment,
-    CallStatus,
-    Draft,
-    Image,
-    Project,
-    Revision,
-    Role,
-    Sample,
-    Turn,
-    WorkingCopy,
-)
+from feedback.drafting.models import CallStatus, Draft
+from feedback.models import Image, Project, Role, Sample, Turn
+from feedback.review.models import Assignment, Revision, WorkingCopy
 from tests.conftest import make_user, token_client
 
 pytestmark = pytest.mark.django_db

@@ -10,9 +10,8 @@ import json
 
 import pytest
 
-from feedback.models import Revision
 from feedback.review.diff import word_diff
-from feedback.review.models import Assignment, Decision
+from feedback.review.models import Assignment, Decision, Revision
 from feedback.review.shortcuts import SHORTCUTS
 from tests.conftest import token_client
 from tests.feedback.test_review_api import assignment_url, make_assignment, make_sample, save

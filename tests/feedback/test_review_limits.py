@@ -13,9 +13,9 @@ from django.apps import apps as django_apps
 
 from feedback.errors import InvalidInput
 from feedback.limits import TEXT_MAX_CHARS
-from feedback.models import Revision, WorkingCopy
 from feedback.review import selectors
 from feedback.review.diff import DIFF_MAX_STEPS, word_diff
+from feedback.review.models import Revision, WorkingCopy
 from feedback.review.revisions import revision_create
 from tests.conftest import token_client
 from tests.feedback.test_review_api import SCORES, add_revisions, assignment_url, make_assignment, make_sample, save

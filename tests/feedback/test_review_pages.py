@@ -12,8 +12,9 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from feedback.images import apply_file
-from feedback.models import Assignment, Image, Project, Revision, Role, Turn
+from feedback.models import Image, Project, Role, Turn
 from feedback.review.claims import sample_claim
+from feedback.review.models import Assignment, Revision
 from feedback.review.revisions import revision_create
 from tests.conftest import make_user
 from tests.feedback.review_helpers import decide_all, make_draft, make_drafted_samples, make_reviewers

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from feedback.models import Assignment, Project, QueueItem, ReviewOrder
+from feedback.models import Project, ReviewOrder
 from feedback.review.claims import (
     LeaseLost,
     NotAllowed,
@@ -26,7 +26,7 @@ from feedback.review.claims import (
     queue_sync,
     sample_claim,
 )
-from feedback.review.models import QueueChange, QueueState
+from feedback.review.models import Assignment, QueueChange, QueueItem, QueueState
 from feedback.review.revisions import sample_flag
 from tests.feedback.review_helpers import (
     assert_holding_consistent,

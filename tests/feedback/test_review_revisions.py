@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from feedback.drafting.models import Draft
 from feedback.errors import InvalidInput
-from feedback.models import Assignment, Decision, Draft, Flag, Revision, Role, WorkingCopy
+from feedback.models import Role
 from feedback.review.claims import LeaseLost, NotAllowed, lease_end, leases_expire, sample_claim
+from feedback.review.models import Assignment, Decision, Flag, Revision, WorkingCopy
 from feedback.review.revisions import (
     MAX_TIME_SPENT_MS,
     Conflict,

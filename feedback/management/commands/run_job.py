@@ -11,8 +11,8 @@ from tqdm import tqdm
 
 from feedback.errors import ServiceError
 from feedback.jobs import selectors, service
+from feedback.jobs.models import Job
 from feedback.jobs.selection import STATUSES
-from feedback.models import Job
 from feedback.selectors import project_by_key
 
 
