@@ -7,7 +7,7 @@
 
 Set-up: a PostgreSQL database of its own (dropped and created, then migrated; its name must
 contain "bench"), a Redis database as broker and rate-limit store (flushed before each worker
-starts), the simulator (``manage.py llm_simulator``, started once and set for each scenario
+starts), the simulator (``python -m simulator``, started once and set for each scenario
 through its /_simulator/config) and, for each scenario, a fresh worker (threads pool) on the default
 and llm queues; each is a child process leading a process group of its own, stopped however the
 run ends (Ctrl-C and SIGTERM included). Each scenario drafts a project of its own: one turn per
@@ -189,7 +189,7 @@ class Simulator:
         log = work / "simulator.log"
         self.child = children.start(
             "simulator",
-            [sys.executable, "manage.py", "llm_simulator", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "simulator", "--host", "127.0.0.1", "--port", "0"],
             env=env,
             log_path=log,
         )

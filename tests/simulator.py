@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from feedback.simulator import SimulatorServer
+from simulator import SimulatorServer
 
 
 @pytest.fixture(name="llm_simulator")

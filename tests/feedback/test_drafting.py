@@ -21,7 +21,7 @@ from feedback.images import apply_file
 from feedback.jobs.models import Job, JobItem
 from feedback.jobs.service import job_create
 from feedback.models import Image, Project, Sample, Turn
-from feedback.simulator import content as sim_content
+from simulator import content as sim_content
 from tests.simulator import llm_simulator_fixture  # noqa: F401
 
 pytestmark = pytest.mark.django_db

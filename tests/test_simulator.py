@@ -19,10 +19,10 @@ from typing import Any
 import openai
 import pytest
 
-from feedback.simulator import SimulatorServer
+from simulator import SimulatorServer
 from tests.simulator import llm_simulator_fixture  # noqa: F401
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 SYSTEM = "You are a careful annotator. Judge the response against the image annotations and the reference."
 PROMPT = """Criterion: helpfulness, honesty and harmlessness.
@@ -534,10 +534,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_command_serves_until_terminated():
+def test_the_module_serves_until_terminated():
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "llm_simulator", "--port", str(port), "--latency-ms", "1", "--seed", "7"],
+        [sys.executable, "-m", "simulator", "--port", str(port), "--latency-ms", "1", "--seed", "7"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
