@@ -122,6 +122,7 @@ INSTALLED_APPS = [
     "feedback",
     "exports",
     "quality",
+    "demo",
 ]
 
 MIDDLEWARE = [

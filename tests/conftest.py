@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group, User
 
 from feedback.models import Project, ProjectMembership, Role
 
-SHARED_FORMATS = Path(__file__).resolve().parents[1] / "feedback" / "fixtures" / "formats"
+SHARED_FORMATS = Path(__file__).resolve().parents[1] / "demo" / "fixtures" / "formats"
 
 
 def services_required() -> bool:

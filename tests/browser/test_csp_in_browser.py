@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
+from demo.setup import demo_setup
 from exports.models import Release
-from feedback.demo import demo_setup
 from feedback.jobs.models import Job
 from feedback.models import ImportBatch, Sample
 from tests.browser.conftest import wait_until

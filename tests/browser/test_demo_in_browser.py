@@ -2,7 +2,7 @@
 
 import pytest
 
-from feedback.demo import demo_setup
+from demo.setup import demo_setup
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from feedback.demo import demo_setup
+from demo.setup import demo_setup
 from feedback.drafting.models import Draft
 from feedback.drafting.service import CallGate, draft_turn, drafter_settings
 from feedback.models import Turn

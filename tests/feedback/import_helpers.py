@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 from feedback.importers.service import import_file
 from feedback.models import Image, ImportBatch, ImportedFeedback, Project, Sample, Turn
 
-FORMATS_DIR = Path(__file__).resolve().parents[2] / "feedback" / "fixtures" / "formats"
+FORMATS_DIR = Path(__file__).resolve().parents[2] / "demo" / "fixtures" / "formats"
 DRESS_EXAMPLE = FORMATS_DIR / "dress_nlf_example.jsonl"
 VLSAFE_EXAMPLE = FORMATS_DIR / "vlsafe_example.jsonl"
 

@@ -5,7 +5,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from feedback.demo import demo_setup
+from demo.setup import demo_setup
 from feedback.importers.service import import_file
 from feedback.models import ImportBatch, Project
 from tests.conftest import SHARED_FORMATS, token_client

@@ -2,9 +2,9 @@
 
 import pytest
 
+from demo.setup import demo_setup
 from exports.models import Release
 from exports.service import release_folder
-from feedback.demo import demo_setup
 from feedback.drafting.models import CallStatus, Draft
 from feedback.jobs.models import Job
 from feedback.models import Turn
@@ -48,7 +48,7 @@ def test_the_demo_project_is_drafted_through_the_simulator(settings, llm_simulat
     # The demo's release of its imported feedback holds the DRESS example as it was published.
     release = project.releases.get()
     assert release.state == Release.State.COMPLETED, release.error
-    published = (settings.BASE_DIR / "feedback/fixtures/formats/dress_nlf_example.jsonl").read_text().splitlines()
+    published = (settings.BASE_DIR / "demo/fixtures/formats/dress_nlf_example.jsonl").read_text().splitlines()
     harmlessness = (release_folder(release) / "harmlessness_nlf.jsonl").read_text().splitlines()
     assert published[0] in harmlessness
     # demo_setup again launches nothing new: the demo's jobs and release are made once.

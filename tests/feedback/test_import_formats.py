@@ -357,7 +357,7 @@ def test_example_files_equal_the_shared_copies():
     assert shared, f"{SHARED_FORMATS} holds no files"
     for name in shared:
         copy = FORMATS_DIR / name
-        assert copy.is_file(), f"feedback/fixtures/formats lacks {name}"
+        assert copy.is_file(), f"demo/fixtures/formats lacks {name}"
         assert copy.read_bytes() == (SHARED_FORMATS / name).read_bytes(), f"{name} differs from the shared copy"
 
 

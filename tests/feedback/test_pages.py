@@ -7,7 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from feedback.demo import demo_setup
+from demo.setup import demo_setup
 from feedback.models import ImportBatch, Project, Role
 from tests.conftest import SHARED_FORMATS, make_user
 

@@ -16,11 +16,13 @@ from django.contrib.auth.models import Group, User
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
+from exports.formats import FORMATS
+from exports.models import Release
+from exports.service import release_create
+from feedback.importers.service import import_file
 from feedback.jobs.models import Job
+from feedback.jobs.service import job_create
 from feedback.models import ImportBatch, Project, ProjectMembership, Role
-
-from .importers.service import import_file
-from .jobs.service import job_create
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "formats"
 
@@ -242,10 +244,6 @@ def demo_jobs(project: Project) -> list[Job]:
 def demo_release(project: Project):
     """On a project without releases: a first release of the feedback the demo's datasets came
     with, in every format, images included. The worker builds it as soon as it starts."""
-    from exports.formats import FORMATS
-    from exports.models import Release
-    from exports.service import release_create
-
     if Release.objects.filter(project=project).exists():
         return None
     return release_create(

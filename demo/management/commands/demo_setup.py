@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from demo.setup import demo_setup
 from exports.models import Release
-from feedback.demo import demo_setup
 
 
 class Command(BaseCommand):
