@@ -17,3 +17,7 @@ class FeedbackConfig(AppConfig):
         super().import_models()
         for name in MODEL_MODULES:
             import_module(name)
+
+    def ready(self) -> None:
+        # The tasks are registered in every process, so a service can send one by name (feedback/sending.py).
+        import_module("feedback.tasks")

@@ -9,29 +9,28 @@ from feedback.jobs.models import Job
 from . import recovery
 from .importers.service import import_batch_start
 from .jobs import service as jobs
+from .sending import IMPORT_RUN, JOB_DISPATCH, JOB_WATCH, LLM_ITEM_RUN
 
 
-@shared_task(
-    name="feedback.tasks.import_batch_run_task", acks_late=True, reject_on_worker_lost=True, ignore_result=True
-)
+@shared_task(name=IMPORT_RUN, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def import_batch_run_task(batch_id: int) -> None:
     # Only a queued batch is run, by the one attempt that claims it: a duplicate message does
     # nothing, and a batch whose worker was lost is queued again by the sweep (feedback/recovery.py).
     import_batch_start(batch_id)
 
 
-@shared_task(name="feedback.tasks.llm_item_run", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name=LLM_ITEM_RUN, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def llm_item_run(item_id: int, token: str) -> None:
     """One turn of a job (routed to the ``llm`` queue)."""
     jobs.item_run(item_id=item_id, token=token)
 
 
-@shared_task(name="feedback.tasks.job_dispatch_task", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name=JOB_DISPATCH, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def job_dispatch_task(job_id: int) -> None:
     jobs.job_dispatch(job_id=job_id)
 
 
-@shared_task(name="feedback.tasks.job_watch_task", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name=JOB_WATCH, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def job_watch_task(job_id: int) -> None:
     jobs.job_watch(job_id=job_id)
 

@@ -24,6 +24,7 @@ from .. import attempts
 from ..errors import InvalidInput, ServiceError
 from ..images import open_source
 from ..models import Image, ImportBatch, Project
+from ..sending import IMPORT_RUN, send
 from . import coco, dress, llava, native, vlsafe
 from .base import ParseContext, SampleFormat
 from .reader import SourceError
@@ -223,8 +224,6 @@ def import_batches_recover(now) -> dict[str, int]:
     worker: it resumes after its last committed chunk) or failed (the command line's, whose file
     may be gone); a queued batch no worker took within a lease is sent again (a duplicate message
     is refused by the claim); failed uploads past their keeping time are removed."""
-    from ..tasks import import_batch_run_task
-
     done = {"requeued": 0, "interrupted": 0, "resent": 0, "uploads_removed": 0}
     running = ImportBatch.objects.filter(status=ImportBatch.Status.RUNNING)
     for pk, token, owner, upload, stale in running.annotate(
@@ -235,7 +234,7 @@ def import_batches_recover(now) -> dict[str, int]:
         mine = ImportBatch.objects.filter(pk=pk, status=ImportBatch.Status.RUNNING, attempt=token)
         if upload:
             if mine.update(status=ImportBatch.Status.QUEUED, attempt="", heartbeat_at=now):
-                transaction.on_commit(partial(import_batch_run_task.delay, pk))
+                send(IMPORT_RUN, pk)
                 done["requeued"] += 1
         elif mine.update(
             status=ImportBatch.Status.FAILED,
@@ -250,7 +249,7 @@ def import_batches_recover(now) -> dict[str, int]:
         if ImportBatch.objects.filter(attempts.expired(now), pk=pk, status=ImportBatch.Status.QUEUED).update(
             heartbeat_at=now
         ):
-            transaction.on_commit(partial(import_batch_run_task.delay, pk))
+            send(IMPORT_RUN, pk)
             done["resent"] += 1
     keep = timedelta(hours=settings.FAILED_UPLOAD_KEEP_HOURS)
     for batch in ImportBatch.objects.filter(

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from rest_framework.exceptions import ValidationError
 
 from ..models import ImportBatch, Project
+from ..sending import IMPORT_RUN, send
 from .service import import_batch_create
 
 UPLOAD_FIELD = "file"
@@ -86,8 +86,6 @@ def import_upload_create(
     source_model: str = "",
 ) -> ImportBatch:
     """Stores the files and queues the import on the worker, once the batch row is committed."""
-    from ..tasks import import_batch_run_task
-
     folder = Path(settings.UPLOAD_DIR) / uuid.uuid4().hex
     folder.mkdir(parents=True)
     path = _save(upload, folder)
@@ -101,5 +99,5 @@ def import_upload_create(
         images_path=str(images_path),
         options={"criterion": criterion, "source_model": source_model},
     )
-    transaction.on_commit(lambda: import_batch_run_task.delay(batch.pk))
+    send(IMPORT_RUN, batch.pk)
     return batch

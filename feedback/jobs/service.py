@@ -39,8 +39,8 @@ from feedback.drafting.service import (
 from feedback.errors import Conflict, InvalidInput, NotFound, ServiceError
 from feedback.jobs.models import Job, JobItem
 from feedback.models import Project, Sample, Turn
+from feedback.sending import JOB_DISPATCH, JOB_WATCH, LLM_ITEM_RUN, send, send_each
 
-from . import sending
 from .memo import BoundedCache
 from .selection import Selection, samples_to_respond, selection_from, turns_to_draft, whole_number
 
@@ -119,7 +119,7 @@ def job_create(
             budget=cap,
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
-        sending.send_dispatch(job.pk)
+        send(JOB_DISPATCH, job.pk)
     return job
 
 
@@ -210,7 +210,7 @@ def _dispatch(job: Job) -> None:
     job.refresh_from_db()
     _fill(job)
     _finish_if_done(job)
-    sending.send_watch(job.pk, settings.JOB_WATCH_INTERVAL)
+    send(JOB_WATCH, job.pk, countdown=settings.JOB_WATCH_INTERVAL)
 
 
 def _items_from_turns(job: Job, turn_ids: Any) -> int:
@@ -268,7 +268,7 @@ def _fill(job: Job, limit: int | None = None) -> int:
     token = uuid.uuid4().hex
     ids = _claim_pending(job.pk, limit, token, timezone.now() + timedelta(seconds=settings.JOB_LEASE))
     if ids:
-        sending.send_items(ids, token)
+        send_each(LLM_ITEM_RUN, ((item_id, token) for item_id in ids))
     return len(ids)
 
 
@@ -510,7 +510,7 @@ def _retry_later(
     if throttled:
         changes["throttled"] = F("throttled") + 1
     if _set(item, token, **changes):
-        sending.send_item(item.pk, new_token, countdown=delay)
+        send(LLM_ITEM_RUN, item.pk, new_token, countdown=delay)
 
 
 def backoff(attempt: int) -> float:
@@ -590,19 +590,19 @@ def job_watch(*, job_id: int) -> None:
                 state=JobItem.State.QUEUED, token=new_token, lease_until=lease, updated_at=now
             ):
                 log.warning("job %s: item %s was lost with its worker; sent again", job.pk, item_id)
-                sending.send_item(item_id, new_token)
+                send(LLM_ITEM_RUN, item_id, new_token)
         _fill(job)
     if not _finish_if_done(job) and job.budget is None:
         _total_spending(job)  # finishing totals the job itself
     if Job.objects.filter(pk=job.pk, state__in=active).exists():
-        sending.send_watch(job.pk, interval)
+        send(JOB_WATCH, job.pk, countdown=interval)
 
 
 def job_watch_kick(job: Job) -> None:
     """Start a watcher when none has looked lately (after a restart, or from the progress page)."""
     stale = timezone.now() - timedelta(seconds=_WATCHER_STALE_INTERVALS * settings.JOB_WATCH_INTERVAL)
     if job.state in (Job.State.RUNNING, Job.State.CANCELLING) and (job.watched_at is None or job.watched_at < stale):
-        sending.send_watch(job.pk)
+        send(JOB_WATCH, job.pk)
 
 
 # --- admin actions ---------------------------------------------------------------------------
@@ -627,10 +627,10 @@ def job_resume(*, job: Job, budget: Decimal | str | None = None) -> Job:
     with transaction.atomic():
         if job.started_at is None:  # paused before its dispatcher ran
             Job.objects.filter(pk=job.pk).update(state=Job.State.QUEUED)
-            sending.send_dispatch(job.pk)
+            send(JOB_DISPATCH, job.pk)
         else:
             _fill(job)
-            sending.send_watch(job.pk)
+            send(JOB_WATCH, job.pk)
     job.refresh_from_db()
     return job
 
@@ -651,7 +651,7 @@ def job_cancel(*, job: Job) -> Job:
     if job.started_at is None:
         Job.objects.filter(pk=job.pk, state=Job.State.CANCELLING).update(state=Job.State.CANCELLED, finished_at=now)
     else:
-        sending.send_watch(job.pk)
+        send(JOB_WATCH, job.pk)
     job.refresh_from_db()
     return job
 
@@ -674,7 +674,7 @@ def job_retry_failed(*, job: Job) -> int:
         )
         job.refresh_from_db()
         _fill(job)
-        sending.send_watch(job.pk)
+        send(JOB_WATCH, job.pk)
     return count
 
 

@@ -20,9 +20,9 @@ from feedback.drafting import connections
 from feedback.drafting.client import LLMError, chat
 from feedback.drafting.models import CallStatus, Draft, RateLimitBucket
 from feedback.drafting.service import CallSettings, drafter_settings
-from feedback.jobs import sending
 from feedback.jobs.models import Job, JobItem
 from feedback.jobs.selection import MAX_SAMPLE_IDS
+from feedback.sending import JOB_DISPATCH, send
 from tests.conftest import make_user
 from tests.feedback.job_helpers import make_samples
 from tests.worker import WorkerProcess
@@ -192,7 +192,7 @@ def test_the_worker_checks_the_address_again_before_the_call(project, sim_defaul
         Job.objects.create(project=project, kind="draft", llm_settings={"drafter": legacy}),
     ]
     for job in jobs:
-        sending.send_dispatch(job.pk)
+        send(JOB_DISPATCH, job.pk)
     worker = WorkerProcess("default,llm", log_path=tmp_path / "worker.log", env=worker_env(sim_default.url))
     try:
         for job in jobs:
@@ -359,7 +359,7 @@ def test_a_long_id_list_selects_and_a_failed_dispatch_fails_the_job(
         selection={"criterion": "", "status": "never", "import_batch": None, "sample_ids": [], "limit": 10**30},
         llm_settings={"drafter": drafter_settings(project).as_dict()},
     )
-    sending.send_dispatch(broken.pk)
+    send(JOB_DISPATCH, broken.pk)
     worker = WorkerProcess("default,llm", log_path=tmp_path / "worker.log", env=worker_env(sim_default.url))
     try:
         job = settle(worker, Job.objects.get(pk=response.json()["id"]), timeout=120)
