@@ -266,7 +266,7 @@ REST_FRAMEWORK = {
     ],
     # JSON nested past feedback.limits.JSON_MAX_DEPTH is a 400, not a RecursionError.
     "DEFAULT_PARSER_CLASSES": [
-        "annotator.parsers.BoundedJSONParser",
+        "feedback.rest.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -275,7 +275,7 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": PROXY_COUNT,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # One error body for every refusal: {"detail", "code", "errors"} (feedback/api/errors.py).
-    "EXCEPTION_HANDLER": "feedback.api.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "feedback.rest.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -292,7 +292,7 @@ SPECTACULAR_SETTINGS = {
     ),
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Every operation's error answers (400/401/403/404/409/413/429) declared with the one error body.
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "feedback.api.schema.declare_errors"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "feedback.rest.schema.declare_errors"],
     "ENUM_NAME_OVERRIDES": {
         "AssignmentStateEnum": "feedback.review.models.Assignment.State",
         "JobStateEnum": "feedback.jobs.models.Job.State",

@@ -10,7 +10,7 @@ from annotator.token_view import ObtainToken
 
 # Each app contributes its own API routes; all are mounted under /api/.
 API_URLCONFS = [
-    "feedback.api.urls",
+    "feedback.api_urls",
     "feedback.jobs.api_urls",
     "feedback.review.api_urls",
     "exports.api_urls",
@@ -42,4 +42,4 @@ urlpatterns = [
 ]
 
 # An address under /api/ that matches no endpoint answers the API's error body, not an HTML page.
-handler404 = "feedback.api.errors.not_found"
+handler404 = "feedback.rest.errors.not_found"

@@ -14,10 +14,10 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback.api.errors import ErrorSerializer
 from feedback.errors import NotFound
 from feedback.models import Role
 from feedback.permissions import project_access
+from feedback.rest.errors import ErrorSerializer
 from feedback.review.models import Decision
 
 from . import selectors, service

@@ -6,7 +6,7 @@
   built, a save based on a stale version) → 409;
 - ``NotFound``: no such object (or not one this user may know of) → 404.
 
-The REST API maps them with one exception handler (``feedback.api.errors``), the pages with one
+The REST API maps them with one exception handler (``feedback.rest.errors``), the pages with one
 middleware (``feedback.middleware.ServiceErrorMiddleware``). Anything else is a bug: it is not
 caught on the way and reaches the logs as a 500.
 

@@ -9,7 +9,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from . import selectors
-from .api.serializers import ImportBatchSerializer
 from .errors import NotFound
 from .forms import ImportForm
 from .images import served_content_type
@@ -18,6 +17,7 @@ from .importers.uploads import import_upload_create, upload_size_checked
 from .models import Image, ImportBatch, Role
 from .permissions import project_access
 from .polling import render_polled
+from .rest.serializers import ImportBatchSerializer
 
 
 def project_list(request):

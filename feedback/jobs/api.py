@@ -7,11 +7,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback.api.errors import ErrorSerializer
 from feedback.errors import NotFound
 from feedback.jobs.models import Job
 from feedback.models import Role
 from feedback.permissions import project_access
+from feedback.rest.errors import ErrorSerializer
 
 from . import selectors, service
 from .selection import STATUSES

@@ -4,7 +4,7 @@ renew, skip, flag or release the lease; a turn's history; the project's active l
 Reviewing is for annotators and admins (researchers get 403, non-members 404). An assignment is
 open to its reviewer and to the project's admins; to another annotator it does not exist (404, as
 on the review page); only its reviewer may renew, skip or flag it. The services decide; their
-refusals (``feedback.errors``) get the API's one error body (``feedback.api.errors``):
+refusals (``feedback.errors``) get the API's one error body (``feedback.rest.errors``):
 
 - ``NotAllowed`` (wrong user, or an assignment no longer leased, e.g. skipping a submitted one) → 403;
 - ``LeaseLost`` (the lapsed lease's place went to someone else) → 409, with ``lease_lost: true``;
@@ -20,12 +20,12 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotator.parsers import BoundedJSONParser
+from feedback.rest.parsers import BoundedJSONParser
 
-from ..api.errors import ErrorSerializer
 from ..errors import NotFound
 from ..models import Role, Turn
 from ..permissions import Access, project_access
+from ..rest.errors import ErrorSerializer
 from . import claims, revisions, selectors
 from .models import Assignment
 from .serializers import (

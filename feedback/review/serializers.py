@@ -6,9 +6,9 @@ from __future__ import annotations
 from django.core.validators import MaxLengthValidator
 from rest_framework import serializers
 
-from ..api.serializers import DraftSerializer, ImageWithUrlSerializer, RevisionSerializer
 from ..limits import TEXT_MAX_CHARS, text_limit_error
 from ..models import Sample
+from ..rest.serializers import DraftSerializer, ImageWithUrlSerializer, RevisionSerializer
 from .models import Assignment, Decision, Flag, WorkingCopy
 
 __all__ = [

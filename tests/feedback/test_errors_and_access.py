@@ -10,11 +10,11 @@ from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 
-from feedback.api.errors import flat_errors
 from feedback.errors import NON_FIELD, Conflict, InvalidInput, NotAllowed, NotFound
 from feedback.middleware import ServiceErrorMiddleware
 from feedback.models import Project, Role
 from feedback.permissions import project_access
+from feedback.rest.errors import flat_errors
 from tests.conftest import make_user, token_client
 
 pytestmark = pytest.mark.django_db

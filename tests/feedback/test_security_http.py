@@ -139,7 +139,7 @@ def test_every_api_view_parses_json_with_the_bounded_parser():
     from django.urls import URLPattern, URLResolver, get_resolver
     from rest_framework.parsers import JSONParser
 
-    from annotator.parsers import BoundedJSONParser
+    from feedback.rest.parsers import BoundedJSONParser
 
     def views(patterns):
         for pattern in patterns:

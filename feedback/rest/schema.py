@@ -1,6 +1,6 @@
 """The error answers of every operation, declared in one place: a postprocessing hook of the OpenAPI
 document that adds, where the operation can answer it and the view did not say more, each refusal
-with the one error body (the ``Error`` component, see :mod:`feedback.api.errors`).
+with the one error body (the ``Error`` component, see :mod:`feedback.rest.errors`).
 
 - 400 for operations that take a body or query parameters (invalid input, malformed JSON);
 - 401 and 403 for every authenticated operation (no credentials; not allowed);

@@ -10,11 +10,11 @@ from rest_framework.views import APIView
 from feedback.models import ImportBatch, Role, Sample
 from feedback.review.models import Revision
 
-from .. import selectors
-from ..errors import NotFound
-from ..importers.uploads import check_upload_size, import_upload_create
-from ..permissions import project_access
-from .serializers import (
+from . import selectors
+from .errors import NotFound
+from .importers.uploads import check_upload_size, import_upload_create
+from .permissions import project_access
+from .rest.serializers import (
     ImportBatchSerializer,
     ImportRequestSerializer,
     ProjectDetailSerializer,
