@@ -1,6 +1,7 @@
 """The services' refusals, one small hierarchy for every app (this module imports no other app).
 
 - ``InvalidInput``: the input is wrong; names the field(s) at fault → 400;
+- ``TooLarge``: an input past its size limit, naming the field → 413;
 - ``NotAllowed``: the user may not do this → 403;
 - ``Conflict``: the object's state refuses the action (a job already finished, a release being
   built, a save based on a stale version) → 409;
@@ -76,6 +77,13 @@ class InvalidInput(ServiceError):
 
     def __str__(self) -> str:
         return summary(self._errors)
+
+
+class TooLarge(InvalidInput):
+    """An input past its size limit (an upload over ``ANNOTATOR_UPLOAD_MAX_BYTES``), naming the field."""
+
+    status = 413
+    code = "too_large"
 
 
 class NotAllowed(ServiceError, PermissionDenied):

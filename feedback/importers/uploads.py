@@ -15,8 +15,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from rest_framework.exceptions import ValidationError
 
+from ..errors import TooLarge
 from ..models import ImportBatch, Project
 from ..sending import IMPORT_RUN, send
 from .service import import_batch_create
@@ -24,18 +24,15 @@ from .service import import_batch_create
 UPLOAD_FIELD = "file"
 
 
-class UploadTooLarge(ValidationError):
-    """An import upload over ``UPLOAD_MAX_BYTES``: 413, naming the field (a validation error of
-    the ``file`` field, so that the API's error body lists it under that field)."""
-
-    status_code = 413
+class UploadTooLarge(TooLarge):
+    """An import upload over ``UPLOAD_MAX_BYTES``: 413, naming the ``file`` field."""
 
     def __init__(self, size: int) -> None:
-        self.message = (
+        super().__init__(
+            UPLOAD_FIELD,
             f"the upload is {size:,} bytes, over the limit of {settings.UPLOAD_MAX_BYTES:,} "
-            "(ANNOTATOR_UPLOAD_MAX_BYTES); import large files from the command line"
+            "(ANNOTATOR_UPLOAD_MAX_BYTES); import large files from the command line",
         )
-        super().__init__({UPLOAD_FIELD: [self.message]}, code="upload_too_large")
 
 
 def check_upload_size(request: HttpRequest) -> None:

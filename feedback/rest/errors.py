@@ -74,8 +74,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return None
     if isinstance(exc, exceptions.ValidationError):
         errors = flat_errors(response.data)
-        code = "too_large" if response.status_code == 413 else "invalid"  # an upload past its cap
-        response.data = error_body(summary(errors), code, errors)
+        response.data = error_body(summary(errors), "invalid", errors)
     elif isinstance(exc, exceptions.APIException):
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
         codes = exc.get_codes()

@@ -28,13 +28,13 @@ from feedback.review.claims import (
 )
 from feedback.review.models import Assignment, QueueChange, QueueItem, QueueState
 from feedback.review.revisions import sample_flag
-from tests.factories import DraftFactory
 from tests.feedback.review_helpers import (
     assert_holding_consistent,
     configure,
     decide_all,
     expire,
     item_of,
+    make_draft,
     make_drafted_samples,
     make_reviewers,
     submitted_per_sample,
@@ -323,9 +323,9 @@ def test_lowest_score_order_puts_low_drafts_first_and_undrafted_last(project):
     overall = {0: (6, 6), 1: (5, 2), 3: (4, 7), 4: (3, 3)}  # sample 2 stays undrafted
     for position, scores in overall.items():
         for turn, score in zip(samples[position].turns.order_by("index"), scores, strict=True):
-            DraftFactory.create(turn=turn, overall=score)
+            make_draft(turn, overall=score)
     # A failed draft does not count, however low.
-    DraftFactory.create(turn=samples[0].turns.first(), status="failed", error="timeout", critique="", overall=None)
+    make_draft(samples[0].turns.first(), status="failed", error="timeout", critique="", overall=None)
     expected = [samples[i].pk for i in (1, 4, 3, 0, 2)]
     assert queue_order(project) == expected
     (ann,) = make_reviewers(project, "ann")
@@ -337,7 +337,7 @@ def test_lowest_score_order_follows_new_drafts(project):
     samples = make_drafted_samples(project, 3, overall=5)
     ann, bob = make_reviewers(project, "ann", "bob")
     assert claim(project, ann).sample_id == samples[0].pk
-    DraftFactory.create(turn=samples[2].turns.get(), overall=1)
+    make_draft(samples[2].turns.get(), overall=1)
     assert claim(project, bob).sample_id == samples[2].pk
 
 
@@ -372,7 +372,7 @@ def test_random_order_is_a_permutation_fixed_by_its_seed(project):
 def test_changing_the_order_setting_recomputes_the_order(project):
     samples = make_drafted_samples(project, 3, drafted=False)
     for sample, score in zip(samples, (6, 5, 1), strict=True):
-        DraftFactory.create(turn=sample.turns.get(), overall=score)
+        make_draft(sample.turns.get(), overall=score)
     ann, bob = make_reviewers(project, "ann", "bob")
     assert claim(project, ann).sample_id == samples[0].pk
     configure(project, review_order=ReviewOrder.LOWEST_SCORE)
@@ -620,7 +620,7 @@ def test_a_draft_committed_after_a_newer_one_still_reorders_the_queue():
     (late,) = make_drafted_samples(project, 1, drafted=False, prefix="late")
     ann, bob = make_reviewers(project, "ann", "bob")
     assert claim(project, ann).sample_id == samples[0].pk
-    with committed_later(lambda: [DraftFactory.create(turn=late.turns.get(), overall=1)]):
-        DraftFactory.create(turn=samples[2].turns.get(), overall=4)  # a higher id, committed first
+    with committed_later(lambda: [make_draft(late.turns.get(), overall=1)]):
+        make_draft(samples[2].turns.get(), overall=4)  # a higher id, committed first
         assert claim(project, bob).sample_id == samples[2].pk
     assert queue_order(project)[0] == late.pk
