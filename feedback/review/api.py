@@ -32,7 +32,6 @@ from .serializers import (
     AssignmentDetailSerializer,
     AssignmentStateSerializer,
     ConflictSerializer,
-    DetailSerializer,
     FlagRequestSerializer,
     FlagResultSerializer,
     HistoryEntrySerializer,
@@ -49,11 +48,10 @@ from .serializers import (
 TAGS = ["review"]
 FIELD_ERRORS = OpenApiResponse(ErrorSerializer, description="Invalid input: ``errors`` maps fields to messages.")
 FORBIDDEN = OpenApiResponse(
-    DetailSerializer,
     description="A researcher, or not this assignment's reviewer (nor an admin where admins may act), "
     "or the assignment is no longer in a state that allows this.",
 )
-NOT_FOUND = OpenApiResponse(DetailSerializer, description="No such project for this user, or no such assignment.")
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such project for this user, or no such assignment.")
 LEASE_LOST = OpenApiResponse(
     LeaseLostSerializer, description="The lease ran out and another reviewer took the place; typing is kept."
 )

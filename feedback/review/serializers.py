@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from ..limits import TEXT_MAX_CHARS, text_limit_error
 from ..models import Sample
+from ..rest.errors import ErrorSerializer
 from ..rest.serializers import DraftSerializer, ImageWithUrlSerializer, RevisionSerializer
 from .models import Assignment, Decision, Flag, WorkingCopy
 
@@ -15,7 +16,6 @@ __all__ = [
     "AssignmentDetailSerializer",
     "AssignmentStateSerializer",
     "ConflictSerializer",
-    "DetailSerializer",
     "FlagRequestSerializer",
     "FlagResultSerializer",
     "HistoryEntrySerializer",
@@ -246,15 +246,15 @@ class LeaseSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DetailSerializer(serializers.Serializer):
-    detail = serializers.CharField(read_only=True)
+class LeaseLostSerializer(ErrorSerializer):
+    """The one error body, marked: the lease was lost."""
 
-
-class LeaseLostSerializer(DetailSerializer):
     lease_lost = serializers.BooleanField(read_only=True, default=True)
 
 
-class ConflictSerializer(DetailSerializer):
+class ConflictSerializer(ErrorSerializer):
+    """The one error body, with the revision saved in the meantime."""
+
     conflict = serializers.BooleanField(read_only=True, default=True)
     latest = RevisionSerializer(read_only=True, help_text="The revision saved in the meantime.")
     diff = serializers.DictField(

@@ -14,7 +14,7 @@ from feedback.drafting.client import retry_after_seconds, scrub
 from feedback.drafting.models import CallStatus, Draft
 from feedback.jobs import service
 from feedback.jobs.models import Job, JobItem
-from tests.factories import SampleFactory
+from tests.feedback.job_helpers import make_samples
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def running_job(project, settings, llm_simulator):
     settings.LLM_BASE_URL = llm_simulator.url
     settings.LLM_TIMEOUT = 1.0
     settings.LLM_MAX_ATTEMPTS = 4
-    SampleFactory.create_numbered(3, project=project)
+    make_samples(project, 3)
     job = service.job_create(project=project, kind="draft", selection={})
     service.job_dispatch(job_id=job.pk)
     job.refresh_from_db()
