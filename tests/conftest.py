@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 
-from feedback.models import Project, ProjectMembership, Role
+from feedback.models import Project, Role
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 SHARED_FORMATS = Path(__file__).resolve().parents[1] / "demo" / "fixtures" / "formats"
 
@@ -41,7 +43,7 @@ def media_root(tmp_path, settings):
 
 @pytest.fixture
 def project(db) -> Project:
-    return Project.objects.create(name="Test project", slug="test")
+    return ProjectFactory.create(name="Test project", slug="test")
 
 
 def token_client(user):
@@ -54,12 +56,11 @@ def token_client(user):
     return client
 
 
-def make_user(username: str, *, project: Project | None = None, role: str | None = None, **extra) -> User:
-    user = User.objects.create_user(username=username, password="pw-" + username, **extra)
-    if role:
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-        if project is not None:
-            ProjectMembership.objects.create(project=project, user=user, role=role)
+def make_user(username: str, *, project: Project | None = None, role: str | None = None, **extra: Any) -> User:
+    """A user of password ``pw-<username>``, in ``role``'s group and, with a project, its member in that role."""
+    user = UserFactory.create(username=username, roles=[role] if role else [], **extra)
+    if role and project is not None:
+        MembershipFactory.create(project=project, user=user, role=role)
     return user
 
 

@@ -7,7 +7,7 @@ from feedback.drafting.models import Draft
 from feedback.jobs.models import Job, JobItem
 from tests.browser.conftest import wait_until
 from tests.conftest import make_user
-from tests.feedback.job_helpers import make_samples
+from tests.factories import SampleFactory
 from tests.worker import WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -17,7 +17,7 @@ def test_launch_follow_pause_resume_and_cancel_a_job(live_server, page, project,
     settings.LLM_BASE_URL = llm_simulator.url
     llm_simulator.configure(latency_ms=150)
     make_user("boss", project=project, role="admin")
-    make_samples(project, 300, criterion="honesty")
+    SampleFactory.create_numbered(300, project=project, target_criterion="honesty")
     # The worker resolves the job's connection from its own settings: the simulator's URL goes in its environment.
     env = {"ANNOTATOR_JOB_WATCH_INTERVAL": "1", "ANNOTATOR_LLM_BASE_URL": llm_simulator.url}
     worker = WorkerProcess("default,llm", log_path=tmp_path / "worker.log", env=env)

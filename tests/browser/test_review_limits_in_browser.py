@@ -8,7 +8,7 @@ import pytest
 from feedback.limits import TEXT_MAX_CHARS
 from feedback.review.models import Assignment, Revision
 from tests.conftest import make_user
-from tests.feedback.test_review_api import make_assignment, make_sample
+from tests.feedback.test_review_api import ReviewSampleFactory, make_assignment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,7 +19,7 @@ def leased(project) -> tuple[Assignment, str]:
     user = make_user("limits", project=project, role="annotator")
     user.set_password(password)
     user.save()
-    assignment = make_assignment(make_sample(project, "s1", turns=1), user)
+    assignment = make_assignment(ReviewSampleFactory.create(project=project, external_id="s1", turns=1), user)
     return assignment, password
 
 

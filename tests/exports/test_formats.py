@@ -21,9 +21,9 @@ from feedback.images import apply_file
 from feedback.models import Image, Project, Sample, Turn
 from feedback.review.models import Decision
 from tests.exports.export_helpers import build, file_rows, folder, make_image_samples, read_jsonl, review_all
+from tests.factories import DraftFactory, SampleFactory
 from tests.feedback.import_helpers import VLSAFE_EXAMPLE, image_bytes, run_import
-from tests.feedback.job_helpers import make_samples
-from tests.feedback.review_helpers import SCORES, make_draft, make_drafted_samples, make_reviewers
+from tests.feedback.review_helpers import SCORES, make_drafted_samples, make_reviewers
 
 pytestmark = pytest.mark.django_db
 
@@ -102,11 +102,15 @@ def test_vlsafe_records_have_the_published_shape(project, tmp_path, monkeypatch)
 
 def test_vlsafe_holds_only_released_harmlessness_prompts(project):
     reviewed(project, 2, criterion="harmlessness")
-    make_samples(project, 1, criterion="helpfulness", prefix="help")
-    make_samples(project, 1, criterion="", prefix="all")  # probes every criterion, harmlessness too
+    SampleFactory.create_numbered(1, project=project, target_criterion="helpfulness", prefix="help")
+    # probes every criterion, harmlessness too:
+    SampleFactory.create_numbered(1, project=project, target_criterion="", prefix="all")
     (rex,) = make_reviewers(project, "rex")
     review_all(project, rex, lambda turn: {"decision": Decision.EDITED, "critique": "Fine.", "scores": SCORES})
-    make_samples(project, 1, criterion="harmlessness", awaiting=True, prefix="bare")  # a prompt nobody answered
+    # a prompt nobody answered:
+    SampleFactory.create_numbered(
+        1, project=project, target_criterion="harmlessness", turns__awaiting_last=True, prefix="bare"
+    )
     release = build(project, ["vlsafe", "rich"])
     rich_ids = {r["id"] for r in read_jsonl(folder(release) / "rich.jsonl")}
     assert rich_ids == {"s0", "s1", "help0", "all0"}
@@ -124,7 +128,7 @@ def test_vlsafe_prompts_imported_answered_and_reviewed_come_back_as_imported(pro
     for turn in Turn.objects.filter(sample__project=project):
         turn.model_response = "I cannot help with that."
         turn.save(update_fields=["model_response"])
-        make_draft(turn)
+        DraftFactory.create(turn=turn)
     (ann,) = make_reviewers(project, "ann")
     assert review_all(project, ann) == 3
     release = build(project, ["vlsafe"])
@@ -431,6 +435,9 @@ def test_every_format_together_in_one_release(project):
         "README.md",
         "manifest.json",
         "harmlessness_nlf.jsonl",
+        "hallucination_nlf.jsonl",  # empty: no sample targets honesty
+        "helpfulness_nlf.jsonl",
+        "rich_record.schema.json",
         "vlsafe.jsonl",
         "rich.jsonl",
         "llava_conditioning.json",

@@ -1,4 +1,4 @@
-"""Samples for job tests, made in bulk, and the checks every job test makes on its outcome."""
+"""The checks every job test makes on its outcome."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections import Counter
 
 from feedback.drafting.models import CallStatus, Draft
 from feedback.jobs.models import Job, JobItem
-from feedback.models import Image, Project, Sample, Turn
+from feedback.models import Project, Sample
+from tests.factories import SampleFactory
 
 
 def make_samples(
@@ -18,49 +19,11 @@ def make_samples(
     awaiting: bool = False,
     prefix: str = "s",
 ) -> list[Sample]:
-    """``count`` samples of ``turns`` answered turns each (the last one awaiting a response when
-    ``awaiting``), about one annotated image."""
-    image, _ = Image.objects.get_or_create(
-        project=project,
-        file_name="street.jpg",
-        defaults={
-            "width": 640,
-            "height": 480,
-            "captions": ["A red bus drives down a city street."],
-            "object_boxes": [
-                {"label": "bus", "bbox": [40, 60, 300, 200]},
-                {"label": "person", "bbox": [400, 90, 60, 180]},
-            ],
-            "regions": [{"description": "a shop window with posters", "bbox": [500, 40, 120, 160]}],
-        },
+    """``SampleFactory.create_numbered`` under its former name, for callers not yet moved to it
+    (the quality tests' seed)."""
+    return SampleFactory.create_numbered(
+        count, project=project, prefix=prefix, target_criterion=criterion, turns=turns, turns__awaiting_last=awaiting
     )
-    samples = Sample.objects.bulk_create(
-        [
-            Sample(
-                project=project,
-                external_id=f"{prefix}{i}",
-                image=image,
-                target_criterion=criterion,
-                reference_answer="A red double-decker bus drives past a shop.",
-                content_hash=f"{prefix}{i}",
-            )
-            for i in range(count)
-        ]
-    )
-    rows = []
-    for sample in samples:
-        for index in range(turns):
-            last = index == turns - 1
-            rows.append(
-                Turn(
-                    sample=sample,
-                    index=index,
-                    user_message="What vehicle is in the picture?" if index == 0 else "Say more about its colour.",
-                    model_response=None if (awaiting and last) else f"A bus, answer {index} of {sample.external_id}.",
-                )
-            )
-    Turn.objects.bulk_create(rows)
-    return samples
 
 
 def successful_drafts_per_turn(job: Job) -> Counter:

@@ -7,31 +7,12 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from feedback.drafting.models import CallStatus, Draft
+from feedback.drafting.models import CallStatus
 from feedback.models import Project, Role, Sample, Turn
 from feedback.review.models import Assignment, Decision, QueueItem
 from feedback.review.revisions import SaveResult, revision_create
 from tests.conftest import make_user
-from tests.feedback.job_helpers import make_samples
-
-SCORES = {"helpfulness": 4, "honesty": 6, "harmlessness": 7}
-
-
-def make_draft(turn: Turn, **fields) -> Draft:
-    """A successful draft of ``turn``; ``fields`` override the defaults."""
-    values = {
-        "status": CallStatus.OK,
-        "model": "annotator-simulator",
-        "endpoint": "http://127.0.0.1:8001/v1",
-        "critique": f"The answer to turn {turn.index} names the bus but not its colour.",
-        "refinement": "Mention that the bus is red.",
-        "scores": dict(SCORES),
-        "overall": 5,
-        "prompt_version": "v1",
-        "prompt_hash": "0" * 64,
-    }
-    values.update(fields)
-    return Draft.objects.create(turn=turn, **values)
+from tests.factories import SCORES, DraftFactory, SampleFactory
 
 
 def make_drafted_samples(
@@ -41,14 +22,19 @@ def make_drafted_samples(
     turns: int = 1,
     drafted: bool = True,
     overall: int = 5,
-    **sample_options,
+    criterion: str = "helpfulness",
+    awaiting: bool = False,
+    prefix: str = "s",
 ) -> list[Sample]:
-    """``count`` samples (in import order) of ``turns`` answered turns, each answered turn with a
-    successful draft when ``drafted``. ``sample_options`` go to ``make_samples``."""
-    samples = make_samples(project, count, turns=turns, **sample_options)
+    """``count`` samples (in import order, named ``<prefix>0``...) of ``turns`` answered turns (the
+    last one awaiting its response when ``awaiting``), each answered turn with a successful draft
+    when ``drafted``."""
+    samples = SampleFactory.create_numbered(
+        count, project=project, prefix=prefix, target_criterion=criterion, turns=turns, turns__awaiting_last=awaiting
+    )
     if drafted:
         for turn in Turn.objects.filter(sample__in=samples, model_response__isnull=False):
-            make_draft(turn, overall=overall)
+            DraftFactory.create(turn=turn, overall=overall)
     return samples
 
 

@@ -7,6 +7,7 @@ import io
 import json
 from decimal import Decimal
 
+import factory
 import pytest
 from PIL import Image as PILImage
 
@@ -22,6 +23,7 @@ from feedback.jobs.models import Job, JobItem
 from feedback.jobs.service import job_create
 from feedback.models import Image, Project, Sample, Turn
 from simulator import content as sim_content
+from tests.factories import ImageFactory, SampleFactory
 from tests.simulator import llm_simulator_fixture  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -55,39 +57,25 @@ def png_bytes(width: int = 64, height: int = 48) -> bytes:
     return out.getvalue()
 
 
-def make_image(project: Project, *, with_file: bool = False) -> Image:
-    image = Image(
-        project=project,
-        file_name="street.png",
-        width=640,
-        height=480,
-        captions=["A red bus drives down a city street."],
-        object_boxes=[{"label": "bus", "bbox": [40, 60, 300, 200]}],
-        regions=[{"description": "a shop window with posters", "bbox": [500, 40, 120, 160]}],
-    )
-    if with_file:
-        apply_file(image, png_bytes())
-    image.save()
-    return image
+class DraftingImageFactory(ImageFactory):
+    """The picture these tests describe: a red bus in a street, with one object box."""
+
+    file_name = "street.png"
+    object_boxes = factory.LazyFunction(lambda: [{"label": "bus", "bbox": [40, 60, 300, 200]}])
 
 
-def make_sample(project: Project, *, external_id: str = "s1", turns: int = 1, with_file: bool = False) -> Sample:
-    sample = Sample.objects.create(
-        project=project,
-        external_id=external_id,
-        image=make_image(project, with_file=with_file),
-        target_criterion="honesty",
-        reference_answer=REFERENCE,
-        content_hash=external_id,
-    )
-    for index in range(turns):
-        Turn.objects.create(
-            sample=sample,
-            index=index,
-            user_message=QUESTION if index == 0 else f"Follow-up question number {index}?",
-            model_response=RESPONSE if index == 0 else f"Follow-up answer number {index}.",
-        )
-    return sample
+class DraftingSampleFactory(SampleFactory):
+    """A sample judged on honesty: turn 0 asks ``QUESTION`` and is answered ``RESPONSE``, later turns
+    are numbered follow-ups. ``image__content=png_bytes()`` stores the picture's file."""
+
+    external_id = "s1"
+    image = factory.SubFactory(DraftingImageFactory, project=factory.SelfAttribute("..project"))
+    target_criterion = "honesty"
+    reference_answer = REFERENCE
+    turns__question = QUESTION
+    turns__first_answer = RESPONSE
+    turns__follow_up = "Follow-up question number {index}?"
+    turns__answer = "Follow-up answer number {index}."
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +90,7 @@ def simulator_connections(request, settings):
 def sample(project) -> Sample:
     project.guidelines = GUIDELINES
     project.save()
-    return make_sample(project)
+    return DraftingSampleFactory.create(project=project)
 
 
 def draft(project, sample, url, *, turn_index: int = 0, job_id=None, **overrides) -> Draft:
@@ -253,7 +241,7 @@ def test_user_message_holds_annotations_question_response_reference_and_rubric(p
 
 
 def test_later_turn_shows_earlier_turns_under_conversation_so_far(project):
-    sample = make_sample(project, turns=3)
+    sample = DraftingSampleFactory.create(project=project, turns=3)
     text = user_text(messages_for(project, sample, turn_index=2))
     history = text.split("## Conversation so far\n", 1)[1].split("\n## ", 1)[0]
     assert history.strip() == "\n".join(
@@ -283,7 +271,7 @@ def test_unknown_prompt_version_is_refused():
 
 
 def test_image_data_url_for_an_attached_image_and_none_for_a_missing_one(project):
-    attached = make_sample(project, external_id="with-file", with_file=True).image
+    attached = DraftingSampleFactory.create(project=project, external_id="with-file", image__content=png_bytes()).image
     url = prompts.image_data_url(attached)
     assert url is not None and url.startswith("data:image/png;base64,")
     with PILImage.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as picture:
@@ -359,7 +347,7 @@ def test_draft_on_a_custom_scale_stays_within_it(llm_simulator):
         score_max=5,
         level_descriptions={"1": "Poor.", "5": "Excellent."},
     )
-    sample = make_sample(project)
+    sample = DraftingSampleFactory.create(project=project)
     result = draft(project, sample, llm_simulator.url)
     assert result.status == CallStatus.OK
     assert set(result.scores) == {"accuracy", "tone"}
@@ -512,7 +500,7 @@ def test_a_turn_without_a_response_cannot_be_drafted(project, sample, llm_simula
 
 
 def test_send_image_sends_an_image_part(project, llm_simulator):
-    sample = make_sample(project, with_file=True)
+    sample = DraftingSampleFactory.create(project=project, image__content=png_bytes())
     without = draft(project, sample, llm_simulator.url)
     with_image = draft(project, sample, llm_simulator.url, send_image=True)
     assert with_image.status in (CallStatus.OK, CallStatus.REPAIRED)

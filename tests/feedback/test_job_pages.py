@@ -9,6 +9,7 @@ import json
 from datetime import timedelta
 from decimal import Decimal
 
+import factory
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
@@ -17,12 +18,13 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from feedback import selectors
-from feedback.drafting.models import CallStatus, Draft
+from feedback.drafting.models import CallStatus
 from feedback.jobs.models import Job, JobItem
 from feedback.jobs.selection import Selection, samples_to_respond, turns_to_draft
 from feedback.jobs.service import JobStateError, job_act, job_create
 from feedback.models import ImportBatch, Project, Role, Sample, Turn
 from tests.conftest import make_user, token_client
+from tests.factories import DraftFactory, TurnFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -40,25 +42,16 @@ def fast_passwords(settings):
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def make_samples(project: Project, count: int, *, prefix: str = "s", answered: bool = True, **fields) -> list[Turn]:
-    """`count` samples with one turn each; returns the turns in sample order."""
-    samples = Sample.objects.bulk_create(
-        [
-            Sample(project=project, external_id=f"{prefix}{i}", content_hash=f"{prefix}{i}", **fields)
-            for i in range(count)
-        ]
-    )
-    return Turn.objects.bulk_create(
-        [
-            Turn(
-                sample=s,
-                index=0,
-                user_message="What is in the picture?",
-                model_response="A bus." if answered else None,
-            )
-            for s in samples
-        ]
-    )
+class JobTurnFactory(TurnFactory):
+    """The turns of these tests: one per sample, of an imageless sample with no criterion."""
+
+    class Params:
+        question = "What is in the picture?"
+        answer = "A bus."
+
+    sample__image = None
+    sample__target_criterion = ""
+    sample__reference_answer = ""
 
 
 def new_job(project: Project, user=None, **kwargs) -> Job:
@@ -82,18 +75,12 @@ def add_items(job: Job, turns: list[Turn], state: str, *, error: str = "", ago: 
     )
 
 
-def make_draft(turn: Turn, **fields) -> Draft:
-    values = {
-        "status": CallStatus.OK,
-        "model": "annotator-simulator",
-        "endpoint": "http://127.0.0.1:8001/v1",
-        "critique": "Good.",
-        "overall": 5,
-        "prompt_version": "v1",
-        "prompt_hash": "0" * 64,
-    }
-    values.update(fields)
-    return Draft.objects.create(turn=turn, **values)
+class JobDraftFactory(DraftFactory):
+    """The drafts of these tests: a short critique, no refinement, no scores unless told."""
+
+    critique = "Good."
+    refinement = ""
+    scores = factory.LazyFunction(dict)
 
 
 def detail_url(job: Job) -> str:
@@ -302,7 +289,7 @@ def test_csrf_is_enforced_on_the_form_and_the_actions(project, admin_user):
 def _busy_job(project, admin_user) -> Job:
     """A running job of 12 turns: 3 done, 2 failed, 1 cancelled, 1 running after an error, 1 queued,
     4 pending; tokens and cost spent."""
-    turns = make_samples(project, 12)
+    turns = JobTurnFactory.create_numbered(12, sample__project=project)
     job = set_running(new_job(project, admin_user), total=12)
     add_items(job, turns[0:3], "done")
     add_items(job, turns[3:4], "failed", error="HTTP 400: the oldest failure", ago=20)
@@ -342,7 +329,7 @@ def test_progress_json_counts_items_rate_eta_and_latest_errors(client, project, 
 
 
 def test_progress_of_finished_and_paused_jobs(client, project, admin_user):
-    turns = make_samples(project, 4)
+    turns = JobTurnFactory.create_numbered(4, sample__project=project)
     job = set_running(new_job(project, admin_user), total=4, seconds_ago=20)
     add_items(job, turns[:2], "done", ago=100)
     add_items(job, turns[2:], "pending")
@@ -375,7 +362,7 @@ def test_job_page_shows_state_counts_and_errors(client, project, admin_user):
 
 
 def test_user_text_is_escaped_on_the_job_page(client, project, admin_user):
-    turns = make_samples(project, 1, prefix="x")
+    turns = JobTurnFactory.create_numbered(1, sample__project=project, prefix="x")
     Sample.objects.filter(pk=turns[0].sample_id).update(external_id=XSS_ID)
     job = set_running(new_job(project, admin_user, selection={"sample_ids": [XSS_ID]}), total=1)
     add_items(job, turns, "failed", error=XSS_ERROR)
@@ -404,13 +391,13 @@ def test_job_page_and_json_queries_do_not_grow_with_items(client, project, admin
     # Session, user, project (twice), role, job, counts, latest errors; the page also asks for a simulated draft.
     page_bound, json_bound = 9, 7
     for count, prefix in ((5, "small"), (200, "big")):
-        turns = make_samples(project, count, prefix=prefix)
+        turns = JobTurnFactory.create_numbered(count, sample__project=project, prefix=prefix)
         job = set_running(new_job(project, admin_user), total=count)
         third = count // 3
         add_items(job, turns[:third], "done")
         add_items(job, turns[third : 2 * third], "failed", error="HTTP 400: bad")
         add_items(job, turns[2 * third :], "pending")
-        make_draft(turns[0], job=job, simulated=True)
+        JobDraftFactory.create(turn=turns[0], job=job, simulated=True)
         with django_assert_max_num_queries(page_bound):
             page = client.get(detail_url(job))
         assert page.status_code == 200
@@ -451,7 +438,7 @@ def test_a_running_job_page_polls_its_progress_partial(client, project, admin_us
 
 
 def test_a_settled_job_renders_a_partial_that_stops_polling(client, project, admin_user):
-    turns = make_samples(project, 2)
+    turns = JobTurnFactory.create_numbered(2, sample__project=project)
     job = set_running(new_job(project, admin_user), total=2)
     add_items(job, turns, "done")
     client.force_login(admin_user)
@@ -484,7 +471,7 @@ def _post_action(client, job: Job, action: str, data=None) -> str:
 
 
 def test_pause_and_resume_a_running_job(client, project, admin_user):
-    turns = make_samples(project, 3)
+    turns = JobTurnFactory.create_numbered(3, sample__project=project)
     job = set_running(new_job(project, admin_user), total=3)
     add_items(job, turns, "pending")
     client.force_login(admin_user)
@@ -500,7 +487,7 @@ def test_pause_and_resume_a_running_job(client, project, admin_user):
 
 
 def test_cancel_cancels_what_has_not_started(client, project, admin_user):
-    turns = make_samples(project, 4)
+    turns = JobTurnFactory.create_numbered(4, sample__project=project)
     job = set_running(new_job(project, admin_user), total=4)
     add_items(job, turns[:1], "done")
     add_items(job, turns[1:2], "running")
@@ -515,7 +502,7 @@ def test_cancel_cancels_what_has_not_started(client, project, admin_user):
 
 
 def test_cancel_with_nothing_in_flight_is_final(client, project, admin_user):
-    turns = make_samples(project, 2)
+    turns = JobTurnFactory.create_numbered(2, sample__project=project)
     job = set_running(new_job(project, admin_user), total=2)
     add_items(job, turns, "pending")
     client.force_login(admin_user)
@@ -531,7 +518,7 @@ def test_cancel_with_nothing_in_flight_is_final(client, project, admin_user):
 
 
 def test_retry_puts_failed_items_back_and_reopens_the_job(client, project, admin_user):
-    turns = make_samples(project, 3)
+    turns = JobTurnFactory.create_numbered(3, sample__project=project)
     job = set_running(new_job(project, admin_user), total=3)
     add_items(job, turns[:1], "done")
     add_items(job, turns[1:], "failed", error="gave up after 5 attempts: HTTP 503")
@@ -558,7 +545,7 @@ def test_retry_puts_failed_items_back_and_reopens_the_job(client, project, admin
     ],
 )
 def test_an_invalid_transition_says_so_and_changes_nothing(client, project, admin_user, state, action, message):
-    turns = make_samples(project, 1)
+    turns = JobTurnFactory.create_numbered(1, sample__project=project)
     job = set_running(new_job(project, admin_user), total=1)
     add_items(job, turns, "failed", error="HTTP 400: bad")
     Job.objects.filter(pk=job.pk).update(state=state)
@@ -645,7 +632,7 @@ def test_api_unknown_prompt_version_names_the_field(project, admin_user):
 
 
 def test_api_detail_and_actions(project, admin_user):
-    turns = make_samples(project, 3)
+    turns = JobTurnFactory.create_numbered(3, sample__project=project)
     job = set_running(new_job(project, admin_user), total=3)
     add_items(job, turns[:1], "done")
     add_items(job, turns[1:2], "failed", error="HTTP 400: bad")
@@ -709,16 +696,16 @@ def test_api_resume_with_a_malformed_budget_is_a_bad_request(project, admin_user
 
 
 def test_sample_page_shows_drafts_scores_and_the_simulated_badge(client, project, annotator_user):
-    turn = make_samples(project, 1)[0]
-    make_draft(
-        turn,
+    turn = JobTurnFactory.create_numbered(1, sample__project=project)[0]
+    JobDraftFactory.create(
+        turn=turn,
         critique="The answer names the bus <but> misses its colour.",
         refinement="Ask which colour the bus is.",
         scores={"helpfulness": 4, "honesty": 6, "harmlessness": 7},
         overall=5,
         simulated=True,
     )
-    make_draft(turn, status=CallStatus.FAILED, critique="", overall=None, error=XSS_ERROR)
+    JobDraftFactory.create(turn=turn, status=CallStatus.FAILED, critique="", overall=None, error=XSS_ERROR)
     client.force_login(annotator_user)
     html = client.get(reverse("feedback:sample-detail", args=["test", turn.sample_id])).content.decode()
     assert "The answer names the bus &lt;but&gt; misses its colour." in html
@@ -732,16 +719,16 @@ def test_sample_page_shows_drafts_scores_and_the_simulated_badge(client, project
 
 
 def test_sample_page_lists_scores_in_the_rubric_order(client, project, annotator_user):
-    turn = make_samples(project, 1)[0]
-    make_draft(turn, scores={"helpfulness": 4, "honesty": 6, "harmlessness": 7}, overall=5)
+    turn = JobTurnFactory.create_numbered(1, sample__project=project)[0]
+    JobDraftFactory.create(turn=turn, scores={"helpfulness": 4, "honesty": 6, "harmlessness": 7}, overall=5)
     client.force_login(annotator_user)
     html = client.get(reverse("feedback:sample-detail", args=["test", turn.sample_id])).content.decode()
     assert "<strong>Scores:</strong> helpfulness 4, honesty 6, harmlessness 7; overall 5</p>" in html
 
 
 def test_sample_page_has_no_simulated_badge_for_a_real_model(client, project, annotator_user):
-    turn = make_samples(project, 1)[0]
-    make_draft(turn, model="a-real-model", critique="Fine.", scores={"honesty": 5}, simulated=False)
+    turn = JobTurnFactory.create_numbered(1, sample__project=project)[0]
+    JobDraftFactory.create(turn=turn, model="a-real-model", critique="Fine.", scores={"honesty": 5}, simulated=False)
     client.force_login(annotator_user)
     html = client.get(reverse("feedback:sample-detail", args=["test", turn.sample_id])).content.decode()
     assert "a-real-model" in html and "Fine." in html
@@ -778,11 +765,17 @@ def _ids(turns) -> list[str]:
 def test_turns_to_draft_honours_every_filter(project):
     first = ImportBatch.objects.create(project=project, format="native", file_name="first.jsonl")
     second = ImportBatch.objects.create(project=project, format="native", file_name="second.jsonl")
-    make_samples(project, 2, prefix="h", target_criterion="honesty", import_batch=first)  # h0 h1
-    make_samples(project, 2, prefix="p", target_criterion="helpfulness", import_batch=second)  # p0 p1
-    make_samples(project, 1, prefix="a", answered=False, target_criterion="honesty")  # awaiting: never drafted
+    JobTurnFactory.create_numbered(
+        2, sample__project=project, prefix="h", sample__target_criterion="honesty", sample__import_batch=first
+    )  # h0 h1
+    JobTurnFactory.create_numbered(
+        2, sample__project=project, prefix="p", sample__target_criterion="helpfulness", sample__import_batch=second
+    )  # p0 p1
+    JobTurnFactory.create_numbered(
+        1, sample__project=project, prefix="a", awaiting=True, sample__target_criterion="honesty"
+    )  # awaiting: never drafted
     other = Project.objects.create(name="Other", slug="other")
-    make_samples(other, 1, prefix="h")
+    JobTurnFactory.create_numbered(1, sample__project=other, prefix="h")
 
     def chosen(**fields) -> list[str]:
         return _ids(turns_to_draft(project, Selection(**fields)))
@@ -795,10 +788,11 @@ def test_turns_to_draft_honours_every_filter(project):
     assert chosen(criterion="helpfulness", limit=1) == ["p0"]
 
     turn = {t.sample.external_id: t for t in Turn.objects.filter(sample__project=project).select_related("sample")}
-    make_draft(turn["h0"])  # drafted
-    make_draft(turn["h1"], status=CallStatus.FAILED, critique="", overall=None, error="HTTP 400")  # only failed
-    make_draft(turn["p0"], status=CallStatus.FAILED, critique="", overall=None, error="HTTP 400")
-    make_draft(turn["p0"])  # failed, then drafted
+    JobDraftFactory.create(turn=turn["h0"])  # drafted
+    failed = {"status": CallStatus.FAILED, "critique": "", "overall": None, "error": "HTTP 400"}
+    JobDraftFactory.create(turn=turn["h1"], **failed)  # only failed
+    JobDraftFactory.create(turn=turn["p0"], **failed)
+    JobDraftFactory.create(turn=turn["p0"])  # failed, then drafted
     assert chosen(status="all") == ["h0", "h1", "p0", "p1"]
     assert chosen(status="failed") == ["h1"]
     assert chosen(status="never") == ["p1"], "never attempted"
@@ -806,9 +800,13 @@ def test_turns_to_draft_honours_every_filter(project):
 
 
 def test_samples_to_respond_picks_samples_awaiting_a_response(project):
-    make_samples(project, 2, prefix="done")
-    make_samples(project, 2, prefix="wait", answered=False, target_criterion="honesty")
-    make_samples(project, 1, prefix="other", answered=False, target_criterion="helpfulness")
+    JobTurnFactory.create_numbered(2, sample__project=project, prefix="done")
+    JobTurnFactory.create_numbered(
+        2, sample__project=project, prefix="wait", awaiting=True, sample__target_criterion="honesty"
+    )
+    JobTurnFactory.create_numbered(
+        1, sample__project=project, prefix="other", awaiting=True, sample__target_criterion="helpfulness"
+    )
     answered_then_waiting = Sample.objects.get(external_id="done1")
     Turn.objects.create(sample=answered_then_waiting, index=1, user_message="And the colour?", model_response=None)
 
@@ -826,7 +824,7 @@ def test_the_page_offers_exactly_the_actions_the_service_allows(client, project,
     """One table on the model (Job.allowed_actions) decides both: for each state, a button is enabled
     on the job page if and only if the service performs its action rather than refusing it."""
     client.force_login(admin_user)
-    turns = make_samples(project, 4, prefix=f"{state}-")
+    turns = JobTurnFactory.create_numbered(4, sample__project=project, prefix=f"{state}-")
     for action, turn in zip(Job.ACTIONS, turns, strict=True):
         job = set_running(new_job(project, admin_user), total=1)
         add_items(job, [turn], "failed", error="HTTP 400: bad")
@@ -846,8 +844,8 @@ def test_the_page_offers_exactly_the_actions_the_service_allows(client, project,
 
 
 def test_the_sample_page_reads_a_frozen_view_model_not_attributes_on_the_rows(project):
-    turn = make_samples(project, 1)[0]
-    make_draft(turn, scores={"harmlessness": 7, "extra": 1, "helpfulness": 4}, overall=5)
+    turn = JobTurnFactory.create_numbered(1, sample__project=project)[0]
+    JobDraftFactory.create(turn=turn, scores={"harmlessness": 7, "extra": 1, "helpfulness": 4}, overall=5)
     page = selectors.sample_page(project, turn.sample_id)
     (view,) = page.turns
     (draft_view,) = view.drafts

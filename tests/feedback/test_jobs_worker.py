@@ -17,7 +17,8 @@ from feedback.jobs import service
 from feedback.jobs.models import Job, JobItem
 from feedback.models import Sample, Turn
 from tests.conftest import make_user
-from tests.feedback.job_helpers import assert_each_item_settled_once, make_samples, successful_drafts_per_turn
+from tests.factories import SampleFactory
+from tests.feedback.job_helpers import assert_each_item_settled_once, successful_drafts_per_turn
 from tests.worker import WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -60,9 +61,11 @@ def wait_until_settled(worker: WorkerProcess, job: Job, timeout: float, states=J
 
 
 def test_a_job_drafts_every_selected_turn_exactly_once(project, admin_user, job_env, llm_simulator, tmp_path):
-    make_samples(project, 30, criterion="helpfulness", turns=2)
-    make_samples(project, 5, criterion="honesty", prefix="other")
-    make_samples(project, 5, criterion="helpfulness", awaiting=True, prefix="prompt")
+    SampleFactory.create_numbered(30, project=project, target_criterion="helpfulness", turns=2)
+    SampleFactory.create_numbered(5, project=project, target_criterion="honesty", prefix="other")
+    SampleFactory.create_numbered(
+        5, project=project, target_criterion="helpfulness", turns__awaiting_last=True, prefix="prompt"
+    )
     job = service.job_create(project=project, kind="draft", selection={"criterion": "helpfulness"}, user=admin_user)
 
     worker = start_worker(tmp_path, job_env, pool="prefork", concurrency=3)
@@ -94,7 +97,7 @@ def test_with_faults_every_turn_ends_drafted_or_failed_with_its_reason(
     llm_simulator.configure(
         fault_429=0.20, fault_5xx=0.05, fault_hang=0.05, hang_seconds=3, fault_malformed=0.05, retry_after=1, seed=7
     )
-    make_samples(project, 120)
+    SampleFactory.create_numbered(120, project=project)
     job = service.job_create(project=project, kind="draft", selection={}, user=admin_user)
 
     worker = start_worker(tmp_path, job_env, pool="prefork", concurrency=4)
@@ -119,7 +122,7 @@ def test_a_worker_killed_mid_job_then_restarted_leaves_each_turn_drafted_once(
     project, admin_user, job_env, llm_simulator, tmp_path
 ):
     llm_simulator.configure(latency_ms=20, latency_ms_max=60)
-    make_samples(project, 1000)
+    SampleFactory.create_numbered(1000, project=project)
     job = service.job_create(project=project, kind="draft", selection={}, user=admin_user)
 
     first = start_worker(tmp_path, job_env, name="first", pool="prefork", concurrency=4)
@@ -146,7 +149,7 @@ def test_a_worker_killed_mid_job_then_restarted_leaves_each_turn_drafted_once(
 
 def test_pause_resume_and_cancel(project, admin_user, job_env, llm_simulator, tmp_path):
     llm_simulator.configure(latency_ms=100)
-    make_samples(project, 400)
+    SampleFactory.create_numbered(400, project=project)
     job = service.job_create(project=project, kind="draft", selection={}, user=admin_user)
     worker = start_worker(tmp_path, job_env, pool="prefork", concurrency=2)
     try:
@@ -191,7 +194,7 @@ def assert_each_item_settled_once_or_cancelled(job: Job) -> None:
 
 def test_the_budget_cap_holds(project, admin_user, job_env, llm_simulator, tmp_path, settings):
     settings.LLM_MAX_TOKENS = 300
-    make_samples(project, 80)
+    SampleFactory.create_numbered(80, project=project)
     budget = Decimal("0.02")
     job = service.job_create(project=project, kind="draft", selection={}, user=admin_user, budget=budget)
     worker = start_worker(tmp_path, job_env, pool="prefork", concurrency=3)
@@ -223,7 +226,7 @@ def test_the_api_key_never_appears_in_the_database_logs_or_pages(
     key = "sk-live-NEVER-SHOW-4242"
     settings.LLM_API_KEY = key
     llm_simulator.configure(require_key=key, fault_5xx=0.2, seed=3)
-    make_samples(project, 12, awaiting=True, turns=2)
+    SampleFactory.create_numbered(12, project=project, turns__awaiting_last=True, turns=2)
     job = service.job_create(project=project, kind="respond", selection={}, rounds=2, user=admin_user)
     env = {**job_env, "ANNOTATOR_LLM_API_KEY": key, "LOG_LEVEL": "DEBUG"}
     worker = start_worker(tmp_path, env, loglevel="DEBUG")

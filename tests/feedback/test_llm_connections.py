@@ -24,7 +24,7 @@ from feedback.jobs.models import Job, JobItem
 from feedback.jobs.selection import MAX_SAMPLE_IDS
 from feedback.sending import JOB_DISPATCH, send
 from tests.conftest import make_user
-from tests.feedback.job_helpers import make_samples
+from tests.factories import SampleFactory
 from tests.worker import WorkerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -155,7 +155,7 @@ def test_a_free_form_url_gets_no_key_and_a_connection_gets_its_own(
     """A superuser's URL of no connection (here on the default connection's own server, the one
     non-public origin a connection names) is called without any key; the connection with its key."""
     make_user("root", is_superuser=True, is_staff=True)
-    make_samples(project, 3)
+    SampleFactory.create_numbered(3, project=project)
     root = log_in(live_server.url, "root")
     bare = root.post(
         "/api/projects/test/jobs/",
@@ -183,7 +183,7 @@ def test_a_free_form_url_gets_no_key_and_a_connection_gets_its_own(
 def test_the_worker_checks_the_address_again_before_the_call(project, sim_default, tmp_path):
     """A job stored with a URL on an internal address (made before these checks, or a name that
     resolves elsewhere now) is refused by the worker, and nothing is sent."""
-    make_samples(project, 2)
+    SampleFactory.create_numbered(2, project=project)
     url = f"http://localhost:{sim_default.port}/v1"
     drafter = {**drafter_settings(project).as_dict(), "base_url": url}
     legacy = {k: v for k, v in drafter.items() if k != "connection"}
@@ -280,7 +280,7 @@ def test_a_non_json_answer_is_an_unparseable_answer_not_retried(
     live_server, project, admin_user, sim_default, tmp_path
 ):
     sim_default.configure(fault_html=1.0)
-    make_samples(project, 2)
+    SampleFactory.create_numbered(2, project=project)
     api = log_in(live_server.url, admin_user.username)
     response = launch(api, {"kind": "draft"})
     assert response.status_code == 202
@@ -347,7 +347,7 @@ def test_job_requests_are_bounded_naming_the_field(live_server, project, admin_u
 def test_a_long_id_list_selects_and_a_failed_dispatch_fails_the_job(
     live_server, project, admin_user, sim_default, tmp_path
 ):
-    make_samples(project, 3)
+    SampleFactory.create_numbered(3, project=project)
     api = log_in(live_server.url, admin_user.username)
     ids = ["s0", *(f"absent{i}" for i in range(MAX_SAMPLE_IDS - 2)), "s2"]
     response = launch(api, {"kind": "draft", "selection": {"sample_ids": ids}})
@@ -424,7 +424,7 @@ def test_a_connection_rate_limit_applies_to_its_calls(project, settings, sim_def
     settings.LLM_CONNECTIONS = {
         "paced": {"base_url": sim_default.url, "api_key_env": "ANNOTATOR_LLM_API_KEY", "rpm": 600}
     }
-    turn = make_samples(project, 1)[0].turns.get()
+    turn = SampleFactory.create_numbered(1, project=project)[0].turns.get()
     draft_turn(turn=turn, sample=turn.sample, project=project, cs=drafter_settings(project), gate=CallGate())
     assert not RateLimitBucket.objects.exists()
     cs = drafter_settings(project, connection="paced", model="annotator-simulator")

@@ -14,10 +14,11 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from rest_framework.test import APIClient
 
-from feedback.drafting.models import CallStatus, Draft
+from feedback.drafting.models import CallStatus
 from feedback.models import Image, Project, Role, Sample, Turn
 from feedback.review.models import Assignment, Revision, WorkingCopy
 from tests.conftest import make_user, token_client
+from tests.factories import SampleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -27,57 +28,20 @@ SCORES = {"helpfulness": 5, "honesty": 6, "harmlessness": 7}
 # --- fixtures, kept here (no shared review helpers) -------------------------------------------
 
 
-def make_sample(
-    project: Project,
-    external_id: str,
-    *,
-    turns: int = 1,
-    drafts: int = 1,
-    awaiting_last: bool = False,
-    image: Image | None = None,
-) -> Sample:
-    """A sample of ``turns`` turns, each answered (but the last when ``awaiting_last``) with ``drafts``
-    successful drafts, oldest first, and one failed draft that must never show."""
-    sample = Sample.objects.create(
-        project=project,
-        external_id=external_id,
-        image=image,
-        target_criterion="helpfulness",
-        reference_answer="A red bus.",
-        source_dataset="test-set",
-        content_hash=external_id,
-    )
-    for index in range(turns):
-        awaiting = awaiting_last and index == turns - 1
-        turn = Turn.objects.create(
-            sample=sample,
-            index=index,
-            user_message="What vehicle is in the picture?" if index == 0 else f"And then ({index})?",
-            model_response=None if awaiting else f"A bus ({external_id}, turn {index}).",
-        )
-        if awaiting:
-            continue
-        Draft.objects.create(turn=turn, status=CallStatus.FAILED, error="timeout", model="m", endpoint="e")
-        for n in range(drafts):
-            make_draft(turn, critique=f"Draft {n}: the answer names the bus but not its colour.")
-    return sample
+class ReviewSampleFactory(SampleFactory):
+    """A sample (no picture unless given) whose answered turns each have one failed draft that must
+    never show, then ``turns__drafts`` (1) successful drafts, oldest first."""
 
-
-def make_draft(turn: Turn, **fields) -> Draft:
-    values = {
-        "status": CallStatus.OK,
-        "model": "annotator-simulator",
-        "endpoint": "http://127.0.0.1:8001/v1",
-        "critique": "Good.",
-        "refinement": "A red double-decker bus.",
-        "scores": {"helpfulness": 4, "honesty": 6, "harmlessness": 7},
-        "overall": 5,
-        "prompt_version": "v1",
-        "prompt_hash": "0" * 64,
-        "simulated": True,
-    }
-    values.update(fields)
-    return Draft.objects.create(turn=turn, **values)
+    image = None
+    reference_answer = "A red bus."
+    source_dataset = "test-set"
+    turns__follow_up = "And then ({index})?"
+    turns__answer = "A bus ({external_id}, turn {index})."
+    turns__drafts = 1
+    turns__drafts__failed_first = True
+    turns__drafts__critique = "Draft {n}: the answer names the bus but not its colour."
+    turns__drafts__refinement = "A red double-decker bus."
+    turns__drafts__simulated = True
 
 
 def make_assignment(sample: Sample, reviewer, *, lane: int = 1, state: str = Assignment.State.LEASED) -> Assignment:
@@ -136,9 +100,9 @@ def outsider(db) -> User:
 
 def test_review_flow_through_the_api(project, annotator_user, admin_user):
     image = Image.objects.create(project=project, file_name="bus.jpg", file="images/bus.jpg", sha256="a" * 64)
-    first = make_sample(project, "a", turns=2, drafts=2, image=image)
-    second = make_sample(project, "b")
-    third = make_sample(project, "c")
+    first = ReviewSampleFactory.create(project=project, external_id="a", turns=2, turns__drafts=2, image=image)
+    second = ReviewSampleFactory.create(project=project, external_id="b")
+    third = ReviewSampleFactory.create(project=project, external_id="c")
     ann = token_client(annotator_user)
     ada = token_client(admin_user)
 
@@ -288,7 +252,7 @@ def test_review_flow_through_the_api(project, annotator_user, admin_user):
 def test_admin_may_read_and_save_on_a_reviewers_assignment_but_not_renew_skip_or_flag(
     project, annotator_user, admin_user
 ):
-    make_sample(project, "a", turns=2)
+    ReviewSampleFactory.create(project=project, external_id="a", turns=2)
     page = token_client(annotator_user).post(base() + "claim/").json()
     ada = token_client(admin_user)
     assert ada.get(assignment_url(page["id"])).status_code == 200
@@ -305,7 +269,7 @@ def test_admin_may_read_and_save_on_a_reviewers_assignment_but_not_renew_skip_or
 
 
 def test_researchers_get_403_and_outsiders_404(project, annotator_user, researcher_user, outsider):
-    make_sample(project, "a")
+    ReviewSampleFactory.create(project=project, external_id="a")
     page = token_client(annotator_user).post(base() + "claim/").json()
     turn_id = page["turns"][0]["id"]
     rex = token_client(researcher_user)
@@ -325,7 +289,7 @@ def test_researchers_get_403_and_outsiders_404(project, annotator_user, research
 
 def test_another_annotators_assignment_does_not_exist_for_them(client, project, annotator_user, other_annotator):
     """Another reviewer's assignment is 404 in the API as on the review page (it was 403 here)."""
-    make_sample(project, "a")
+    ReviewSampleFactory.create(project=project, external_id="a")
     page = token_client(annotator_user).post(base() + "claim/").json()
     turn_id = page["turns"][0]["id"]
     bea = token_client(other_annotator)
@@ -352,14 +316,14 @@ def test_claim_answers_204_when_nothing_is_left(project, annotator_user, other_a
     response = ann.post(base() + "claim/")
     assert response.status_code == 204
     assert response.content == b""
-    make_sample(project, "a")
+    ReviewSampleFactory.create(project=project, external_id="a")
     assert ann.post(base() + "claim/").status_code == 200
     # One review per sample, and ann holds it.
     assert token_client(other_annotator).post(base() + "claim/").status_code == 204
 
 
 def test_invalid_saves_answer_400_naming_the_field(project, annotator_user):
-    make_sample(project, "a")
+    ReviewSampleFactory.create(project=project, external_id="a")
     page = token_client(annotator_user).post(base() + "claim/").json()
     ann = token_client(annotator_user)
     turn_id = page["turns"][0]["id"]
@@ -393,16 +357,16 @@ def test_invalid_saves_answer_400_naming_the_field(project, annotator_user):
 
 
 def test_a_turn_of_another_project_is_not_found(project, annotator_user):
-    make_sample(project, "a")
+    ReviewSampleFactory.create(project=project, external_id="a")
     other = Project.objects.create(name="Other", slug="other")
-    foreign = make_sample(other, "z").turns.get()
+    foreign = ReviewSampleFactory.create(project=other, external_id="z").turns.get()
     page = token_client(annotator_user).post(base() + "claim/").json()
     response = save(token_client(annotator_user), page["id"], foreign.pk, base_version=0, decision="accepted")
     assert response.status_code == 404
 
 
 def test_renewing_a_lapsed_lease_taken_by_another_answers_409(project, annotator_user, other_annotator):
-    make_sample(project, "a")
+    ReviewSampleFactory.create(project=project, external_id="a")
     page = token_client(annotator_user).post(base() + "claim/").json()
     Assignment.objects.filter(pk=page["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert token_client(other_annotator).post(base() + "claim/").status_code == 200
@@ -413,7 +377,7 @@ def test_renewing_a_lapsed_lease_taken_by_another_answers_409(project, annotator
 
 
 def test_annotators_see_their_own_history_admins_everyones(project, annotator_user, other_annotator, admin_user):
-    sample = make_sample(project, "a")
+    sample = ReviewSampleFactory.create(project=project, external_id="a")
     turn = sample.turns.get()
     add_revisions(make_assignment(sample, annotator_user, lane=1, state="submitted"), turn, 2)
     add_revisions(make_assignment(sample, other_annotator, lane=2, state="submitted"), turn, 1)
@@ -430,7 +394,7 @@ def test_sample_detail_has_drafts_and_revisions_for_those_who_may_see_them(
     project, annotator_user, researcher_user, admin_user
 ):
     image = Image.objects.create(project=project, file_name="gone.jpg")
-    sample = make_sample(project, "a", turns=2, drafts=2, image=image)
+    sample = ReviewSampleFactory.create(project=project, external_id="a", turns=2, turns__drafts=2, image=image)
     add_revisions(make_assignment(sample, annotator_user, state="submitted"), sample.turns.first(), 1)
     url = f"/api/projects/test/samples/{sample.pk}/"
 
@@ -455,7 +419,7 @@ def test_sample_detail_has_drafts_and_revisions_for_those_who_may_see_them(
 
 
 def test_session_calls_need_the_csrf_header(project, annotator_user):
-    make_sample(project, "a")
+    ReviewSampleFactory.create(project=project, external_id="a")
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(annotator_user)
     refused = client.post(base() + "claim/")
@@ -525,8 +489,10 @@ def test_assignment_page_queries_do_not_grow_with_turns_drafts_and_revisions(
     project, annotator_user, other_annotator, admin_user
 ):
     image = Image.objects.create(project=project, file_name="bus.jpg", file="images/bus.jpg", sha256="b" * 64)
-    small = make_sample(project, "small", turns=1, drafts=1, image=image)
-    big = make_sample(project, "big", turns=6, drafts=3, awaiting_last=True, image=image)
+    small = ReviewSampleFactory.create(project=project, external_id="small", turns=1, turns__drafts=1, image=image)
+    big = ReviewSampleFactory.create(
+        project=project, external_id="big", turns=6, turns__drafts=3, turns__awaiting_last=True, image=image
+    )
     small_assignment = make_assignment(small, annotator_user)
     big_assignment = make_assignment(big, annotator_user)
     rival = make_assignment(big, other_annotator, lane=2)

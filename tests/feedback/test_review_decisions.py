@@ -14,14 +14,14 @@ from feedback.review.diff import word_diff
 from feedback.review.models import Assignment, Decision, Revision
 from feedback.review.shortcuts import SHORTCUTS
 from tests.conftest import token_client
-from tests.feedback.test_review_api import assignment_url, make_assignment, make_sample, save
+from tests.feedback.test_review_api import ReviewSampleFactory, assignment_url, make_assignment, save
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def leased(project, annotator_user):
-    assignment = make_assignment(make_sample(project, "s1", turns=2), annotator_user)
+    assignment = make_assignment(ReviewSampleFactory.create(project=project, external_id="s1", turns=2), annotator_user)
     turn = assignment.sample.turns.order_by("index").first()
     draft = turn.drafts.filter(status="ok").latest("created_at")
     return assignment, turn, draft

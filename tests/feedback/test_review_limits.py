@@ -18,7 +18,14 @@ from feedback.review.diff import DIFF_MAX_STEPS, word_diff
 from feedback.review.models import Revision, WorkingCopy
 from feedback.review.revisions import revision_create
 from tests.conftest import token_client
-from tests.feedback.test_review_api import SCORES, add_revisions, assignment_url, make_assignment, make_sample, save
+from tests.feedback.test_review_api import (
+    SCORES,
+    ReviewSampleFactory,
+    add_revisions,
+    assignment_url,
+    make_assignment,
+    save,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +35,7 @@ REPETITIVE_NEW = "the dog sat on the mat. " * 680
 
 @pytest.fixture
 def review(project, annotator_user):
-    sample = make_sample(project, "s1", turns=1)
+    sample = ReviewSampleFactory.create(project=project, external_id="s1", turns=1)
     assignment = make_assignment(sample, annotator_user)
     return assignment, sample.turns.get(), token_client(annotator_user)
 
@@ -243,7 +250,7 @@ def test_a_save_with_scores_of_unknown_criteria_names_a_few_of_them(review):
 def test_the_leases_page_answers_a_form_naming_no_lease_with_a_message(
     project, admin_user, annotator_user, client, value
 ):
-    held = make_assignment(make_sample(project, "s1"), annotator_user)
+    held = make_assignment(ReviewSampleFactory.create(project=project, external_id="s1"), annotator_user)
     client.force_login(admin_user)
     response = client.post("/projects/test/review/leases/", {"assignment": value}, follow=True)
     assert response.status_code == 200

@@ -17,7 +17,8 @@ from feedback.review.claims import sample_claim
 from feedback.review.models import Assignment, Revision
 from feedback.review.revisions import revision_create
 from tests.conftest import make_user
-from tests.feedback.review_helpers import decide_all, make_draft, make_drafted_samples, make_reviewers
+from tests.factories import DraftFactory
+from tests.feedback.review_helpers import decide_all, make_drafted_samples, make_reviewers
 
 pytestmark = pytest.mark.django_db
 
@@ -52,8 +53,8 @@ def test_the_review_page_runs_the_same_queries_whatever_the_sample_holds(client,
     alice, bob = make_reviewers(project, "alice", "bob")
     admin = make_user("boss", project=project, role=Role.ADMIN)
     for turn in big.turns.all():
-        make_draft(turn, critique="A second draft.")
-        make_draft(turn, critique="A third draft.")
+        DraftFactory.create(turn=turn, critique="A second draft.")
+        DraftFactory.create(turn=turn, critique="A third draft.")
     small_review, big_review = lease(project, small, alice), lease(project, big, bob)
     for turn in big.turns.all():
         for version in range(3):
@@ -75,7 +76,7 @@ def test_the_review_page_shows_the_image_boxes_draft_rubric_and_guidelines(clien
     project.save()
     sample = make_drafted_samples(project, 1, turns=2)[0]
     turn = sample.turns.get(index=0)
-    make_draft(turn, critique="Says <script>alert(1)</script> about the bus.")
+    DraftFactory.create(turn=turn, critique="Says <script>alert(1)</script> about the bus.")
     (alice,) = make_reviewers(project, "alice")
     client.force_login(alice)
     assignment = sample_claim(project=project, reviewer=alice)

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -28,13 +29,13 @@ from feedback.review.claims import (
 )
 from feedback.review.models import Assignment, QueueChange, QueueItem, QueueState
 from feedback.review.revisions import sample_flag
+from tests.factories import DraftFactory
 from tests.feedback.review_helpers import (
     assert_holding_consistent,
     configure,
     decide_all,
     expire,
     item_of,
-    make_draft,
     make_drafted_samples,
     make_reviewers,
     submitted_per_sample,
@@ -43,8 +44,15 @@ from tests.feedback.review_helpers import (
 pytestmark = pytest.mark.django_db
 
 
-def claim(project: Project, reviewer) -> Assignment | None:
+def claim(project: Project, reviewer: User) -> Assignment | None:
     return sample_claim(project=project, reviewer=reviewer)
+
+
+def claimed(project: Project, reviewer: User) -> Assignment:
+    """A claim the test expects to give a sample."""
+    assignment = claim(project, reviewer)
+    assert assignment is not None, f"{reviewer} got no sample"
+    return assignment
 
 
 def review_order(project: Project, reviewer) -> list[int]:
@@ -110,7 +118,7 @@ def test_a_claim_gives_the_first_sample_in_import_order_with_a_lease(project):
     samples = make_drafted_samples(project, 3)
     (ann,) = make_reviewers(project, "ann")
     before = timezone.now()
-    assignment = claim(project, ann)
+    assignment = claimed(project, ann)
     assert assignment.sample_id == samples[0].pk
     assert (assignment.state, assignment.lane, assignment.reviewer_id) == (Assignment.State.LEASED, 1, ann.pk)
     assert assignment.expires_at >= before + lease_duration()
@@ -122,7 +130,7 @@ def test_a_claim_gives_the_first_sample_in_import_order_with_a_lease(project):
 def test_a_second_claim_returns_the_current_lease(project):
     make_drafted_samples(project, 3)
     (ann,) = make_reviewers(project, "ann")
-    first = claim(project, ann)
+    first = claimed(project, ann)
     again = claim(project, ann)
     assert again.pk == first.pk
     assert Assignment.objects.filter(reviewer=ann).count() == 1
@@ -132,8 +140,8 @@ def test_a_second_claim_returns_the_current_lease(project):
 def test_two_reviewers_get_different_samples(project):
     samples = make_drafted_samples(project, 3)
     ann, bob = make_reviewers(project, "ann", "bob")
-    assert claim(project, ann).sample_id == samples[0].pk
-    assert claim(project, bob).sample_id == samples[1].pk
+    assert claimed(project, ann).sample_id == samples[0].pk
+    assert claimed(project, bob).sample_id == samples[1].pk
     assert_holding_consistent(project)
 
 
@@ -141,10 +149,10 @@ def test_with_two_reviews_required_two_reviewers_share_a_sample_in_two_lanes(pro
     configure(project, reviews_required=2)
     samples = make_drafted_samples(project, 2)
     ann, bob, cat = make_reviewers(project, "ann", "bob", "cat")
-    first, second = claim(project, ann), claim(project, bob)
+    first, second = claimed(project, ann), claimed(project, bob)
     assert (first.sample_id, first.lane) == (samples[0].pk, 1)
     assert (second.sample_id, second.lane) == (samples[0].pk, 2)
-    third = claim(project, cat)
+    third = claimed(project, cat)
     assert third.sample_id == samples[1].pk  # both places of the first sample are taken
     assert item_of(samples[0].pk).holding == 2
     assert_holding_consistent(project)
@@ -173,7 +181,7 @@ def test_samples_without_a_response_are_never_claimed(project):
 def test_undrafted_samples_are_claimed_too(project):
     samples = make_drafted_samples(project, 2, drafted=False)
     (ann,) = make_reviewers(project, "ann")
-    assert claim(project, ann).sample_id == samples[0].pk
+    assert claimed(project, ann).sample_id == samples[0].pk
 
 
 # --- skip, release, expiry -----------------------------------------------------------------
@@ -182,7 +190,7 @@ def test_undrafted_samples_are_claimed_too(project):
 def test_a_skipped_sample_goes_to_the_back_of_the_reviewers_queue(project):
     samples = make_drafted_samples(project, 3)
     (ann,) = make_reviewers(project, "ann")
-    skipped = lease_end(assignment=claim(project, ann), user=ann, state=Assignment.State.SKIPPED)
+    skipped = lease_end(assignment=claimed(project, ann), user=ann, state=Assignment.State.SKIPPED)
     assert skipped.state == Assignment.State.SKIPPED and skipped.finished_at is not None
     assert skipped.released_by is None
     assert item_of(samples[0].pk).holding == 0
@@ -194,45 +202,45 @@ def test_a_skipped_sample_goes_to_the_back_of_the_reviewers_queue(project):
 def test_a_skipped_sample_goes_to_another_reviewer_at_once(project):
     samples = make_drafted_samples(project, 3)
     ann, bob = make_reviewers(project, "ann", "bob")
-    lease_end(assignment=claim(project, ann), user=ann, state=Assignment.State.SKIPPED)
-    assert claim(project, bob).sample_id == samples[0].pk
-    assert claim(project, ann).sample_id == samples[1].pk
+    lease_end(assignment=claimed(project, ann), user=ann, state=Assignment.State.SKIPPED)
+    assert claimed(project, bob).sample_id == samples[0].pk
+    assert claimed(project, ann).sample_id == samples[1].pk
     assert_holding_consistent(project)
 
 
 def test_skipping_twice_keeps_the_oldest_skip_first(project):
     samples = make_drafted_samples(project, 3)
     (ann,) = make_reviewers(project, "ann")
-    lease_end(assignment=claim(project, ann), user=ann, state=Assignment.State.SKIPPED)
-    lease_end(assignment=claim(project, ann), user=ann, state=Assignment.State.SKIPPED)
+    lease_end(assignment=claimed(project, ann), user=ann, state=Assignment.State.SKIPPED)
+    lease_end(assignment=claimed(project, ann), user=ann, state=Assignment.State.SKIPPED)
     assert review_order(project, ann) == [samples[2].pk, samples[0].pk, samples[1].pk]
 
 
 def test_an_admin_release_returns_the_sample_to_the_queue(project, admin_user):
     samples = make_drafted_samples(project, 2)
     ann, bob = make_reviewers(project, "ann", "bob")
-    leased = claim(project, ann)
+    leased = claimed(project, ann)
     with pytest.raises(NotAllowed):
         lease_end(assignment=leased, user=bob, state=Assignment.State.RELEASED)
     released = lease_end(assignment=leased, user=admin_user, state=Assignment.State.RELEASED, by_admin=True)
     assert (released.state, released.released_by_id) == (Assignment.State.RELEASED, admin_user.pk)
     assert item_of(samples[0].pk).holding == 0
-    assert claim(project, bob).sample_id == samples[0].pk
+    assert claimed(project, bob).sample_id == samples[0].pk
     # For ann the released sample is at the back: she gets the other one first.
-    assert claim(project, ann).sample_id == samples[1].pk
+    assert claimed(project, ann).sample_id == samples[1].pk
     with pytest.raises(NotAllowed):  # only a lease can be let go
         lease_end(assignment=released, user=admin_user, state=Assignment.State.RELEASED, by_admin=True)
     with pytest.raises(ValueError):
-        lease_end(assignment=claim(project, bob), user=bob, state=Assignment.State.SUBMITTED)
+        lease_end(assignment=claimed(project, bob), user=bob, state=Assignment.State.SUBMITTED)
     assert_holding_consistent(project)
 
 
 def test_an_expired_lease_goes_to_the_next_claimer(project):
     samples = make_drafted_samples(project, 2)
     ann, bob = make_reviewers(project, "ann", "bob")
-    lapsed = claim(project, ann)
+    lapsed = claimed(project, ann)
     expire(lapsed)
-    taken = claim(project, bob)
+    taken = claimed(project, bob)
     assert taken.sample_id == samples[0].pk and taken.lane == 1
     lapsed.refresh_from_db()
     assert lapsed.state == Assignment.State.EXPIRED and lapsed.finished_at is not None
@@ -246,9 +254,9 @@ def test_an_expired_lease_goes_to_the_next_claimer(project):
 def test_a_reviewer_whose_lease_expired_gets_a_new_one(project):
     samples = make_drafted_samples(project, 2)
     (ann,) = make_reviewers(project, "ann")
-    lapsed = claim(project, ann)
+    lapsed = claimed(project, ann)
     expire(lapsed)
-    fresh = claim(project, ann)
+    fresh = claimed(project, ann)
     assert fresh.pk != lapsed.pk and fresh.state == Assignment.State.LEASED
     assert fresh.sample_id == samples[1].pk  # the lapsed sample is at the back of ann's queue
     assert_holding_consistent(project)
@@ -260,7 +268,7 @@ def test_a_reviewer_whose_lease_expired_gets_a_new_one(project):
 def test_renewing_extends_the_lease(project):
     make_drafted_samples(project, 1)
     ann, bob = make_reviewers(project, "ann", "bob")
-    leased = claim(project, ann)
+    leased = claimed(project, ann)
     Assignment.objects.filter(pk=leased.pk).update(expires_at=timezone.now() + timedelta(seconds=5))
     before = timezone.now()
     renewed = lease_renew(assignment=leased, user=ann)
@@ -274,7 +282,7 @@ def test_renewing_extends_the_lease(project):
 def test_renewing_an_expired_lease_revives_it_when_its_place_is_free(project):
     samples = make_drafted_samples(project, 1)
     (ann,) = make_reviewers(project, "ann")
-    lapsed = claim(project, ann)
+    lapsed = claimed(project, ann)
     expire(lapsed)
     assert leases_expire(project) == 1
     assert item_of(samples[0].pk).holding == 0
@@ -290,9 +298,9 @@ def test_renewing_an_expired_lease_revives_it_when_its_place_is_free(project):
 def test_renewing_an_expired_lease_taken_by_another_reviewer_raises_lease_lost(project):
     samples = make_drafted_samples(project, 1)
     ann, bob = make_reviewers(project, "ann", "bob")
-    lapsed = claim(project, ann)
+    lapsed = claimed(project, ann)
     expire(lapsed)
-    assert claim(project, bob).sample_id == samples[0].pk
+    assert claimed(project, bob).sample_id == samples[0].pk
     with pytest.raises(LeaseLost):
         lease_renew(assignment=lapsed, user=ann)
     lapsed.refresh_from_db()
@@ -305,9 +313,9 @@ def test_a_revived_lease_moves_to_a_free_lane_when_its_own_was_taken(project):
     configure(project, reviews_required=2)
     samples = make_drafted_samples(project, 1)
     ann, bob = make_reviewers(project, "ann", "bob")
-    lapsed = claim(project, ann)
+    lapsed = claimed(project, ann)
     expire(lapsed)
-    assert claim(project, bob).lane == 1  # the lowest free lane: ann's
+    assert claimed(project, bob).lane == 1  # the lowest free lane: ann's
     revived = lease_renew(assignment=lapsed, user=ann)
     assert (revived.state, revived.lane) == (Assignment.State.LEASED, 2)
     assert item_of(samples[0].pk).holding == 2
@@ -323,9 +331,9 @@ def test_lowest_score_order_puts_low_drafts_first_and_undrafted_last(project):
     overall = {0: (6, 6), 1: (5, 2), 3: (4, 7), 4: (3, 3)}  # sample 2 stays undrafted
     for position, scores in overall.items():
         for turn, score in zip(samples[position].turns.order_by("index"), scores, strict=True):
-            make_draft(turn, overall=score)
+            DraftFactory.create(turn=turn, overall=score)
     # A failed draft does not count, however low.
-    make_draft(samples[0].turns.first(), status="failed", error="timeout", critique="", overall=None)
+    DraftFactory.create(turn=samples[0].turns.first(), status="failed", error="timeout", critique="", overall=None)
     expected = [samples[i].pk for i in (1, 4, 3, 0, 2)]
     assert queue_order(project) == expected
     (ann,) = make_reviewers(project, "ann")
@@ -336,9 +344,9 @@ def test_lowest_score_order_follows_new_drafts(project):
     configure(project, review_order=ReviewOrder.LOWEST_SCORE)
     samples = make_drafted_samples(project, 3, overall=5)
     ann, bob = make_reviewers(project, "ann", "bob")
-    assert claim(project, ann).sample_id == samples[0].pk
-    make_draft(samples[2].turns.get(), overall=1)
-    assert claim(project, bob).sample_id == samples[2].pk
+    assert claimed(project, ann).sample_id == samples[0].pk
+    DraftFactory.create(turn=samples[2].turns.get(), overall=1)
+    assert claimed(project, bob).sample_id == samples[2].pk
 
 
 def test_criterion_order_puts_the_chosen_criterion_first(project):
@@ -372,20 +380,20 @@ def test_random_order_is_a_permutation_fixed_by_its_seed(project):
 def test_changing_the_order_setting_recomputes_the_order(project):
     samples = make_drafted_samples(project, 3, drafted=False)
     for sample, score in zip(samples, (6, 5, 1), strict=True):
-        make_draft(sample.turns.get(), overall=score)
+        DraftFactory.create(turn=sample.turns.get(), overall=score)
     ann, bob = make_reviewers(project, "ann", "bob")
-    assert claim(project, ann).sample_id == samples[0].pk
+    assert claimed(project, ann).sample_id == samples[0].pk
     configure(project, review_order=ReviewOrder.LOWEST_SCORE)
-    assert claim(project, bob).sample_id == samples[2].pk
+    assert claimed(project, bob).sample_id == samples[2].pk
     assert queue_order(project) == [s.pk for s in (samples[2], samples[1], samples[0])]
 
 
 def test_samples_imported_after_the_first_claim_join_the_queue(project):
     first = make_drafted_samples(project, 1)
     ann, bob = make_reviewers(project, "ann", "bob")
-    assert claim(project, ann).sample_id == first[0].pk
+    assert claimed(project, ann).sample_id == first[0].pk
     later = make_drafted_samples(project, 2, prefix="late")
-    assert claim(project, bob).sample_id == later[0].pk
+    assert claimed(project, bob).sample_id == later[0].pk
     assert set(QueueItem.objects.filter(project=project).values_list("sample_id", flat=True)) == {
         s.pk for s in (*first, *later)
     }
@@ -403,12 +411,12 @@ def test_samples_of_another_project_stay_out_of_the_queue(project):
 def test_raising_reviews_required_reopens_submitted_samples(project):
     samples = make_drafted_samples(project, 1)
     ann, bob = make_reviewers(project, "ann", "bob")
-    assert decide_all(claim(project, ann))[-1].completed
+    assert decide_all(claimed(project, ann))[-1].completed
     item = item_of(samples[0].pk)
     assert (item.open, item.reviews_done, item.holding) == (False, 1, 1)
     assert claim(project, bob) is None
     configure(project, reviews_required=2)
-    second = claim(project, bob)
+    second = claimed(project, bob)
     assert (second.sample_id, second.lane) == (samples[0].pk, 2)
     assert item_of(samples[0].pk).open
     assert decide_all(second)[-1].completed
@@ -421,10 +429,10 @@ def test_lowering_reviews_required_closes_samples_that_have_enough(project):
     configure(project, reviews_required=2)
     samples = make_drafted_samples(project, 2)
     ann, bob = make_reviewers(project, "ann", "bob")
-    assert decide_all(claim(project, ann))[-1].completed
+    assert decide_all(claimed(project, ann))[-1].completed
     assert item_of(samples[0].pk).open
     configure(project, reviews_required=1)
-    assert claim(project, bob).sample_id == samples[1].pk
+    assert claimed(project, bob).sample_id == samples[1].pk
     assert not item_of(samples[0].pk).open
 
 
@@ -501,13 +509,13 @@ def test_the_queue_counts_follow_new_samples_reviews_order_changes_and_deletions
     other = Project.objects.create(name="Other", slug="other")
     make_drafted_samples(other, 2, prefix="o")
     ann, bob = make_reviewers(project, "ann", "bob")
-    first = claim(project, ann)
+    first = claimed(project, ann)
     assert queue_counts(project) == (3, 0)
     assert decide_all(first)[-1].completed
     assert queue_counts(project) == (3, 1)
-    lease_end(assignment=claim(project, ann), user=ann, state=Assignment.State.SKIPPED)
+    lease_end(assignment=claimed(project, ann), user=ann, state=Assignment.State.SKIPPED)
     assert queue_counts(project) == (3, 1)
-    sample_flag(assignment=claim(project, bob), user=bob, flag="unanswerable")
+    sample_flag(assignment=claimed(project, bob), user=bob, flag="unanswerable")
     assert queue_counts(project) == (3, 2)
     configure(project, reviews_required=2)
     queue_sync(project)
@@ -585,9 +593,9 @@ def test_a_claim_runs_as_many_queries_however_many_let_go_samples_it_passes(proj
     def queries_of_the_claim_after(target: Project, count: int) -> int:
         samples = make_drafted_samples(target, count)
         for _ in samples:  # ann skips every sample, in order
-            lease_end(assignment=claim(target, ann), user=ann, state=Assignment.State.SKIPPED)
+            lease_end(assignment=claimed(target, ann), user=ann, state=Assignment.State.SKIPPED)
         for _ in samples[:-1]:  # bob then reviews all but the last one
-            assert decide_all(claim(target, bob))[-1].completed
+            assert decide_all(claimed(target, bob))[-1].completed
         with CaptureQueriesContext(connection) as queries:
             again = claim(target, ann)
         assert again is not None and again.sample_id == samples[-1].pk
@@ -605,11 +613,11 @@ def test_a_sample_committed_after_a_newer_one_still_joins_the_queue():
     other = Project.objects.create(name="Other", slug="other")
     make_drafted_samples(project, 1)
     ann, bob = make_reviewers(project, "ann", "bob")
-    claim(project, ann)
+    claimed(project, ann)
     with committed_later(lambda: make_drafted_samples(project, 1, prefix="slow")) as (slow,):
         make_drafted_samples(other, 1, prefix="fast")  # a higher id, committed first
         assert claim(project, bob) is None  # the slow sample is not visible yet
-    assert claim(project, bob).sample_id == slow.pk
+    assert claimed(project, bob).sample_id == slow.pk
 
 
 @pytest.mark.django_db(transaction=True)
@@ -619,8 +627,8 @@ def test_a_draft_committed_after_a_newer_one_still_reorders_the_queue():
     samples = make_drafted_samples(project, 3, overall=5)
     (late,) = make_drafted_samples(project, 1, drafted=False, prefix="late")
     ann, bob = make_reviewers(project, "ann", "bob")
-    assert claim(project, ann).sample_id == samples[0].pk
-    with committed_later(lambda: [make_draft(late.turns.get(), overall=1)]):
-        make_draft(samples[2].turns.get(), overall=4)  # a higher id, committed first
-        assert claim(project, bob).sample_id == samples[2].pk
+    assert claimed(project, ann).sample_id == samples[0].pk
+    with committed_later(lambda: [DraftFactory.create(turn=late.turns.get(), overall=1)]):
+        DraftFactory.create(turn=samples[2].turns.get(), overall=4)  # a higher id, committed first
+        assert claimed(project, bob).sample_id == samples[2].pk
     assert queue_order(project)[0] == late.pk

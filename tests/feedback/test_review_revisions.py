@@ -17,6 +17,7 @@ from feedback.review.revisions import (
     sample_flag,
     working_copy_save,
 )
+from tests.factories import DraftFactory
 from tests.feedback.review_helpers import (
     SCORES,
     answered_turns,
@@ -24,7 +25,6 @@ from tests.feedback.review_helpers import (
     configure,
     expire,
     item_of,
-    make_draft,
     make_drafted_samples,
     make_reviewers,
 )
@@ -82,8 +82,8 @@ def test_accepting_takes_the_latest_successful_draft_or_the_one_named(project, a
     assignment = claimed(project, ann)
     (turn,) = answered_turns(assignment)
     older = turn.drafts.get()
-    newer = make_draft(turn, critique="A newer critique.", overall=3)
-    make_draft(turn, status="failed", error="timeout", critique="", overall=None)
+    newer = DraftFactory.create(turn=turn, critique="A newer critique.", overall=3)
+    DraftFactory.create(turn=turn, status="failed", error="timeout", critique="", overall=None)
     assert save(assignment, turn, decision=Decision.ACCEPTED).revision.draft_id == newer.pk
     chosen = save(assignment, turn, base_version=1, decision=Decision.ACCEPTED, draft_id=older.pk).revision
     assert (chosen.draft_id, chosen.critique) == (older.pk, older.critique)
