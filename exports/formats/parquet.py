@@ -194,8 +194,6 @@ class RichParquetWriter:
 FORMAT = ExportFormat(
     name="parquet",
     label="Parquet (rich records)",
-    description="rich.parquet: the rich records with nested Arrow types, in row groups of 1,000; "
-    "rich_record.schema.json states their shape.",
+    description="rich.parquet: the rich records with nested Arrow types, in row groups of 1,000.",
     writer=RichParquetWriter,
-    companions=(rich.SCHEMA_PATH,),
 )

@@ -35,9 +35,8 @@ function criteriaOf(figures) {
   return ordered.concat(held.filter((c) => !ordered.includes(c)));
 }
 
-// One small chart per value of ``field`` (a criterion, a text), side by side in the order given.
-function columnBy(field, order, spec, extra = {}) {
-  return { facet: { column: { field, type: "nominal", title: null, sort: order } }, spec, ...extra };
+function columnBy(field, spec, extra = {}) {
+  return { facet: { column: { field, type: "nominal", title: null, sort: null } }, spec, ...extra };
 }
 
 // Score distributions: per criterion, how many turns got each score from the draft and from the reviewer.
@@ -54,7 +53,7 @@ export function scoresSpec(figures) {
   return {
     $schema: SCHEMA,
     data: { values },
-    ...columnBy("criterion", criteriaOf(figures), {
+    ...columnBy("criterion", {
       width: 220,
       height: 160,
       mark: { type: "bar", tooltip: true },
@@ -82,7 +81,7 @@ export function confusionSpec(figures) {
   return {
     $schema: SCHEMA,
     data: { values },
-    ...columnBy("criterion", criteriaOf(figures), {
+    ...columnBy("criterion", {
       width: 200,
       height: 200,
       encoding: {
@@ -117,7 +116,7 @@ export function editsSpec(figures) {
   return {
     $schema: SCHEMA,
     data: { values },
-    ...columnBy("text", ["critique", "refinement"], {
+    ...columnBy("text", {
       width: 220,
       height: 160,
       mark: { type: "bar", tooltip: true, color: "#1f5fae" },
@@ -144,7 +143,7 @@ export function overTimeSpec(figures) {
   return {
     $schema: SCHEMA,
     data: { values },
-    ...columnBy("metric", ["within ±1", "weighted κ"], {
+    ...columnBy("metric", {
       width: 260,
       height: 160,
       mark: { type: "line", point: true, tooltip: true },
@@ -173,7 +172,7 @@ export function modelsSpec(figures) {
   return {
     $schema: SCHEMA,
     data: { values },
-    ...columnBy("criterion", criteriaOf(figures), {
+    ...columnBy("criterion", {
       width: 200,
       encoding: { y: { field: "model", type: "nominal", title: null } },
       layer: [
@@ -201,7 +200,7 @@ export function interactionSpec(figures) {
   return {
     $schema: SCHEMA,
     data: { values },
-    ...columnBy("criterion", criteriaOf(figures), {
+    ...columnBy("criterion", {
       width: 200,
       mark: { type: "bar", tooltip: true },
       encoding: {
