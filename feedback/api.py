@@ -66,7 +66,7 @@ class SampleDetail(APIView):
             raise NotFound("No such sample.") from None
         show_revisions = access.has(Role.ADMIN, Role.RESEARCHER)
         if show_revisions:
-            revisions = Revision.objects.select_related("author").order_by("assignment_id", "version")
+            revisions = Revision.objects.select_related("author").defer("diff").order_by("assignment_id", "version")
             prefetch_related_objects(
                 list(sample.turns.all()), Prefetch("revisions", queryset=revisions, to_attr="visible_revisions")
             )
