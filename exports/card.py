@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
+from . import hub_features
+from .formats.rich import SCHEMA_FORMAT, SCHEMA_PATH
 from .models import Release
 
 LICENSE = "other"
@@ -13,28 +16,120 @@ def _yaml_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid YAML scalar
 
 
-def _configs(manifest: dict) -> list[str]:
-    """One hub config per data file name, with its splits: e.g. dress_helpfulness_nlf."""
-    configs: dict[str, list[tuple[str, str]]] = {}
+# The builder of ``datasets`` that reads a data file, by its extension.
+BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+NOT_DATA = ("card", "manifest", "images", SCHEMA_FORMAT)
+
+
+@dataclass
+class HubConfig:
+    name: str
+    builder: str
+    format: str
+    files: list[tuple[str, str]] = field(default_factory=list)  # (split, path)
+
+
+def hub_configs(manifest: dict) -> tuple[list[HubConfig], list[HubConfig]]:
+    """One hub config per data file name, with its splits (e.g. dress_helpfulness_nlf): those the
+    card's header lists, and those it cannot.
+
+    ``datasets`` reads every config of a card with one builder, the one it infers from the first
+    config's files (its ``load_dataset(folder, name=...)`` took the JSON builder for a Parquet
+    config, and failed). So the header lists the configs of one builder, JSON's when there are
+    any; the others are loaded by path, as the card's body says. Empty files are left out: the
+    JSON builder cannot read a file with no rows (a DRESS file of a criterion not released)."""
+    configs: dict[str, HubConfig] = {}
     for f in manifest["files"]:
-        if f["format"] in ("card", "manifest", "images") or not f["path"].endswith((".jsonl", ".json", ".parquet")):
+        builder = next((b for ext, b in BUILDERS.items() if f["path"].endswith(ext)), None)
+        if f["format"] in NOT_DATA or builder is None or not f["rows"]:
             continue
         base = f["path"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
         name = f"{f['format']}_{base}" if not base.startswith(f["format"]) else base
-        configs.setdefault(name, []).append((f["split"] or "train", f["path"]))
+        config = configs.setdefault(name, HubConfig(name, builder, f["format"]))
+        config.files.append((f["split"] or "train", f["path"]))
+    chosen = "json" if any(c.builder == "json" for c in configs.values()) else "parquet"
+    listed = [c for c in configs.values() if c.builder == chosen]
+    return listed, [c for c in configs.values() if c.builder != chosen]
+
+
+def _configs(listed: list[HubConfig], criteria: list[str]) -> list[str]:
+    """The header's ``configs`` and, for the JSON ones, ``dataset_info`` with their features."""
+    if not listed:
+        return []
     lines = ["configs:"]
-    for name, files in configs.items():
-        lines.append(f"- config_name: {name}")
+    for config in listed:
+        lines.append(f"- config_name: {config.name}")
         lines.append("  data_files:")
-        for split, path in files:
+        for split, path in config.files:
             lines.append(f"  - split: {split}")
             lines.append(f"    path: {_yaml_string(path)}")
-    return lines if configs else []
+    typed = [(c, fields) for c in listed if (fields := hub_features.features(c.format, criteria))]
+    if typed:
+        lines.append("dataset_info:")
+        for config, fields in typed:
+            lines.append(f"- config_name: {config.name}")
+            lines.append("  features:")
+            lines += hub_features.yaml_lines(fields, 2)
+    return lines
+
+
+def _released_criteria(manifest: dict) -> list[str]:
+    chosen = manifest["filters"].get("criteria") or []
+    return [c for c in manifest["rubric"]["criteria"] if not chosen or c in chosen]
+
+
+def _loading(listed: list[HubConfig], others: list[HubConfig]) -> str:
+    """How to load the release's data: the header's configs by name with ``datasets``, the Parquet
+    files of a release that also has JSON ones with ``pyarrow``."""
+    if not listed:
+        return ""
+    lines = [
+        "## Loading",
+        "",
+        "Each configuration of the header loads by name from this folder with `datasets`:",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        'folder = "path/to/this/release"',
+        *(f'load_dataset(folder, name="{c.name}")' for c in listed),
+        "```",
+    ]
+    if any(c.builder == "parquet" for c in listed):
+        lines += [
+            "",
+            "In `datasets`, the Parquet file's map columns (`scores`, `per_criterion`) read as lists of "
+            "`[key, value]` pairs: `dict()` them.",
+        ]
+    if others:
+        lines += [
+            "",
+            f"`datasets` reads every configuration of a card with one builder ({listed[0].builder} here, "
+            "from the first configuration's files), so the Parquet files are no configuration of this "
+            "card; read them with `pyarrow` (each file a list of rich records, maps as dicts):",
+            "",
+            "```python",
+            "import pyarrow.parquet as pq",
+            "",
+            *(
+                f'pq.read_table(f"{{folder}}/{path}").to_pylist(maps_as_pydicts="strict")'
+                for c in others
+                for _, path in c.files
+            ),
+            "```",
+        ]
+    return "\n".join(lines) + "\n\n"
 
 
 def card_text(release: Release, manifest: dict) -> str:
     project = release.project
     counts = manifest["counts"]
+    listed, others = hub_configs(manifest)
+    schema_note = (
+        f" `{SCHEMA_PATH.name}` is the JSON Schema of the rich records."
+        if any(f["format"] == SCHEMA_FORMAT for f in manifest["files"])
+        else ""
+    )
     header = [
         "---",
         f"pretty_name: {_yaml_string(release.name)}",
@@ -48,7 +143,7 @@ def card_text(release: Release, manifest: dict) -> str:
         "- natural-language-feedback",
         "- dress",
         "- vision-language",
-        *_configs(manifest),
+        *_configs(listed, _released_criteria(manifest)),
         "---",
     ]
     rows = "\n".join(
@@ -83,14 +178,14 @@ reviewed by people, or as the source dataset gave them ("imported" below).
 |---|---|
 {per_criterion}
 
-## Files
+{_loading(listed, others)}## Files
 
 | file | format | split | rows | sha256 |
 |---|---|---|---|---|
 {rows}
 
 `manifest.json` lists every file with its full sha256, the rubric and the schema version
-({manifest["schema_version"]}).
+({manifest["schema_version"]}).{schema_note}
 
 ## Rubric
 

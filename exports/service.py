@@ -32,7 +32,7 @@ from .card import card_text
 from .filters import ReleaseFilters, filters_from
 from .formats import FORMATS
 from .formats.base import ExportContext, ReleaseSink, WrittenFile, file_digest, json_line
-from .formats.rich import SCHEMA_VERSION
+from .formats.rich import SCHEMA_FORMAT, SCHEMA_VERSION
 from .models import Release, ReleaseFile
 from .records import ExportSample, sample_chunks, samples_total
 from .splits import split_rule_from
@@ -213,6 +213,8 @@ def _write(release: Release, token: str, root: Path, progress: Progress | None) 
                 progress(release)
     for writer in writers:
         writer.close()
+    for companion in dict.fromkeys(path for name in names for path in FORMATS[name].companions):
+        sink.copy(companion, format=SCHEMA_FORMAT)
     return sink.close(), counts.as_dict()
 
 

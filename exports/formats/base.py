@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,14 @@ class ReleaseSink:
         absolute.parent.mkdir(parents=True, exist_ok=True)
         return absolute, record
 
+    def copy(self, source: Path, *, format: str) -> None:
+        """A file shipped as it is (a schema, say), at the top of the release under its own name;
+        once, however many formats ask for it."""
+        if source.name in self._files:
+            return
+        self._register(source.name, format, "")
+        shutil.copyfile(source, self.root / source.name)
+
     def close(self) -> list[WrittenFile]:
         """Closes every file and measures it; the files in path order."""
         for handle in self._open.values():
@@ -160,6 +169,8 @@ class ExportFormat:
     label: str
     description: str
     writer: Callable[[ReleaseSink, ExportContext], Writer]
+    # Files a release of this format ships beside its data (the rich records' JSON Schema).
+    companions: tuple[Path, ...] = ()
 
 
 class JsonlWriter:

@@ -4,6 +4,9 @@
 keys in that order, the rating a string on the project's scale (the file's criterion), and the
 refinement of turn k as the ``user`` of turn k+1. A sample goes into a criterion's file when it
 targets that criterion (or all of them) and every turn of its interaction has a rating for it.
+
+Every split of a DRESS release holds the three published files, empty where nothing is released
+(a release of one criterion, say), and a file for each other criterion released.
 """
 
 from __future__ import annotations
@@ -80,12 +83,19 @@ class DressWriter:
                 handle.write_row(dress_line(found))
 
     def close(self) -> None:
-        """The sink closes the files."""
+        """Opens the files nothing was written to, so that every split holds the three published
+        files (and one per released criterion) and code that opens them all finds them; the sink
+        closes the files."""
+        names = dict.fromkeys([*FILE_NAMES.values(), *(file_name(c) for c in self.ctx.criteria)])
+        for split in self.sink.splits:
+            for name in names:
+                self.sink.text(name, split=split, format=FORMAT.name)
 
 
 FORMAT = ExportFormat(
     name="dress",
     label="DRESS LVLM_NLF (JSONL per criterion)",
-    description="helpfulness_nlf.jsonl, hallucination_nlf.jsonl, harmlessness_nlf.jsonl as published.",
+    description="helpfulness_nlf.jsonl, hallucination_nlf.jsonl, harmlessness_nlf.jsonl as published "
+    "(all three in every split, empty where nothing is released).",
     writer=DressWriter,
 )

@@ -194,6 +194,8 @@ class RichParquetWriter:
 FORMAT = ExportFormat(
     name="parquet",
     label="Parquet (rich records)",
-    description="rich.parquet: the rich records with nested Arrow types, in row groups of 1,000.",
+    description="rich.parquet: the rich records with nested Arrow types, in row groups of 1,000; "
+    "rich_record.schema.json states their shape.",
     writer=RichParquetWriter,
+    companions=(rich.SCHEMA_PATH,),
 )

@@ -9,6 +9,7 @@ is stated by ``exports/schemas/rich_record.schema.json`` (``SCHEMA_VERSION``).
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from ..records import DraftInfo, ExportSample, Feedback, ImageInfo
@@ -16,6 +17,9 @@ from .base import ExportContext, ExportFormat, JsonlWriter, compact_json_line
 
 SCHEMA_VERSION = "1.0"
 FILE_NAME = "rich.jsonl"
+# Shipped in every release of rich records (JSONL or Parquet), listed in its manifest as "schema".
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "rich_record.schema.json"
+SCHEMA_FORMAT = "schema"
 
 
 def _time(value: datetime | None) -> str | None:
@@ -120,6 +124,8 @@ class RichWriter(JsonlWriter):
 FORMAT = ExportFormat(
     name="rich",
     label="Rich JSONL",
-    description="Every turn with the LLM draft and the human final side by side; see the JSON Schema.",
+    description="Every turn with the LLM draft and the human final side by side; rich_record.schema.json "
+    "states their shape.",
     writer=RichWriter,
+    companions=(SCHEMA_PATH,),
 )

@@ -29,9 +29,12 @@ def test_a_dress_release_of_an_imported_dress_file_is_byte_identical(project, tm
     assert written.read_bytes() == DRESS_EXAMPLE.read_bytes()
     assert sorted(release.files.values_list("path", flat=True)) == [
         "README.md",
+        "hallucination_nlf.jsonl",  # the other published files, empty
         "harmlessness_nlf.jsonl",
+        "helpfulness_nlf.jsonl",
         "manifest.json",
     ]
+    assert (folder(release) / "helpfulness_nlf.jsonl").read_bytes() == b""
 
 
 def test_a_reviewed_sample_becomes_a_record_of_the_published_shape(project):

@@ -23,7 +23,7 @@ def test_deleting_a_release_removes_its_files_and_rows_and_leaves_the_others(pro
     assert not Release.objects.filter(pk=built.pk).exists()
     assert not ReleaseFile.objects.filter(release_id=built.pk).exists()
     assert (release_folder(other) / "rich.jsonl").exists()
-    assert other.files.count() == 3
+    assert other.files.count() == 4  # rich.jsonl, its schema, manifest and card
 
 
 def test_a_release_being_built_is_not_deleted(built):
