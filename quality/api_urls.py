@@ -1,3 +1,9 @@
 """The quality API, under /api/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("projects/<slug:slug>/quality/", api.ProjectQuality.as_view(), name="api-quality"),
+]

@@ -1,0 +1,627 @@
+"""The quality figures of a project: every count from GROUP BY queries over the summary tables
+(``quality.models``), a fixed number of them whatever the project's size; the statistics on those
+counts from ``quality.stats``. The same JSON feeds the API, the page, the command and releases.
+
+Only submitted reviews count. Drafter vs human: turns reviewed from a draft; agreement leaves out
+rejected drafts (counted among the decisions) and criteria without both scores. Reviewer vs
+reviewer: turns of samples with two or more submitted reviews. The model under study: the final
+score of every answered turn, the human's where reviewed, else its latest successful draft's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.db import connections
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    IntegerField,
+    JSONField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.fields.json import KeyTransform, KeyTransformExact
+from django.db.models.functions import Coalesce, Floor, Least, NullIf, TruncWeek
+
+from feedback.drafting.models import CallStatus, Draft, Generation
+from feedback.models import ImportBatch, Project
+from feedback.review.models import Decision
+
+from . import stats
+from .filters import QualityFilters
+from .models import ReviewedScore, ReviewedTurn, Source
+
+BINS = 10  # edit distance histogram: [0, 0.1), ..., [0.9, 1]
+EDGES = [round(i / BINS, 2) for i in range(BINS + 1)]
+BY_ROWS = 25  # at most this many rows per breakdown, the largest first
+BY_RESAMPLES = 200  # bootstrap resamples of a breakdown row's figures (the headline ones use 1000)
+OVER_TIME_RESAMPLES = 0  # over time: the values only
+UNKNOWN_MODEL = "(unknown)"
+BY_KEYS = {"prompt_version": "prompt_version", "model": "draft_model", "import": "import_batch_id"}
+
+
+def compute(project: Project, filters: QualityFilters | None = None) -> dict[str, Any]:
+    """The figures JSON of ``project`` under ``filters`` (see the module's docstring)."""
+    filters = filters or QualityFilters()
+    criteria = [filters.criterion] if filters.criterion else list(project.criteria)
+    labels = list(range(project.score_min, project.score_max + 1))
+    turns = _filtered(ReviewedTurn.objects.filter(project=project), filters)
+    scores = _filtered(ReviewedScore.objects.filter(project=project, criterion__in=criteria), filters)
+    options = _options(project)
+    drafter = _drafter(turns, scores, criteria, labels, options["imports"])
+    return {
+        "project": project.slug,
+        "filters": filters.as_json(),
+        "options": options,
+        "scale": {"min": project.score_min, "max": project.score_max},
+        "drafter": drafter,
+        "reviewers": _reviewers(turns, scores, criteria, labels),
+        "models": _models(project, filters, turns, scores, criteria, labels),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Filters and options
+
+
+def _filtered(queryset: QuerySet, filters: QualityFilters) -> QuerySet:
+    queryset = queryset.filter(submitted=True)
+    if filters.prompt_version:
+        queryset = queryset.filter(prompt_version=filters.prompt_version)
+    if filters.model:
+        queryset = queryset.filter(Q(draft_model=filters.model) | Q(responder_model=filters.model))
+    if filters.import_id is not None:
+        queryset = queryset.filter(import_batch_id=filters.import_id)
+    if filters.since:
+        queryset = queryset.filter(created_at__gte=_day_start(filters.since))
+    if filters.until:
+        queryset = queryset.filter(created_at__lt=_day_start(filters.until) + timedelta(days=1))
+    return queryset
+
+
+def _day_start(day) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _options(project: Project) -> dict[str, Any]:
+    """What the filters can be set to: from the project's reviewed turns, whatever the filters."""
+    seen = (
+        ReviewedTurn.objects.filter(project=project, submitted=True)
+        .values("prompt_version", "draft_model", "responder_model", "import_batch_id")
+        .annotate(n=Count("id"))
+    )
+    versions: set[str] = set()
+    models: set[str] = set()
+    imports: set[int | None] = set()
+    for row in seen:
+        versions.add(row["prompt_version"])
+        models.update((row["draft_model"], row["responder_model"]))
+        imports.add(row["import_batch_id"])
+    batches = ImportBatch.objects.filter(project=project, pk__in=[i for i in imports if i is not None])
+    labelled = [
+        {"id": b["id"], "label": f"#{b['id']} {b['file_name']} ({b['format']})"}
+        for b in batches.order_by("pk").values("id", "file_name", "format")
+    ]
+    return {
+        "criteria": list(project.criteria),
+        "prompt_versions": sorted(v for v in versions if v),
+        "models": sorted(m for m in models if m),
+        "imports": labelled,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers on counts
+
+
+def _confusion(cells: Iterable[tuple[int, int, int]], labels: list[int]) -> np.ndarray:
+    """A labels x labels matrix of counts from (row label, column label, count); others dropped."""
+    where = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for a, b, n in cells:
+        if a in where and b in where:
+            matrix[where[a], where[b]] += n
+    return matrix
+
+
+def _mean_of_counts(labels: list[int], counts: Iterable[int]) -> stats.Fig:
+    """The mean of scores given as counts per label, with its 95 % t interval."""
+    return stats.mean({label: int(c) for label, c in zip(labels, counts, strict=True) if c})
+
+
+def _run(queryset: QuerySet, outer: str) -> list[tuple]:
+    """``outer`` (with ``{inner}`` for the queryset's SQL, and no parameters of its own) run with
+    the inner query's parameters: an aggregate over an aggregate, which the ORM cannot say."""
+    sql, params = queryset.query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(outer.replace("{inner}", sql), params)
+        return list(cursor.fetchall())
+
+
+# --------------------------------------------------------------------------------------------
+# Drafter vs human
+
+
+def _drafter(turns, scores, criteria, labels, imports) -> dict[str, Any]:
+    drafted = turns.filter(draft__isnull=False)
+    groups = list(
+        drafted.values("prompt_version", "draft_model", "import_batch_id", "decision").annotate(
+            n=Count("id"),
+            cd_n=Count("critique_distance"),
+            cd_sum=Sum("critique_distance"),
+            cd_sq=Sum(F("critique_distance") * F("critique_distance"), output_field=FloatField()),
+        )
+    )
+    n = sum(g["n"] for g in groups)
+    decisions = {d: stats.proportion(sum(g["n"] for g in groups if g["decision"] == d), n) for d in Decision.values}
+    bucket = {
+        f"{field}_bin": Least(Floor(F(f"{field}_distance") * BINS), Value(BINS - 1), output_field=IntegerField())
+        for field in ("critique", "refinement")
+    }
+    histogram = list(
+        drafted.annotate(**bucket)
+        .values("critique_bin", "refinement_bin")
+        .annotate(
+            n=Count("id"),
+            rd_sum=Sum("refinement_distance"),
+            rd_sq=Sum(F("refinement_distance") * F("refinement_distance"), output_field=FloatField()),
+            cd_sum=Sum("critique_distance"),
+            cd_sq=Sum(F("critique_distance") * F("critique_distance"), output_field=FloatField()),
+        )
+    )
+    text = {}
+    for field, short in (("critique", "cd"), ("refinement", "rd")):
+        counts = [0] * BINS
+        total = squares = 0.0
+        for h in histogram:
+            if h[f"{field}_bin"] is None:
+                continue
+            counts[int(h[f"{field}_bin"])] += h["n"]
+        for h in histogram:
+            if h[f"{field}_bin"] is not None:
+                total += h[f"{short}_sum"] or 0.0
+                squares += h[f"{short}_sq"] or 0.0
+        text[field] = {
+            "mean": stats.mean_from_sums(sum(counts), total, squares),
+            "histogram": {"edges": list(EDGES), "counts": counts},
+        }
+    pairs = scores.filter(draft_score__isnull=False, final_score__isnull=False).exclude(decision=Decision.REJECTED)
+    cells = list(
+        pairs.values(
+            "criterion", "prompt_version", "draft_model", "import_batch_id", "draft_score", "final_score"
+        ).annotate(n=Count("id"))
+    )
+    per_criterion = {}
+    for c in criteria:
+        matrix = _confusion(
+            ((x["draft_score"], x["final_score"], x["n"]) for x in cells if x["criterion"] == c), labels
+        )
+        figures = stats.agreement(matrix, labels)
+        per_criterion[c] = {
+            "n": int(matrix.sum()),
+            **{key: figures[key] for key in ("exact", "within_1", "kappa", "spearman", "mean_diff")},
+            "confusion": {"labels": labels, "counts": matrix.tolist()},
+            "draft_distribution": matrix.sum(axis=1).tolist(),
+            "final_distribution": matrix.sum(axis=0).tolist(),
+        }
+    import_labels = {i["id"]: i["label"] for i in imports}
+    by: dict[str, list[dict[str, Any]]] = {}
+    left_off: dict[str, int] = {}
+    for name, column in BY_KEYS.items():
+        rows, more = _by(column, groups, cells, criteria, labels, import_labels)
+        by[name] = rows
+        left_off[name] = more
+    return {
+        "n": n,
+        "decisions": decisions,
+        "criteria": per_criterion,
+        "text": text,
+        "by": by,
+        "by_left_off": left_off,
+        "over_time": _over_time(pairs, labels),
+    }
+
+
+def _by(column, groups, cells, criteria, labels, import_labels) -> tuple[list[dict[str, Any]], int]:
+    sizes: dict[Any, int] = defaultdict(int)
+    for g in groups:
+        sizes[g[column]] += g["n"]
+    keys = sorted(sizes, key=lambda k: (-sizes[k], str(k)))
+    rows = []
+    for key in keys[:BY_ROWS]:
+        mine = [g for g in groups if g[column] == key]
+        accepted = sum(g["n"] for g in mine if g["decision"] == Decision.ACCEPTED)
+        within, kappa = {}, {}
+        for c in criteria:
+            matrix = _confusion(
+                (
+                    (x["draft_score"], x["final_score"], x["n"])
+                    for x in cells
+                    if x["criterion"] == c and x[column] == key
+                ),
+                labels,
+            )
+            figures = stats.agreement(matrix, labels, resamples=BY_RESAMPLES)
+            within[c], kappa[c] = figures["within_1"], figures["kappa"]
+        if column == "import_batch_id":
+            label = import_labels.get(key, f"#{key}") if key is not None else "not imported"
+        else:
+            label = (key or UNKNOWN_MODEL) if column == "draft_model" else (key or "(none)")
+        rows.append(
+            {
+                "key": "" if key is None else str(key),
+                "label": label,
+                "n": sizes[key],
+                "accepted": stats.proportion(accepted, sizes[key]),
+                "within_1": within,
+                "kappa": kappa,
+                "critique_distance": stats.mean_from_sums(
+                    sum(g["cd_n"] for g in mine),
+                    sum(g["cd_sum"] or 0.0 for g in mine),
+                    sum(g["cd_sq"] or 0.0 for g in mine),
+                ),
+            }
+        )
+    return rows, max(0, len(keys) - BY_ROWS)
+
+
+def _over_time(pairs, labels) -> list[dict[str, Any]]:
+    """Per prompt version and week (Monday, UTC) of the review: within ±1 and kappa over the criteria
+    in scope (all of them pooled, or the filter's one)."""
+    cells = list(
+        pairs.annotate(week=TruncWeek("created_at", tzinfo=UTC))
+        .values("prompt_version", "week", "draft_score", "final_score")
+        .annotate(n=Count("id"))
+    )
+    keyed: dict[tuple[str, str], list[tuple[int, int, int]]] = defaultdict(list)
+    for x in cells:
+        week = x["week"].date().isoformat() if hasattr(x["week"], "date") else str(x["week"])[:10]
+        keyed[(x["prompt_version"], week)].append((x["draft_score"], x["final_score"], x["n"]))
+    out = []
+    for (version, week), found in sorted(keyed.items()):
+        matrix = _confusion(found, labels)
+        figures = stats.agreement(matrix, labels, resamples=OVER_TIME_RESAMPLES)
+        out.append(
+            {
+                "prompt_version": version,
+                "week": week,
+                "n": int(matrix.sum()),
+                "within_1": figures["within_1"]["value"],
+                "kappa": figures["kappa"]["value"],
+            }
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Reviewer vs reviewer
+
+
+def _reviewers(turns, scores, criteria, labels) -> dict[str, Any]:
+    shared_turns = turns.filter(shared=True)
+    shared_scores = scores.filter(shared=True, final_score__isnull=False)
+    samples = (
+        shared_turns.values("sample_id").annotate(k=Count("assignment_id", distinct=True)).filter(k__gte=2).count()
+    )
+    # Each unit (a turn's criterion) as its counts per score, then the units grouped by those counts.
+    # The labels are the project's whole numbers, written into the SQL as such.
+    per_label = ", ".join(
+        f"SUM(CASE WHEN final_score = {int(label)} THEN 1 ELSE 0 END) AS c{i}" for i, label in enumerate(labels)
+    )
+    columns = ", ".join(f"c{i}" for i in range(len(labels)))
+    profiles = _run(
+        shared_scores.values("turn_id", "criterion", "final_score"),
+        f"SELECT criterion, {columns}, COUNT(*) FROM (SELECT criterion, {per_label} FROM ({{inner}}) AS s "  # noqa: S608
+        f"GROUP BY turn_id, criterion HAVING COUNT(*) >= 2) AS u GROUP BY criterion, {columns}",
+    )
+    alpha, pairwise = {}, {}
+    for c in criteria:
+        units: list[tuple[list[int], int]] = []
+        pairs = np.zeros((len(labels), len(labels)), dtype=np.int64)
+        for row in profiles:
+            if row[0] != c:
+                continue
+            counts, times = [int(v) for v in row[1:-1]], int(row[-1])
+            units.append(([labels[i] for i, k in enumerate(counts) for _ in range(k)], times))
+            for i, a in enumerate(counts):
+                pairs[i, i] += times * a * (a - 1) // 2
+                for j in range(i + 1, len(counts)):
+                    pairs[i, j] += times * a * counts[j]
+        alpha[c] = stats.krippendorff_alpha(_reliability(units))
+        pairwise[c] = stats.pairwise(pairs, labels=labels)
+    decided = _run(
+        shared_turns.values("turn_id", "decision"),
+        "SELECT agree, COUNT(*) FROM (SELECT CASE WHEN MIN(decision) = MAX(decision) THEN 1 ELSE 0 END AS agree "
+        "FROM ({inner}) AS s GROUP BY turn_id HAVING COUNT(*) >= 2) AS u GROUP BY agree",
+    )
+    agreeing = sum(n for agree, n in decided if agree)
+    return {
+        "n": samples,
+        "alpha": alpha,
+        "pairwise": pairwise,
+        "decisions": stats.proportion(agreeing, sum(n for _, n in decided)),
+        "annotators": _annotators(turns, shared_scores),
+    }
+
+
+def _reliability(units: list[tuple[list[int], int]]) -> np.ndarray:
+    """Reliability data from distinct units and how often each occurs: reviewers (rows, as many as
+    the most-reviewed unit has values) x units, NaN where a unit has fewer values."""
+    width = max((len(values) for values, _ in units), default=1)
+    blocks = [np.empty((width, 0))]
+    for values, times in units:
+        column = np.full((width, 1), np.nan)
+        column[: len(values), 0] = values
+        blocks.append(np.repeat(column, times, axis=1))
+    return np.concatenate(blocks, axis=1)
+
+
+def _annotators(turns, shared_scores) -> list[dict[str, Any]]:
+    per = {
+        r["reviewer_id"]: r
+        for r in turns.values("reviewer_id").annotate(
+            reviews=Count("assignment_id", distinct=True),
+            drafted=Count("id", filter=Q(draft__isnull=False)),
+            accepted=Count("id", filter=Q(draft__isnull=False, decision=Decision.ACCEPTED)),
+        )
+    }
+    durations: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for reviewer, seconds, n in _run(
+        turns.values("reviewer_id", "assignment_id", "time_spent_ms"),
+        "SELECT reviewer_id, seconds, COUNT(*) FROM (SELECT reviewer_id, SUM(time_spent_ms) / 1000 AS seconds "
+        "FROM ({inner}) AS s GROUP BY reviewer_id, assignment_id) AS r GROUP BY reviewer_id, seconds",
+    ):
+        durations[reviewer].append((int(seconds or 0), int(n)))
+    sql, params = shared_scores.values(
+        "turn_id", "criterion", "assignment_id", "reviewer_id", "final_score"
+    ).query.sql_with_params()
+    with connections[shared_scores.db].cursor() as cursor:
+        cursor.execute(
+            "SELECT a.reviewer_id, SUM(CASE WHEN a.final_score = b.final_score THEN 1 ELSE 0 END), COUNT(*) "  # noqa: S608
+            f"FROM ({sql}) AS a JOIN ({sql}) AS b ON a.turn_id = b.turn_id AND a.criterion = b.criterion "
+            "AND a.assignment_id <> b.assignment_id GROUP BY a.reviewer_id",
+            [*params, *params],
+        )
+        agreement = {reviewer: (int(k), int(n)) for reviewer, k, n in cursor.fetchall()}
+    names = dict(get_user_model().objects.filter(pk__in=list(per)).values_list("pk", "username"))
+    out = []
+    for reviewer, r in per.items():
+        k, n = agreement.get(reviewer, (0, 0))
+        out.append(
+            {
+                "username": names.get(reviewer, f"#{reviewer}"),
+                "reviews": r["reviews"],
+                "median_seconds": _median(durations.get(reviewer, [])),
+                "accepted": stats.proportion(r["accepted"], r["drafted"]),
+                "agreement": stats.proportion(k, n),
+            }
+        )
+    return sorted(out, key=lambda a: (-a["reviews"], a["username"]))
+
+
+def _median(histogram: list[tuple[int, int]]) -> float | None:
+    """The median of values given as (value, count)."""
+    total = sum(n for _, n in histogram)
+    if not total:
+        return None
+    ordered = sorted(histogram)
+    values = []
+    for rank in ((total - 1) // 2, total // 2):
+        seen = 0
+        for value, n in ordered:
+            seen += n
+            if seen > rank:
+                values.append(value)
+                break
+    return float(sum(values) / 2)
+
+
+# --------------------------------------------------------------------------------------------
+# The model under study
+
+
+def _latest_drafts(project: Project, filters: QualityFilters) -> QuerySet:
+    """The latest successful draft of each answered turn without a submitted review."""
+    newer = Draft.objects.filter(turn_id=OuterRef("turn_id"), pk__gt=OuterRef("pk")).exclude(status=CallStatus.FAILED)
+    reviewed = ReviewedTurn.objects.filter(turn_id=OuterRef("turn_id"), submitted=True)
+    generated = (
+        Generation.objects.filter(turn_id=OuterRef("turn_id"))
+        .exclude(status=CallStatus.FAILED)
+        .order_by("-created_at", "-id")
+        .values("model")[:1]
+    )
+    drafts = (
+        Draft.objects.filter(turn__sample__project=project, turn__model_response__isnull=False)
+        .exclude(status=CallStatus.FAILED)
+        .filter(~Exists(newer), ~Exists(reviewed))
+        .annotate(
+            generated_model=Subquery(generated),
+        )
+        .annotate(
+            responder=Coalesce(F("generated_model"), NullIf(F("turn__sample__source_model"), Value("")), Value("")),
+            source=Case(
+                When(generated_model__isnull=False, then=Value(Source.GENERATED)),
+                default=Value(Source.IMPORTED),
+                output_field=CharField(),
+            ),
+        )
+    )
+    if filters.prompt_version:
+        drafts = drafts.filter(prompt_version=filters.prompt_version)
+    if filters.model:
+        drafts = drafts.filter(Q(model=filters.model) | Q(responder=filters.model))
+    if filters.import_id is not None:
+        drafts = drafts.filter(turn__sample__import_batch_id=filters.import_id)
+    if filters.since:
+        drafts = drafts.filter(created_at__gte=_day_start(filters.since))
+    if filters.until:
+        drafts = drafts.filter(created_at__lt=_day_start(filters.until) + timedelta(days=1))
+    return drafts
+
+
+def _models(project, filters, turns, scores, criteria, labels) -> list[dict[str, Any]]:
+    reviewed = list(turns.values("responder_model", "responder_source").annotate(n=Count("id")))
+    human = list(
+        scores.filter(final_score__isnull=False)
+        .values("responder_model", "responder_source", "criterion", "final_score")
+        .annotate(n=Count("id"))
+    )
+    score_of = {
+        f"s{i}": Case(
+            *[
+                When(KeyTransformExact(KeyTransform(c, "scores"), Value(label, output_field=JSONField())), then=label)
+                for label in labels
+            ],
+            default=Value(None),
+            output_field=IntegerField(),
+        )
+        for i, c in enumerate(criteria)
+    }
+    drafted = list(
+        _latest_drafts(project, filters)
+        .annotate(**score_of)
+        .values("responder", "source", *score_of)
+        .annotate(n=Count("id"))
+    )
+    steps = list(
+        scores.filter(final_score__isnull=False, next_score__isnull=False)
+        .values("responder_model", "criterion", "final_score", "next_score")
+        .annotate(n=Count("id"))
+    )
+    models: dict[str, dict[str, Any]] = {}
+
+    def entry(model: str) -> dict[str, Any]:
+        return models.setdefault(
+            model,
+            {
+                "sources": set(),
+                "n": 0,
+                "human": {c: [0] * len(labels) for c in criteria},
+                "draft": {c: [0] * len(labels) for c in criteria},
+            },
+        )
+
+    where = {label: i for i, label in enumerate(labels)}
+    for row in reviewed:
+        e = entry(row["responder_model"] or UNKNOWN_MODEL)
+        e["sources"].add(row["responder_source"])
+        e["n"] += row["n"]
+    for row in human:
+        e = entry(row["responder_model"] or UNKNOWN_MODEL)
+        if row["final_score"] in where:
+            e["human"][row["criterion"]][where[row["final_score"]]] += row["n"]
+    for row in drafted:
+        e = entry(row["responder"] or UNKNOWN_MODEL)
+        e["sources"].add(row["source"])
+        e["n"] += row["n"]
+        for i, c in enumerate(criteria):
+            value = row[f"s{i}"]
+            if value in where:
+                e["draft"][c][where[value]] += row["n"]
+    out = []
+    for model in sorted(models):
+        e = models[model]
+        result: dict[str, Any] = {
+            "model": model,
+            "source": "both" if len(e["sources"] - {""}) > 1 else (next(iter(e["sources"] - {""}), Source.IMPORTED)),
+            "n": e["n"],
+            "scores": {},
+            "interaction": {},
+        }
+        for c in criteria:
+            counts = [h + d for h, d in zip(e["human"][c], e["draft"][c], strict=True)]
+            result["scores"][c] = {
+                "mean": _mean_of_counts(labels, counts),
+                "human": sum(e["human"][c]),
+                "draft": sum(e["draft"][c]),
+            }
+            matrix = _confusion(
+                (
+                    (x["final_score"], x["next_score"], x["n"])
+                    for x in steps
+                    if x["criterion"] == c and (x["responder_model"] or UNKNOWN_MODEL) == model
+                ),
+                labels,
+            )
+            result["interaction"][c] = {"n": int(matrix.sum()), **stats.change(matrix, labels=labels)}
+        out.append(result)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _fmt(fig: dict[str, Any] | None, digits: int = 2) -> str:
+    if not fig or fig.get("value") is None:
+        return "—" if not fig or not fig.get("undefined") else f"undefined ({fig['undefined']})"
+    value = f"{fig['value']:.{digits}f}"
+    if fig.get("ci"):
+        lo, hi = fig["ci"]
+        value += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return value
+
+
+def markdown_table(figures: dict[str, Any]) -> str:
+    """A short Markdown summary of the figures (for a dataset card and the command's markdown)."""
+    drafter = figures["drafter"]
+    lines = [
+        f"Reviewed turns with a draft: {drafter['n']:,}. "
+        + ", ".join(f"{d} {_fmt(f)}" for d, f in drafter["decisions"].items())
+        + " (rates, 95 % CI).",
+        "",
+        "| Criterion | n | Exact | Within ±1 | Kappa (quadratic) | Spearman | Draft - final |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, c in drafter["criteria"].items():
+        lines.append(
+            f"| {name} | {c['n']:,} | {_fmt(c['exact'])} | {_fmt(c['within_1'])} | {_fmt(c['kappa'])} "
+            f"| {_fmt(c['spearman'])} | {_fmt(c['mean_diff'])} |"
+        )
+    text = drafter["text"]
+    lines += [
+        "",
+        f"Word edit distance to the draft: critique {_fmt(text['critique']['mean'])}, "
+        f"refinement {_fmt(text['refinement']['mean'])}.",
+    ]
+    reviewers = figures["reviewers"]
+    if reviewers["n"]:
+        lines += [
+            "",
+            f"Samples with two or more reviews: {reviewers['n']:,}; decisions agree {_fmt(reviewers['decisions'])}.",
+            "",
+            "| Criterion | Krippendorff's alpha (ordinal) | Pairs exact | Pairs within ±1 |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, a in reviewers["alpha"].items():
+            pair = reviewers["pairwise"][name]
+            lines.append(f"| {name} | {_fmt(a)} | {_fmt(pair['exact'])} | {_fmt(pair['within_1'])} |")
+    if figures["models"]:
+        criteria = list(figures["models"][0]["scores"])
+        lines += [
+            "",
+            "| Model | Source | n | " + " | ".join(f"{c} mean" for c in criteria) + " |",
+            "|---|---|---:|" + "---:|" * len(criteria),
+        ]
+        for m in figures["models"]:
+            cells = " | ".join(
+                f"{_fmt(m['scores'][c]['mean'])} ({m['scores'][c]['human']:,} human, {m['scores'][c]['draft']:,} draft)"
+                for c in criteria
+            )
+            lines.append(f"| {m['model']} | {m['source']} | {m['n']:,} | {cells} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,398 @@
+"""Keeping the summary tables (``quality.models``) current: one revision at a time, as reviewers
+save, and whole projects at once (``quality_rebuild``, the data migration)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Case, Count, IntegerField, Sum, Value, When
+
+from feedback.drafting.models import CallStatus, Draft, Generation
+from feedback.models import Project, Sample, Turn
+from feedback.review.models import Assignment, AssignmentState, Revision
+
+from . import stats
+from .models import ReviewedScore, ReviewedTurn, Source
+
+BATCH = 2000
+# The columns a score row copies from its turn row.
+COPIED = (
+    "project_id",
+    "sample_id",
+    "turn_id",
+    "assignment_id",
+    "reviewer_id",
+    "submitted",
+    "shared",
+    "decision",
+    "prompt_version",
+    "draft_model",
+    "import_batch_id",
+    "responder_model",
+    "responder_source",
+    "created_at",
+)
+
+
+def score_of(value: Any) -> int | None:
+    """A score as a whole number; None for anything else (missing, blank, not a number)."""
+    if isinstance(value, bool) or value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if -32768 <= number <= 32767 else None
+
+
+def distance(text: str, drafted: str | None) -> float | None:
+    """Normalised word edit distance of a final text to its draft's (None without a draft)."""
+    if drafted is None:
+        return None
+    if text == drafted:
+        return 0.0
+    return float(stats.word_edit_distance(drafted, text))
+
+
+@dataclass
+class Chain:
+    """What a row is made of: the latest revision of an (assignment, turn) chain and its context."""
+
+    revision_id: int
+    assignment_id: int
+    turn_id: int
+    turn_index: int
+    sample_id: int
+    project_id: int
+    reviewer_id: int
+    submitted: bool
+    shared: bool
+    decision: str
+    critique: str
+    refinement: str
+    scores: dict
+    created_at: Any
+    time_spent_ms: int
+    draft_id: int | None
+    draft_critique: str | None
+    draft_refinement: str | None
+    draft_scores: dict | None
+    draft_model: str
+    prompt_version: str
+    import_batch_id: int | None
+    responder_model: str
+    responder_source: str
+    next_scores: dict = field(default_factory=dict)
+
+    def finals(self, criteria: Iterable[str]) -> dict[str, int | None]:
+        scores = self.scores if isinstance(self.scores, dict) else {}
+        return {c: score_of(scores.get(c)) for c in criteria}
+
+    def row(self) -> ReviewedTurn:
+        return ReviewedTurn(
+            project_id=self.project_id,
+            sample_id=self.sample_id,
+            turn_id=self.turn_id,
+            turn_index=self.turn_index,
+            assignment_id=self.assignment_id,
+            revision_id=self.revision_id,
+            reviewer_id=self.reviewer_id,
+            submitted=self.submitted,
+            shared=self.shared,
+            decision=self.decision,
+            draft_id=self.draft_id,
+            prompt_version=self.prompt_version,
+            draft_model=self.draft_model,
+            import_batch_id=self.import_batch_id,
+            responder_model=self.responder_model,
+            responder_source=self.responder_source,
+            created_at=self.created_at,
+            time_spent_ms=self.time_spent_ms,
+            critique_distance=distance(self.critique or "", self.draft_critique),
+            refinement_distance=distance(self.refinement or "", self.draft_refinement),
+        )
+
+    def score_rows(self, row: ReviewedTurn, criteria: Iterable[str]) -> list[ReviewedScore]:
+        drafted = self.draft_scores if isinstance(self.draft_scores, dict) else {}
+        finals = self.finals(criteria)
+        copied = {name: getattr(row, name) for name in COPIED}
+        return [
+            ReviewedScore(
+                row=row,
+                criterion=c,
+                draft_score=score_of(drafted.get(c)) if self.draft_id else None,
+                final_score=finals[c],
+                next_score=self.next_scores.get(c),
+                **copied,
+            )
+            for c in criteria
+        ]
+
+
+def responder(sample: Sample, generation_model: str | None) -> tuple[str, str]:
+    """The model under study that wrote the turn's response, and how we know."""
+    if generation_model:
+        return generation_model, Source.GENERATED
+    return sample.source_model or "", Source.IMPORTED
+
+
+# --------------------------------------------------------------------------------------------
+# One revision at a time (the receivers)
+
+
+def revision_saved(revision: Revision) -> None:
+    """Rewrites the row of the revision's chain (the revision is its latest) and the next-turn
+    scores linking it to the reviewer's rows of the turns before and after it."""
+    assignment = Assignment.objects.only("id", "project_id", "reviewer_id", "state", "sample_id").get(
+        pk=revision.assignment_id
+    )
+    turn = Turn.objects.only("id", "index", "sample_id").get(pk=revision.turn_id)
+    sample = Sample.objects.only("id", "project_id", "source_model", "import_batch_id").get(pk=turn.sample_id)
+    project = Project.objects.only("id", "criteria").get(pk=sample.project_id)
+    draft = (
+        Draft.objects.only("id", "critique", "refinement", "scores", "model", "prompt_version")
+        .filter(pk=revision.draft_id)
+        .first()
+        if revision.draft_id
+        else None
+    )
+    generated = (
+        Generation.objects.filter(turn_id=turn.pk)
+        .exclude(status=CallStatus.FAILED)
+        .order_by("-created_at", "-id")
+        .values_list("model", flat=True)
+        .first()
+    )
+    spent = Revision.objects.filter(assignment_id=assignment.pk, turn_id=turn.pk).aggregate(t=Sum("time_spent_ms"))
+    model, source = responder(sample, generated)
+    criteria = list(project.criteria)
+    chain = Chain(
+        revision_id=revision.pk,
+        assignment_id=assignment.pk,
+        turn_id=turn.pk,
+        turn_index=turn.index,
+        sample_id=sample.pk,
+        project_id=project.pk,
+        reviewer_id=assignment.reviewer_id,
+        submitted=assignment.state == AssignmentState.SUBMITTED,
+        shared=False,
+        decision=revision.decision,
+        critique=revision.critique,
+        refinement=revision.refinement,
+        scores=revision.scores,
+        created_at=revision.created_at,
+        time_spent_ms=int(spent["t"] or 0),
+        draft_id=draft.pk if draft else None,
+        draft_critique=draft.critique if draft else None,
+        draft_refinement=draft.refinement if draft else None,
+        draft_scores=draft.scores if draft else None,
+        draft_model=draft.model if draft else "",
+        prompt_version=draft.prompt_version if draft else "",
+        import_batch_id=sample.import_batch_id,
+        responder_model=model,
+        responder_source=source,
+    )
+    neighbours = ReviewedScore.objects.filter(
+        assignment_id=assignment.pk, row__turn_index=turn.index + 1, final_score__isnull=False
+    )
+    chain.next_scores = dict(neighbours.values_list("criterion", "final_score"))
+    with transaction.atomic():
+        ReviewedTurn.objects.filter(assignment_id=assignment.pk, turn_id=turn.pk).delete()
+        row = chain.row()
+        row.save()
+        ReviewedScore.objects.bulk_create(chain.score_rows(row, criteria))
+        finals = chain.finals(criteria)
+        ReviewedScore.objects.filter(assignment_id=assignment.pk, row__turn_index=turn.index - 1).update(
+            next_score=Case(
+                *[When(criterion=c, then=Value(s)) for c, s in finals.items()],
+                default=Value(None),
+                output_field=IntegerField(),
+            )
+        )
+        sync_shared(sample.pk)
+
+
+def assignment_saved(assignment_id: int, sample_id: int, state: str) -> None:
+    """Counts an assignment's rows in the figures exactly while it is submitted."""
+    submitted = state == AssignmentState.SUBMITTED
+    ReviewedTurn.objects.filter(assignment_id=assignment_id).exclude(submitted=submitted).update(submitted=submitted)
+    ReviewedScore.objects.filter(assignment_id=assignment_id).exclude(submitted=submitted).update(submitted=submitted)
+    sync_shared(sample_id)
+
+
+def sync_shared(sample_id: int) -> None:
+    """Marks the sample's rows as shared (reviewed by two or more) when it has two submitted reviews."""
+    shared = Assignment.objects.filter(sample_id=sample_id, state=AssignmentState.SUBMITTED).count() >= 2
+    ReviewedTurn.objects.filter(sample_id=sample_id).exclude(shared=shared).update(shared=shared)
+    ReviewedScore.objects.filter(sample_id=sample_id).exclude(shared=shared).update(shared=shared)
+
+
+# --------------------------------------------------------------------------------------------
+# Whole projects (quality_rebuild, the data migration)
+
+CHAIN_FIELDS = (
+    "id",
+    "assignment_id",
+    "turn_id",
+    "version",
+    "decision",
+    "critique",
+    "refinement",
+    "scores",
+    "created_at",
+    "time_spent_ms",
+    "draft_id",
+    "turn__index",
+    "turn__sample_id",
+    "turn__sample__source_model",
+    "turn__sample__import_batch_id",
+    "assignment__project_id",
+    "assignment__reviewer_id",
+    "assignment__state",
+)
+
+
+def _chains(project: Project, generated: dict[int, str], shared: set[int]) -> Iterator[list[Chain]]:
+    """The project's chains, one assignment's at a time (each list: one assignment's turns)."""
+    revisions = (
+        Revision.objects.filter(assignment__project=project)
+        .order_by("assignment_id", "turn_id", "-version")
+        .values(*CHAIN_FIELDS)
+    )
+    group: list[Chain] = []
+    current: tuple[int, int] | None = None
+    spent = 0
+    latest: dict | None = None
+
+    def close() -> Chain | None:
+        if latest is None:
+            return None
+        sample = Sample(source_model=latest["turn__sample__source_model"] or "")
+        model, source = responder(sample, generated.get(latest["turn_id"]))
+        return Chain(
+            revision_id=latest["id"],
+            assignment_id=latest["assignment_id"],
+            turn_id=latest["turn_id"],
+            turn_index=latest["turn__index"],
+            sample_id=latest["turn__sample_id"],
+            project_id=latest["assignment__project_id"],
+            reviewer_id=latest["assignment__reviewer_id"],
+            submitted=latest["assignment__state"] == AssignmentState.SUBMITTED,
+            shared=latest["turn__sample_id"] in shared,
+            decision=latest["decision"],
+            critique=latest["critique"],
+            refinement=latest["refinement"],
+            scores=latest["scores"],
+            created_at=latest["created_at"],
+            time_spent_ms=spent,
+            draft_id=latest["draft_id"],
+            draft_critique=None,
+            draft_refinement=None,
+            draft_scores=None,
+            draft_model="",
+            prompt_version="",
+            import_batch_id=latest["turn__sample__import_batch_id"],
+            responder_model=model,
+            responder_source=source,
+        )
+
+    for values in revisions.iterator(chunk_size=BATCH):
+        key = (values["assignment_id"], values["turn_id"])
+        if key != current:
+            chain = close()
+            if chain is not None:
+                if group and group[0].assignment_id != chain.assignment_id:
+                    yield group
+                    group = []
+                group.append(chain)
+            current, latest, spent = key, values, 0
+        spent += values["time_spent_ms"] or 0
+    chain = close()
+    if chain is not None:
+        if group and group[0].assignment_id != chain.assignment_id:
+            yield group
+            group = []
+        group.append(chain)
+    if group:
+        yield group
+
+
+def _with_drafts(chains: list[Chain]) -> None:
+    ids = {c.draft_id for c in chains if c.draft_id}
+    drafts = {
+        d["id"]: d
+        for d in Draft.objects.filter(pk__in=ids).values(
+            "id", "critique", "refinement", "scores", "model", "prompt_version"
+        )
+    }
+    for chain in chains:
+        draft = drafts.get(chain.draft_id) if chain.draft_id else None
+        if draft is None:
+            chain.draft_id = None
+            continue
+        chain.draft_critique = draft["critique"]
+        chain.draft_refinement = draft["refinement"]
+        chain.draft_scores = draft["scores"]
+        chain.draft_model = draft["model"]
+        chain.prompt_version = draft["prompt_version"]
+
+
+def _write(chains: list[Chain], criteria: list[str]) -> None:
+    _with_drafts(chains)
+    rows = ReviewedTurn.objects.bulk_create([chain.row() for chain in chains])
+    ReviewedScore.objects.bulk_create(
+        [score for chain, row in zip(chains, rows, strict=True) for score in chain.score_rows(row, criteria)],
+        batch_size=BATCH,
+    )
+
+
+def rebuild_project(project: Project, progress=None) -> int:
+    """Rebuilds the project's summary rows from its revisions; returns how many rows it holds."""
+    criteria = list(project.criteria)
+    generated = dict(
+        Generation.objects.filter(turn__sample__project=project)
+        .exclude(status=CallStatus.FAILED)
+        .order_by("created_at", "id")
+        .values_list("turn_id", "model")
+    )
+    shared = set(
+        Assignment.objects.filter(project=project, state=AssignmentState.SUBMITTED)
+        .values("sample_id")
+        .annotate(n=Count("id"))
+        .filter(n__gte=2)
+        .values_list("sample_id", flat=True)
+    )
+    written = 0
+    with transaction.atomic():
+        ReviewedScore.objects.filter(project=project).delete()
+        ReviewedTurn.objects.filter(project=project).delete()
+        pending: list[Chain] = []
+        for group in _chains(project, generated, shared):
+            by_index = {chain.turn_index: chain for chain in group}
+            for chain in group:
+                following = by_index.get(chain.turn_index + 1)
+                if following is not None:
+                    finals = following.finals(criteria)
+                    chain.next_scores = {c: s for c, s in finals.items() if s is not None}
+            pending.extend(group)
+            if len(pending) >= BATCH:
+                _write(pending, criteria)
+                written += len(pending)
+                pending = []
+                if progress:
+                    progress(written)
+        if pending:
+            _write(pending, criteria)
+            written += len(pending)
+            if progress:
+                progress(written)
+    return written
+
+
+def rebuild(projects: Iterable[Project] | None = None, progress=None) -> dict[str, int]:
+    """Rebuilds the given projects (all when None); returns rows per project slug."""
+    chosen = Project.objects.order_by("pk") if projects is None else projects
+    return {project.slug: rebuild_project(project, progress) for project in chosen}
