@@ -23,6 +23,11 @@ def tables(figures: dict[str, Any]) -> dict[str, Any]:
     drafter, reviewers = figures["drafter"], figures["reviewers"]
     return {
         "criteria": criteria,
+        "over_time_n": sum(week["n"] for week in drafter["over_time"]),
+        "models_n": sum(model["n"] for model in figures["models"]),
+        "interaction_n": sum(
+            max((change["n"] for change in model["interaction"].values()), default=0) for model in figures["models"]
+        ),
         "agreement": [{"criterion": c, **drafter["criteria"][c]} for c in criteria if c in drafter["criteria"]],
         "breakdowns": [
             {

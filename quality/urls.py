@@ -1,5 +1,11 @@
 """The quality pages."""
 
+from django.urls import path
+
+from . import views
+
 app_name = "quality"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("projects/<slug:slug>/quality/", views.quality_page, name="page"),
+]

@@ -115,6 +115,7 @@ def test_every_page_runs_under_the_strict_policy_without_a_violation(live_server
         "release": (f"{base}/projects/{slug}/releases/{release.pk}/", True),
         "review home": (f"{base}/projects/{slug}/review/", False),
         "leases": (f"{base}/projects/{slug}/review/leases/", False),
+        "quality": (f"{base}/projects/{slug}/quality/", False),
         "admin": (f"{base}/admin/", False),
         "admin samples": (f"{base}/admin/feedback/sample/", False),
         "admin sample": (f"{base}/admin/feedback/sample/{sample.pk}/change/", False),

@@ -35,8 +35,9 @@ function criteriaOf(figures) {
   return ordered.concat(held.filter((c) => !ordered.includes(c)));
 }
 
-function columnBy(field, spec, extra = {}) {
-  return { facet: { column: { field, type: "nominal", title: null, sort: null } }, spec, ...extra };
+// One small chart per value of ``field`` (a criterion, a text), side by side in the order given.
+function columnBy(field, order, spec, extra = {}) {
+  return { facet: { column: { field, type: "nominal", title: null, sort: order } }, spec, ...extra };
 }
 
 // Score distributions: per criterion, how many turns got each score from the draft and from the reviewer.
@@ -53,7 +54,7 @@ export function scoresSpec(figures) {
   return {
     $schema: SCHEMA,
     data: { values },
-    ...columnBy("criterion", {
+    ...columnBy("criterion", criteriaOf(figures), {
       width: 220,
       height: 160,
       mark: { type: "bar", tooltip: true },
@@ -81,7 +82,7 @@ export function confusionSpec(figures) {
   return {
     $schema: SCHEMA,
     data: { values },
-    ...columnBy("criterion", {
+    ...columnBy("criterion", criteriaOf(figures), {
       width: 200,
       height: 200,
       encoding: {
@@ -116,7 +117,7 @@ export function editsSpec(figures) {
   return {
     $schema: SCHEMA,
     data: { values },
-    ...columnBy("text", {
+    ...columnBy("text", ["critique", "refinement"], {
       width: 220,
       height: 160,
       mark: { type: "bar", tooltip: true, color: "#1f5fae" },
@@ -143,7 +144,7 @@ export function overTimeSpec(figures) {
   return {
     $schema: SCHEMA,
     data: { values },
-    ...columnBy("metric", {
+    ...columnBy("metric", ["within ±1", "weighted κ"], {
       width: 260,
       height: 160,
       mark: { type: "line", point: true, tooltip: true },
@@ -172,7 +173,7 @@ export function modelsSpec(figures) {
   return {
     $schema: SCHEMA,
     data: { values },
-    ...columnBy("criterion", {
+    ...columnBy("criterion", criteriaOf(figures), {
       width: 200,
       encoding: { y: { field: "model", type: "nominal", title: null } },
       layer: [
@@ -200,7 +201,7 @@ export function interactionSpec(figures) {
   return {
     $schema: SCHEMA,
     data: { values },
-    ...columnBy("criterion", {
+    ...columnBy("criterion", criteriaOf(figures), {
       width: 200,
       mark: { type: "bar", tooltip: true },
       encoding: {
