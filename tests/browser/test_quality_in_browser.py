@@ -95,12 +95,25 @@ def test_the_quality_page_draws_its_plots_and_agrees_with_the_api(live_server, p
     assert re.search(r"[?&]prompt_version=v2(&|$)", page.url)
     filtered = api(page, base, slug, "?prompt_version=v2")
     assert filtered["filters"]["prompt_version"] == "v2"
+    assert api(page, base, slug, "?" + page.locator("#api-link").get_attribute("href").split("?")[1]) == filtered
     assert 0 < filtered["drafter"]["n"] < drafter["n"]
     assert int(page.locator("#drafter-n").inner_text()) == filtered["drafter"]["n"]
     assert shown(page, "drafter.decisions.accepted") == filtered["drafter"]["decisions"]["accepted"]["value"]
     assert heatmap_total(page) == confusion_total(filtered) < confusion_total(everything)
     assert [row["key"] for row in filtered["drafter"]["by"]["prompt_version"]] == ["v2"]
     assert plot_states(page) == {plot: ["drawn", 1, True] for plot in PLOTS}
+
+    # And one criterion: each plot by criterion keeps one small chart, the agreement table one row.
+    page.select_option("select[name=criterion]", "honesty")
+    with page.expect_navigation():
+        page.click("#filters button[type=submit]")
+    wait_until(page, DRAWN)
+    one = api(page, base, slug, "?prompt_version=v2&criterion=honesty")
+    assert list(one["drafter"]["criteria"]) == ["honesty"]
+    assert page.locator("#agreement tbody tr").count() == 1
+    assert heatmap_total(page) == confusion_total(one) < confusion_total(filtered)
+    facets = "document.querySelectorAll('#plot-confusion .role-column-header text').length"
+    assert page.evaluate(facets) == 1
     assert page.evaluate("window.__cspViolations") == [] and watch.console == [] and watch.errors == []
 
 

@@ -8,6 +8,7 @@ reviews spread over four weeks."""
 
 from __future__ import annotations
 
+import io
 import random
 from datetime import timedelta
 
@@ -45,14 +46,18 @@ def clamp(value: float, low: int = 1, high: int = 7) -> int:
 
 
 def seed_reviewed_project(*, slug: str = "quality", samples: int = 48, seed: int = 0) -> tuple[Project, dict[str, str]]:
-    """The project, and the passwords of its users (``admin``, ``researcher``, and the reviewers)."""
+    """The project, and the passwords of its users by role or reviewer name (``admin``,
+    ``researcher``, ``ann``...). Another slug than the default one names its users after it too
+    (``admin.<slug>``), so that two seeded projects can live side by side."""
     rng = random.Random(seed)
-    project = Project.objects.create(name="Street scenes", slug=slug, reviews_required=2)
-    logins = {"admin": "pw-admin", "researcher": "pw-researcher"}
-    make_user("admin", project=project, role=Role.ADMIN)
-    make_user("researcher", project=project, role=Role.RESEARCHER)
-    reviewers = [make_user(name, project=project, role=Role.ANNOTATOR) for name in REVIEWERS]
-    logins.update({name: f"pw-{name}" for name in REVIEWERS})
+    suffix = "" if slug == "quality" else f".{slug}"
+    project = Project.objects.create(name=f"Street scenes{suffix}", slug=slug, reviews_required=2)
+    logins = {}
+    for name, role in [("admin", Role.ADMIN), ("researcher", Role.RESEARCHER)]:
+        make_user(name + suffix, project=project, role=role)
+        logins[name] = f"pw-{name}{suffix}"
+    reviewers = [make_user(name + suffix, project=project, role=Role.ANNOTATOR) for name in REVIEWERS]
+    logins.update({name: f"pw-{name}{suffix}" for name in REVIEWERS})
 
     criteria = list(project.criteria)
     made: list[Sample] = []
@@ -109,7 +114,7 @@ def seed_reviewed_project(*, slug: str = "quality", samples: int = 48, seed: int
     for sample_id, week in week_of.items():
         when = now - timedelta(days=7 * (WEEKS - 1 - week) + rng.randrange(5), minutes=rng.randrange(600))
         Revision.objects.filter(turn__sample_id=sample_id).update(created_at=when)
-    call_command("quality_rebuild", project=project.slug, verbosity=0)
+    call_command("quality_rebuild", project=project.slug, stdout=io.StringIO())
     return project, logins
 
 

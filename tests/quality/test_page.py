@@ -10,12 +10,15 @@ import json
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from feedback.models import Project, Role
 from quality.templatetags.quality_figures import fig
 from tests.conftest import make_user
 from tests.quality import page_fixture
+from tests.quality.seed import seed_reviewed_project
 
 pytestmark = pytest.mark.django_db
 
@@ -134,3 +137,16 @@ def test_the_figure_tag_writes_values_intervals_and_reasons():
     assert "nan" not in nan.lower() and "no value" in nan and "n=3" in nan
     assert "a &lt;reason&gt;" in fig({"value": None, "n": 0, "ci": None, "undefined": "a <reason>"})
     assert "—" in fig(None)
+
+
+def test_the_page_runs_the_same_number_of_queries_whatever_the_project_holds(client):
+    counts = {}
+    for slug, samples in [("small", 4), ("larger", 16)]:
+        project, _ = seed_reviewed_project(slug=slug, samples=samples)
+        client.force_login(project.memberships.get(role=Role.RESEARCHER).user)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url(project, "?prompt_version=v2"))
+        assert response.status_code == 200
+        counts[slug] = len(queries)
+        assert embedded(response.content.decode())["drafter"]["n"] > 0
+    assert counts["small"] == counts["larger"], counts

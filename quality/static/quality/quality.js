@@ -53,6 +53,7 @@ export function scoresSpec(figures) {
   if (!values.some((v) => v.turns > 0)) return null;
   return {
     $schema: SCHEMA,
+    description: "Bars: for each criterion, how many reviewed turns got each score from the LLM draft and from the reviewer.",
     data: { values },
     ...columnBy("criterion", criteriaOf(figures), {
       width: 220,
@@ -81,6 +82,7 @@ export function confusionSpec(figures) {
   const dark = Math.max(...values.map((v) => v.turns)) / 2; // counts written white on the darker cells
   return {
     $schema: SCHEMA,
+    description: "Heatmap: for each criterion, the LLM draft’s score (rows) against the reviewer’s final score (columns), in counts of turns.",
     data: { values },
     ...columnBy("criterion", criteriaOf(figures), {
       width: 200,
@@ -116,6 +118,7 @@ export function editsSpec(figures) {
   if (!values.some((v) => v.turns > 0)) return null;
   return {
     $schema: SCHEMA,
+    description: "Histograms of the word edit distance from the draft to the final critique and refinement.",
     data: { values },
     ...columnBy("text", ["critique", "refinement"], {
       width: 220,
@@ -143,6 +146,7 @@ export function overTimeSpec(figures) {
   if (!values.length) return null;
   return {
     $schema: SCHEMA,
+    description: "Lines: within plus or minus one and weighted kappa of each prompt version, week by week.",
     data: { values },
     ...columnBy("metric", ["within ±1", "weighted κ"], {
       width: 260,
@@ -172,6 +176,7 @@ export function modelsSpec(figures) {
   const scale = { domain: [figures.scale.min, figures.scale.max] };
   return {
     $schema: SCHEMA,
+    description: "Points with intervals: the mean score of each model’s answers, per criterion.",
     data: { values },
     ...columnBy("criterion", criteriaOf(figures), {
       width: 200,
@@ -200,6 +205,7 @@ export function interactionSpec(figures) {
   if (!values.length) return null;
   return {
     $schema: SCHEMA,
+    description: "Stacked bars: the share of second-round answers that scored higher, the same or lower, per model and criterion.",
     data: { values },
     ...columnBy("criterion", criteriaOf(figures), {
       width: 200,
