@@ -2,8 +2,9 @@
 seeded project and fails on any answer the schema does not declare (status, content type, body
 shape, headers) and on any 5xx.
 
-Job creation is left out (it would send LLM calls), and so is the token endpoint (its throttle and
-lockout answer 429 on purpose, and a fuzzed password is a failed login)."""
+Job creation is fuzzed too, against the project's LLM simulator only (the default connection points
+at it). The token endpoint is left out: its throttle and lockout answer 429 on purpose, and a fuzzed
+password is a failed login."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from rest_framework.authtoken.models import Token
 
+from feedback.jobs.models import Job
 from feedback.models import Sample
 from feedback.review.claims import sample_claim
 from tests.exports.export_helpers import build
@@ -38,7 +40,10 @@ def fast_passwords(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_every_answer_matches_the_schema(live_server, project, admin_user, researcher_user, tmp_path):
+def test_every_answer_matches_the_schema(
+    live_server, project, admin_user, researcher_user, tmp_path, llm_simulator, settings
+):
+    settings.LLM_BASE_URL = llm_simulator.url  # jobs the fuzzer creates call the simulator, nothing else
     reviewed_samples(project, 3)
     build(project, ["dress", "rich"], user=researcher_user, name="First cut")
     make_drafted_samples(project, 3, prefix="open")
@@ -69,8 +74,6 @@ def test_every_answer_matches_the_schema(live_server, project, admin_user, resea
         "1",
         "--exclude-path",
         "/api/auth/token/",
-        "--exclude-operation-id",
-        "projects_jobs_create",
         "--no-color",
         "--generation-database",
         "none",
@@ -78,3 +81,4 @@ def test_every_answer_matches_the_schema(live_server, project, admin_user, resea
     run = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
     print(run.stdout, run.stderr)  # the fuzzer's report: each failure with its curl to reproduce
     assert run.returncode == 0, run.stdout[-3000:]
+    assert Job.objects.filter(project=project).exists(), "the fuzzer never got a job created"
