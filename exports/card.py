@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from . import hub_features
 from .formats.rich import SCHEMA_FORMAT, SCHEMA_PATH
 from .models import Release
+from .quality_figures import card_section
 
 LICENSE = "other"
 
@@ -178,7 +179,7 @@ reviewed by people, or as the source dataset gave them ("imported" below).
 |---|---|
 {per_criterion}
 
-{_loading(listed, others)}## Files
+{card_section(manifest["quality"])}{_loading(listed, others)}## Files
 
 | file | format | split | rows | sha256 |
 |---|---|---|---|---|

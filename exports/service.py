@@ -2,8 +2,8 @@
 
 The build streams the project's samples chunk by chunk through the chosen formats into a folder
 of its own, written beside the final one and renamed into place when complete, then records
-each file's rows, size and sha256, the manifest and the dataset card. A completed release is
-never written again.
+each file's rows, size and sha256, the manifest (with the quality figures) and the dataset card.
+A completed release is never written again.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from .formats import FORMATS
 from .formats.base import ExportContext, ReleaseSink, WrittenFile, file_digest, json_line
 from .formats.rich import SCHEMA_FORMAT, SCHEMA_VERSION
 from .models import Release, ReleaseFile
+from .quality_figures import release_quality
 from .records import ExportSample, sample_chunks, samples_total
 from .splits import split_rule_from
 
@@ -115,7 +116,8 @@ def release_build(*, release_id: int, progress: Progress | None = None) -> Relea
         _held(release, token, samples_total=release.samples_total)
         remove_partials(release)
         written, counts = _write(release, token, partial, progress)
-        manifest = _manifest(release, written, counts)
+        quality = release_quality(release.project, filters_from(release.project, release.filters))
+        manifest = _manifest(release, written, counts, quality)
         written.append(_write_text(partial, "manifest.json", json_line(manifest), "manifest"))
         written.append(_write_text(partial, "README.md", card_text(release, manifest), "card"))
         _check_quota(release, partial)
@@ -289,7 +291,7 @@ class _Counts:
         }
 
 
-def _manifest(release: Release, files: list[WrittenFile], counts: dict) -> dict:
+def _manifest(release: Release, files: list[WrittenFile], counts: dict, quality: dict) -> dict:
     project = release.project
     return {
         "schema_version": SCHEMA_VERSION,
@@ -313,6 +315,7 @@ def _manifest(release: Release, files: list[WrittenFile], counts: dict) -> dict:
         },
         "project_prompt_version": project.prompt_version,
         "counts": counts,
+        "quality": quality,
         "files": [
             {
                 "path": f.path,
