@@ -3,8 +3,8 @@ review path (claims, revisions, submits), so the summary kept by the review path
 
 Made up but shaped like a real run: two imports of answers by two responder models, two rounds per
 sample (the second answers the first round's refinement), drafts by two drafting models under two
-prompt versions (v2 closer to the reviewers than v1), three reviewers, some samples reviewed twice,
-reviews spread over four weeks."""
+prompt versions (v2 closer to the reviewers than v1), three reviewers, every sample reviewed once and a
+quarter of them twice, reviews spread over four weeks."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from feedback.drafting.models import CallStatus, Draft
-from feedback.models import ImportBatch, Project, Role, Sample, Turn
+from feedback.models import ImportBatch, Project, ReviewOrder, Role, Sample, Turn
 from feedback.review.claims import sample_claim
 from feedback.review.models import Decision, Revision
 from feedback.review.revisions import revision_create
@@ -51,7 +51,9 @@ def seed_reviewed_project(*, slug: str = "quality", samples: int = 48, seed: int
     (``admin.<slug>``), so that two seeded projects can live side by side."""
     rng = random.Random(seed)
     suffix = "" if slug == "quality" else f".{slug}"
-    project = Project.objects.create(name=f"Street scenes{suffix}", slug=slug, reviews_required=2)
+    project = Project.objects.create(
+        name=f"Street scenes{suffix}", slug=slug, review_order=ReviewOrder.RANDOM, review_seed=seed
+    )
     logins = {}
     for name, role in [("admin", Role.ADMIN), ("researcher", Role.RESEARCHER)]:
         make_user(name + suffix, project=project, role=role)
@@ -97,17 +99,20 @@ def seed_reviewed_project(*, slug: str = "quality", samples: int = 48, seed: int
             simulated=drafter == "annotator-simulator",
         )
 
-    # Everyone reviews in turn until every sample has one review and a quarter of them a second one.
-    target = len(made) + len(made) // 4
-    done = 0
-    while done < target:
-        reviewer = reviewers[done % len(reviewers)]
-        assignment = sample_claim(project=project, reviewer=reviewer)
-        if assignment is None:
-            break
-        for turn in Turn.objects.filter(sample_id=assignment.sample_id).order_by("index"):
-            review_turn(rng, assignment, turn, reviewer, truth)
-        done += 1
+    # Everyone reviews in turn (in the queue's random order) until every sample has one review;
+    # then the project asks for two, and a quarter of the samples get their second.
+    claims = 0
+    for target in (len(made), len(made) // 4):
+        for _ in range(target):
+            reviewer = reviewers[claims % len(reviewers)]
+            assignment = sample_claim(project=project, reviewer=reviewer)
+            if assignment is None:
+                break
+            for turn in Turn.objects.filter(sample_id=assignment.sample_id).order_by("index"):
+                review_turn(rng, assignment, turn, reviewer, truth)
+            claims += 1
+        project.reviews_required = 2
+        project.save(update_fields=["reviews_required"])
 
     # Reviews spread over the weeks the drafts were made in (the review path stamps them now).
     now = timezone.now()

@@ -56,7 +56,7 @@ export function scoresSpec(figures) {
     description: "Bars: for each criterion, how many reviewed turns got each score from the LLM draft and from the reviewer.",
     data: { values },
     ...columnBy("criterion", criteriaOf(figures), {
-      width: 220,
+      width: 170,
       height: 160,
       mark: { type: "bar", tooltip: true },
       encoding: {
@@ -85,8 +85,8 @@ export function confusionSpec(figures) {
     description: "Heatmap: for each criterion, the LLM draft’s score (rows) against the reviewer’s final score (columns), in counts of turns.",
     data: { values },
     ...columnBy("criterion", criteriaOf(figures), {
-      width: 200,
-      height: 200,
+      width: 165,
+      height: 165,
       encoding: {
         x: { field: "final", type: "ordinal", title: "human final score", axis: { labelAngle: 0 }, scale: { domain: labels } },
         y: { field: "draft", type: "ordinal", title: "LLM draft score", scale: { domain: [...labels].reverse() } },
@@ -121,7 +121,7 @@ export function editsSpec(figures) {
     description: "Histograms of the word edit distance from the draft to the final critique and refinement.",
     data: { values },
     ...columnBy("text", ["critique", "refinement"], {
-      width: 220,
+      width: 200,
       height: 160,
       mark: { type: "bar", tooltip: true, color: "#1f5fae" },
       encoding: {
@@ -149,7 +149,7 @@ export function overTimeSpec(figures) {
     description: "Lines: within plus or minus one and weighted kappa of each prompt version, week by week.",
     data: { values },
     ...columnBy("metric", ["within ±1", "weighted κ"], {
-      width: 260,
+      width: 220,
       height: 160,
       mark: { type: "line", point: true, tooltip: true },
       encoding: {
@@ -179,7 +179,7 @@ export function modelsSpec(figures) {
     description: "Points with intervals: the mean score of each model’s answers, per criterion.",
     data: { values },
     ...columnBy("criterion", criteriaOf(figures), {
-      width: 200,
+      width: 165,
       encoding: { y: { field: "model", type: "nominal", title: null } },
       layer: [
         { mark: { type: "rule", color: "#6b7280" }, encoding: { x: { field: "lo", type: "quantitative", scale, title: "mean score" }, x2: { field: "hi" } } },
@@ -208,7 +208,7 @@ export function interactionSpec(figures) {
     description: "Stacked bars: the share of second-round answers that scored higher, the same or lower, per model and criterion.",
     data: { values },
     ...columnBy("criterion", criteriaOf(figures), {
-      width: 200,
+      width: 165,
       mark: { type: "bar", tooltip: true },
       encoding: {
         y: { field: "model", type: "nominal", title: null },
