@@ -13,11 +13,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion, ChatCompletionContentPartImageParam, ChatCompletionMessageParam
+from openai.types.shared_params import ResponseFormatJSONSchema
 
 from simulator import SimulatorServer
 from tests.simulator import llm_simulator_fixture  # noqa: F401
@@ -58,7 +62,7 @@ DRESS_SCHEMA: dict[str, Any] = {
     "required": ["critique", "refinement", "scores", "overall"],
     "additionalProperties": False,
 }
-JSON_SCHEMA_FORMAT = {
+JSON_SCHEMA_FORMAT: ResponseFormatJSONSchema = {
     "type": "json_schema",
     "json_schema": {"name": "feedback", "schema": DRESS_SCHEMA, "strict": True},
 }
@@ -68,14 +72,26 @@ def client(sim: SimulatorServer, key: str = "test-key", timeout: float = 5.0) ->
     return openai.OpenAI(base_url=sim.url, api_key=key, max_retries=0, timeout=timeout)
 
 
-def messages(prompt: str = PROMPT) -> list[dict[str, Any]]:
+def messages(prompt: str = PROMPT) -> list[ChatCompletionMessageParam]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
 
 
-def ask_feedback(sim: SimulatorServer, prompt: str = PROMPT, **kwargs: Any) -> Any:
+def ask_feedback(sim: SimulatorServer, prompt: str = PROMPT, **kwargs: Any) -> ChatCompletion:
     return client(sim).chat.completions.create(
         model="annotator-simulator", messages=messages(prompt), response_format=JSON_SCHEMA_FORMAT, **kwargs
     )
+
+
+def text_of(completion: ChatCompletion) -> str:
+    """The first choice's text, which every completion of these tests has."""
+    content = completion.choices[0].message.content
+    assert content is not None
+    return content
+
+
+def usage_of(completion: ChatCompletion) -> CompletionUsage:
+    assert completion.usage is not None
+    return completion.usage
 
 
 def raw(
@@ -98,7 +114,7 @@ def raw(
         connection.close()
 
 
-def chat_body(prompt: str = PROMPT, response_format: dict[str, Any] | None = JSON_SCHEMA_FORMAT) -> dict[str, Any]:
+def chat_body(prompt: str = PROMPT, response_format: Mapping[str, Any] | None = JSON_SCHEMA_FORMAT) -> dict[str, Any]:
     body: dict[str, Any] = {"model": "annotator-simulator", "messages": messages(prompt)}
     if response_format is not None:
         body["response_format"] = response_format
@@ -159,16 +175,16 @@ def test_json_schema_answer_conforms_and_reads_the_prompt(llm_simulator):
     choice = completion.choices[0]
     assert choice.finish_reason == "stop"
     assert choice.message.role == "assistant"
-    data = json.loads(choice.message.content)
+    data = json.loads(text_of(completion))
     assert problems(data, DRESS_SCHEMA) == []
     # The response names the dog but not the pillow: the critique says both, the advice adds the pillow.
     assert "dog" in data["critique"]
     assert "red pillow" in data["critique"]
     assert "pillow" in data["refinement"]
     assert 2 <= sentences(data["critique"]) <= 4
-    usage = completion.usage
+    usage = usage_of(completion)
     assert usage.prompt_tokens == math.ceil((len(SYSTEM) + len(PROMPT)) / 4)
-    assert usage.completion_tokens == math.ceil(len(choice.message.content) / 4)
+    assert usage.completion_tokens == math.ceil(len(text_of(completion)) / 4)
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
 
@@ -177,8 +193,8 @@ def test_scores_lean_on_agreement_with_the_reference(llm_simulator):
         "The dog is sleeping on the couch.", "The dog is lying on a sofa next to a red pillow, resting quietly."
     )
     bad = PROMPT.replace("The dog is sleeping on the couch.", "A bowl of soup sits on a wooden table.")
-    good_scores = json.loads(ask_feedback(llm_simulator, good).choices[0].message.content)
-    bad_scores = json.loads(ask_feedback(llm_simulator, bad).choices[0].message.content)
+    good_scores = json.loads(text_of(ask_feedback(llm_simulator, good)))
+    bad_scores = json.loads(text_of(ask_feedback(llm_simulator, bad)))
     assert good_scores["scores"]["helpfulness"] >= 6
     assert bad_scores["scores"]["helpfulness"] <= 3
     assert good_scores["overall"] > bad_scores["overall"]
@@ -186,25 +202,28 @@ def test_scores_lean_on_agreement_with_the_reference(llm_simulator):
 
 
 def test_same_input_same_content_different_input_different_content(llm_simulator):
-    first = ask_feedback(llm_simulator).choices[0].message.content
-    again = ask_feedback(llm_simulator).choices[0].message.content
-    other = ask_feedback(llm_simulator, PROMPT.replace("sleeping", "barking")).choices[0].message.content
+    first = text_of(ask_feedback(llm_simulator))
+    again = text_of(ask_feedback(llm_simulator))
+    other = text_of(ask_feedback(llm_simulator, PROMPT.replace("sleeping", "barking")))
     assert first == again
     assert other != first
     responder = client(llm_simulator).chat.completions.create(model="annotator-simulator", messages=messages())
-    assert responder.choices[0].message.content != first  # the format is part of the input
+    assert text_of(responder) != first  # the format is part of the input
 
 
 def test_text_and_image_parts_are_accepted_and_counted(llm_simulator):
     text = "## Image annotations\n- Caption: two cats on a windowsill\n\nWhat do you see?"
-    image = {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQ=="}}
+    image: ChatCompletionContentPartImageParam = {
+        "type": "image_url",
+        "image_url": {"url": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQ=="},
+    }
     completion = client(llm_simulator).chat.completions.create(
         model="annotator-simulator-vision",
         messages=[{"role": "user", "content": [{"type": "text", "text": text}, image, image]}],
     )
     assert completion.model == "annotator-simulator-vision"
-    assert completion.usage.prompt_tokens == math.ceil(len(text) / 4) + 2 * 85
-    assert "two cats on a windowsill" in completion.choices[0].message.content
+    assert usage_of(completion).prompt_tokens == math.ceil(len(text) / 4) + 2 * 85
+    assert "two cats on a windowsill" in text_of(completion)
 
 
 def test_plain_text_answer_uses_the_annotations(llm_simulator):
@@ -212,7 +231,7 @@ def test_plain_text_answer_uses_the_annotations(llm_simulator):
     completion = client(llm_simulator).chat.completions.create(
         model="annotator-simulator-vision", messages=[{"role": "user", "content": prompt}], temperature=0.7, seed=3
     )
-    answer = completion.choices[0].message.content
+    answer = text_of(completion)
     assert "a dog on a sofa" in answer
     assert 1 <= sentences(answer) <= 3
     with pytest.raises(ValueError):
@@ -223,7 +242,7 @@ def test_plain_text_without_annotations_still_answers(llm_simulator):
     completion = client(llm_simulator).chat.completions.create(
         model="annotator-simulator-vision", messages=[{"role": "user", "content": "Hello?"}]
     )
-    answer = completion.choices[0].message.content
+    answer = text_of(completion)
     assert answer.startswith(("The image", "The picture"))
     assert completion.choices[0].finish_reason == "stop"
 
@@ -233,13 +252,13 @@ def test_json_object_follows_a_schema_given_in_the_prompt(llm_simulator):
     completion = client(llm_simulator).chat.completions.create(
         model="annotator-simulator", messages=messages(prompt), response_format={"type": "json_object"}
     )
-    assert problems(json.loads(completion.choices[0].message.content), DRESS_SCHEMA) == []
+    assert problems(json.loads(text_of(completion)), DRESS_SCHEMA) == []
 
     inline = PROMPT + "\nThe schema is " + json.dumps(DRESS_SCHEMA) + " and nothing else."
     completion = client(llm_simulator).chat.completions.create(
         model="annotator-simulator", messages=messages(inline), response_format={"type": "json_object"}
     )
-    assert problems(json.loads(completion.choices[0].message.content), DRESS_SCHEMA) == []
+    assert problems(json.loads(text_of(completion)), DRESS_SCHEMA) == []
 
 
 def test_json_object_without_a_schema_answers_in_an_object(llm_simulator):
@@ -248,7 +267,7 @@ def test_json_object_without_a_schema_answers_in_an_object(llm_simulator):
         messages=[{"role": "user", "content": "- Caption: a red bus on a bridge\nDescribe it as JSON."}],
         response_format={"type": "json_object"},
     )
-    data = json.loads(completion.choices[0].message.content)
+    data = json.loads(text_of(completion))
     assert list(data) == ["answer"]
     assert "a red bus on a bridge" in data["answer"]
 
@@ -256,8 +275,8 @@ def test_json_object_without_a_schema_answers_in_an_object(llm_simulator):
 def test_max_tokens_cuts_the_answer(llm_simulator):
     completion = ask_feedback(llm_simulator, max_tokens=10)
     assert completion.choices[0].finish_reason == "length"
-    assert len(completion.choices[0].message.content) == 40
-    assert completion.usage.completion_tokens == 10
+    assert len(text_of(completion)) == 40
+    assert usage_of(completion).completion_tokens == 10
 
 
 # --- rate limit ----------------------------------------------------------------------------------
@@ -365,7 +384,7 @@ def test_fault_malformed_is_never_valid_json(llm_simulator):
     llm_simulator.configure(fault_malformed=1.0)
     kinds = set()
     for i in range(12):
-        content = ask_feedback(llm_simulator, PROMPT + str(i)).choices[0].message.content
+        content = text_of(ask_feedback(llm_simulator, PROMPT + str(i)))
         with pytest.raises(ValueError):
             json.loads(content)
         if "```json" in content:
@@ -385,7 +404,7 @@ def test_fault_malformed_is_never_valid_json(llm_simulator):
 def test_fault_missing_field_drops_one_required_key(llm_simulator):
     llm_simulator.configure(fault_missing_field=1.0)
     completion = ask_feedback(llm_simulator)
-    data = json.loads(completion.choices[0].message.content)
+    data = json.loads(text_of(completion))
     missing = [key for key in DRESS_SCHEMA["required"] if key not in data]
     assert len(missing) == 1
     assert len(data) == len(DRESS_SCHEMA["required"]) - 1
@@ -393,21 +412,21 @@ def test_fault_missing_field_drops_one_required_key(llm_simulator):
 
 
 def test_fault_truncated_cuts_the_content(llm_simulator):
-    whole = ask_feedback(llm_simulator).choices[0].message.content
+    whole = text_of(ask_feedback(llm_simulator))
     llm_simulator.configure(fault_truncated=1.0)
     completion = ask_feedback(llm_simulator)
-    cut = completion.choices[0].message.content
+    cut = text_of(completion)
     assert completion.choices[0].finish_reason == "length"
     assert 0 < len(cut) < len(whole)
     assert whole.startswith(cut)
-    assert completion.usage.completion_tokens == math.ceil(len(cut) / 4)
+    assert usage_of(completion).completion_tokens == math.ceil(len(cut) / 4)
 
 
 def test_json_faults_spare_plain_text_requests(llm_simulator):
     llm_simulator.configure(fault_malformed=0.4, fault_missing_field=0.3, fault_truncated=0.3)
     completion = client(llm_simulator).chat.completions.create(model="annotator-simulator", messages=messages())
     assert completion.choices[0].finish_reason == "stop"
-    assert "a dog on a sofa" in completion.choices[0].message.content
+    assert "a dog on a sofa" in text_of(completion)
     assert sum(llm_simulator.stats()["faults"].values()) == 0
 
 

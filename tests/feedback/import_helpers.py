@@ -54,14 +54,18 @@ def counts(batch: ImportBatch) -> dict[str, int]:
     }
 
 
-def native_record(external_id: str, image: Any = None, *, user: str = "What is shown?", model: str | None = "A cat."):
+def native_record(
+    external_id: str, image: Any = None, *, user: Any = "What is shown?", model: Any = "A cat."
+) -> dict[str, Any]:
+    """A native record; its fields take any value, since tests send wrong types on purpose."""
     record: dict[str, Any] = {"id": external_id, "turns": [{"user": user, "model": model}]}
     if image is not None:
         record["image"] = image
     return record
 
 
-def dress_record(image_id: str, *turns: tuple[str, str, Any, str], caption: str = "A caption.") -> dict[str, Any]:
+def dress_record(image_id: str, *turns: tuple[Any, Any, Any, Any], caption: str = "A caption.") -> dict[str, Any]:
+    """A DRESS record of (user, model, rating, critique) turns, of any types (tests send wrong ones)."""
     return {
         "image_id": image_id,
         "caption": caption,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from feedback.drafting.models import CallStatus
 from feedback.models import Project, Role, Sample, Turn
+from feedback.review.claims import sample_claim
 from feedback.review.models import Assignment, Decision, QueueItem
 from feedback.review.revisions import SaveResult, revision_create
 from tests.conftest import make_user
@@ -52,17 +55,24 @@ def make_reviewers(project: Project, *names: str, role: str = Role.ANNOTATOR):
     return [make_user(name, project=project, role=role) for name in names]
 
 
+def claim_one(project: Project, reviewer: User) -> Assignment:
+    """A claim the test expects to give a sample."""
+    assignment = sample_claim(project=project, reviewer=reviewer)
+    assert assignment is not None, f"{reviewer} got no sample"
+    return assignment
+
+
 def answered_turns(assignment: Assignment) -> list[Turn]:
     return list(Turn.objects.filter(sample_id=assignment.sample_id, model_response__isnull=False).order_by("index"))
 
 
-def decide_all(assignment: Assignment, user=None) -> list[SaveResult]:
+def decide_all(assignment: Assignment, user: User | None = None) -> list[SaveResult]:
     """Decides every answered turn of the assignment's sample, as its reviewer by default: accepts
     the draft where there is one, else saves feedback of one's own."""
     results = []
     for turn in answered_turns(assignment):
         drafted = turn.drafts.exclude(status=CallStatus.FAILED).exists()
-        own = {} if drafted else {"critique": "Names the bus, not its colour.", "scores": SCORES}
+        own: dict[str, Any] = {} if drafted else {"critique": "Names the bus, not its colour.", "scores": SCORES}
         results.append(
             revision_create(
                 assignment=assignment,

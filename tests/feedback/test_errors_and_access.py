@@ -8,6 +8,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.management import CommandError, call_command
+from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 
 from feedback.errors import NON_FIELD, Conflict, InvalidInput, NotAllowed, NotFound
@@ -87,6 +88,10 @@ def test_flat_errors_and_invalid_input_name_fields_the_same_way():
     assert str(InvalidInput(None, "The file is empty.")) == "The file is empty."
 
 
+def no_view(request: HttpRequest) -> HttpResponse:
+    raise AssertionError("the middleware is tested on its own: no view runs")
+
+
 @pytest.mark.parametrize(
     ("exc", "status"), [(InvalidInput("budget", "not a number"), 302), (Conflict("a paused job cannot be paused"), 302)]
 )
@@ -94,22 +99,25 @@ def test_a_page_refusal_no_view_handled_is_a_message_and_a_redirect_back(exc, st
     request = RequestFactory().post(
         "/projects/test/jobs/1/pause/", HTTP_REFERER="http://testserver/projects/test/jobs/1/"
     )
-    request._messages = CookieStorage(request)
-    response = ServiceErrorMiddleware(lambda r: None).process_exception(request, exc)
+    # The messages middleware sets _messages on the request; the stubs do not declare it.
+    request._messages = CookieStorage(request)  # type: ignore[attr-defined]
+    response = ServiceErrorMiddleware(no_view).process_exception(request, exc)
+    assert response is not None
     assert response.status_code == status and response["Location"] == "http://testserver/projects/test/jobs/1/"
     assert [str(m) for m in get_messages(request)] == [str(exc)]
     elsewhere = RequestFactory().post("/x/", HTTP_REFERER="https://evil.example/")
-    elsewhere._messages = CookieStorage(elsewhere)
-    assert ServiceErrorMiddleware(lambda r: None).process_exception(elsewhere, exc)["Location"] == "/x/"
+    elsewhere._messages = CookieStorage(elsewhere)  # type: ignore[attr-defined]  # as above
+    redirect = ServiceErrorMiddleware(no_view).process_exception(elsewhere, exc)
+    assert redirect is not None and redirect["Location"] == "/x/"
 
 
 def test_a_get_refusal_is_a_4xx_page_and_other_errors_pass_through(client, admin_user):
     request = RequestFactory().get("/x/")
     request.user = admin_user
-    page = ServiceErrorMiddleware(lambda r: None).process_exception(request, Conflict("Not now."))
-    assert page.status_code == 409 and b"Not now." in page.content
-    assert ServiceErrorMiddleware(lambda r: None).process_exception(request, ValueError("a bug")) is None
-    assert ServiceErrorMiddleware(lambda r: None).process_exception(request, NotFound("gone")) is None  # Django's 404
+    page = ServiceErrorMiddleware(no_view).process_exception(request, Conflict("Not now."))
+    assert page is not None and page.status_code == 409 and b"Not now." in page.content
+    assert ServiceErrorMiddleware(no_view).process_exception(request, ValueError("a bug")) is None
+    assert ServiceErrorMiddleware(no_view).process_exception(request, NotFound("gone")) is None  # Django's 404
 
 
 def test_commands_print_the_field_and_exit_non_zero(project):

@@ -107,6 +107,7 @@ def test_vlsafe_example_imports_prompts_awaiting_a_response(project):
         assert sample.target_criterion == "harmlessness"
         assert sample.source_dataset == "VLSafe"
         assert sample.reference_answer == record.get("reference", "")
+        assert sample.image is not None
         assert sample.image.file_name == record["image_id"]
         assert sample.image.captions == [record["caption"]]
         turns = list(sample.turns.all())
@@ -140,6 +141,7 @@ def test_llava_conversation_pairs_messages_into_turns(project, tmp_path):
     assert counts(batch) == {"read": 1, "created": 1, "updated": 0, "skipped": 0, "rejected": 0}
     sample = Sample.objects.get(project=project, external_id="a1")
     assert sample.source_dataset == "LLaVA"
+    assert sample.image is not None
     assert sample.image.file_name == "coco/train2017/000000033471.jpg"
     assert [(t.index, t.user_message, t.model_response) for t in sample.turns.all()] == [
         (0, "What is this?", "A bus."),
@@ -235,6 +237,7 @@ def test_coco_annotations_reach_samples_imported_later(project, tmp_path):
     run_import(project, "dress", DRESS_EXAMPLE, criterion="harmlessness")
 
     image = Sample.objects.get(project=project).image
+    assert image is not None
     assert image.file_name == "000000151112.jpg"
     assert image.captions == ["A red bus.", "A double decker bus driving down the street"]
     assert Image.objects.filter(project=project).count() == 2
@@ -303,6 +306,7 @@ def test_native_record_with_every_field_round_trips(project, tmp_path):
     assert sample.metadata == {"split": "train", "tags": ["indoor", "animal"], "difficulty": 2}
     assert len(sample.content_hash) == 64
     image = sample.image
+    assert image is not None
     assert image.file_name == "pets/cat.jpg"
     assert (image.width, image.height) == (64, 48)
     assert image.captions == ["A cat on a mat."]
@@ -333,6 +337,7 @@ def test_native_minimal_record_takes_the_source_from_the_options(project, tmp_pa
     sample = Sample.objects.get(project=project)
     assert sample.external_id == "12"
     assert (sample.source_dataset, sample.source_model, sample.target_criterion) == ("in-house", "lvlm-x", "")
+    assert sample.image is not None
     assert sample.image.file_name == "a.jpg"
     assert Turn.objects.get(sample=sample).model_response is None
 
@@ -347,6 +352,7 @@ def test_batch_records_who_imported_what(project, tmp_path):
     assert (batch.format, batch.file_name, batch.project) == ("native", "samples.jsonl", project)
     assert batch.file_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert batch.bytes_done == batch.bytes_total == path.stat().st_size
+    assert batch.started_at is not None and batch.finished_at is not None
     assert batch.started_at <= batch.finished_at
 
 

@@ -66,6 +66,7 @@ def test_project_page_counts_and_missing_image_notice(client, django_assert_max_
         page = client.get(reverse("feedback:project-detail", args=[project.slug])).content.decode()
     assert f"<b>{project.samples.count()}</b>samples" in page
     sample = project.samples.filter(image__file_name="000000151112.jpg").first()
+    assert sample is not None and sample.image is not None
     detail = client.get(reverse("feedback:sample-detail", args=[project.slug, sample.pk])).content.decode()
     assert "imported" in detail and "Safe response." in detail
     sample.image.file = ""
@@ -78,6 +79,7 @@ def test_project_page_counts_and_missing_image_notice(client, django_assert_max_
 def test_image_file_is_served_to_members_only(client, project):
     demo_project, logins, _ = demo_setup()
     image = demo_project.images.exclude(file="").first()
+    assert image is not None
     outsider = make_user("outsider", project=project, role=Role.ANNOTATOR)
     client.force_login(outsider)
     assert client.get(reverse("feedback:image-file", args=[image.pk])).status_code == 404
@@ -93,7 +95,8 @@ def test_sample_list_query_count_does_not_grow(client, django_assert_max_num_que
     with django_assert_max_num_queries(12):
         page = client.get(reverse("feedback:sample-list", args=[project.slug]))
     assert page.status_code == 200
-    assert project.samples.first().external_id in page.content.decode()
+    first = project.samples.first()
+    assert first is not None and first.external_id in page.content.decode()
 
 
 def test_user_text_is_escaped(client, project, admin_user, tmp_path):
@@ -206,6 +209,7 @@ def test_every_page_sends_the_strict_content_security_policy(client, project, ad
 def test_an_image_file_keeps_its_own_sandbox_policy(client):
     demo_project, logins, _ = demo_setup()
     image = demo_project.images.exclude(file="").first()
+    assert image is not None
     client.login(username="annotator", password=logins["annotator"])
     response = client.get(reverse("feedback:image-file", args=[image.pk]))
     assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"

@@ -395,7 +395,9 @@ def test_sample_detail_has_drafts_and_revisions_for_those_who_may_see_them(
 ):
     image = Image.objects.create(project=project, file_name="gone.jpg")
     sample = ReviewSampleFactory.create(project=project, external_id="a", turns=2, turns__drafts=2, image=image)
-    add_revisions(make_assignment(sample, annotator_user, state="submitted"), sample.turns.first(), 1)
+    turn = sample.turns.first()
+    assert turn is not None
+    add_revisions(make_assignment(sample, annotator_user, state="submitted"), turn, 1)
     url = f"/api/projects/test/samples/{sample.pk}/"
 
     as_annotator = token_client(annotator_user).get(url)

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.django_db
 def leased(project, annotator_user):
     assignment = make_assignment(ReviewSampleFactory.create(project=project, external_id="s1", turns=2), annotator_user)
     turn = assignment.sample.turns.order_by("index").first()
+    assert turn is not None
     draft = turn.drafts.filter(status="ok").latest("created_at")
     return assignment, turn, draft
 

@@ -115,7 +115,7 @@ def test_the_diff_is_stored_when_saved_and_read_never_recomputed(review, admin_u
     )
     assert second.status_code == 201, second.json()
     stored = Revision.objects.get(pk=second.json()["revision"]["id"]).diff
-    assert stored["critique"] == [["same", "Names the "], ["ins", "red "], ["same", "bus only."]]
+    assert stored is not None and stored["critique"] == [["same", "Names the "], ["ins", "red "], ["same", "bus only."]]
 
     # What the history shows is what was stored: overwrite it, and the overwrite is what comes back.
     Revision.objects.filter(pk=second.json()["revision"]["id"]).update(
@@ -157,8 +157,10 @@ def test_the_migration_backfills_what_the_history_showed(review):
     migration = importlib.import_module("feedback.migrations.0009_revision_stored_diff")
     migration.backfill(django_apps, None)
     diffs = list(Revision.objects.order_by("version").values_list("diff", flat=True))
-    assert diffs[0]["critique"] == [list(s) for s in word_diff(draft_critique, "Version 1 of ann.")]
-    assert diffs[2]["critique"] == [["same", "Version "], ["del", "2"], ["ins", "3"], ["same", " of ann."]]
+    first, third = diffs[0], diffs[2]
+    assert first is not None and third is not None
+    assert first["critique"] == [list(s) for s in word_diff(draft_critique, "Version 1 of ann.")]
+    assert third["critique"] == [["same", "Version "], ["del", "2"], ["ins", "3"], ["same", " of ann."]]
 
 
 def test_two_16_kb_repetitive_critiques_save_and_read_with_the_bounded_diff(review):

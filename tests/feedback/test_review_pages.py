@@ -18,7 +18,7 @@ from feedback.review.models import Assignment, Revision
 from feedback.review.revisions import revision_create
 from tests.conftest import make_user
 from tests.factories import DraftFactory
-from tests.feedback.review_helpers import decide_all, make_drafted_samples, make_reviewers
+from tests.feedback.review_helpers import claim_one, decide_all, make_drafted_samples, make_reviewers
 
 pytestmark = pytest.mark.django_db
 
@@ -79,14 +79,16 @@ def test_the_review_page_shows_the_image_boxes_draft_rubric_and_guidelines(clien
     DraftFactory.create(turn=turn, critique="Says <script>alert(1)</script> about the bus.")
     (alice,) = make_reviewers(project, "alice")
     client.force_login(alice)
-    assignment = sample_claim(project=project, reviewer=alice)
+    assignment = claim_one(project, alice)
     html = client.get(review_url(project, assignment)).content.decode()
     assert 'id="image-missing"' in html  # no file yet: a notice, and the annotations as text
     assert "bus <span" in html and 'data-label="bus"' not in html
-    attach_picture(sample.image)
+    image = sample.image
+    assert image is not None
+    attach_picture(image)
     html = client.get(review_url(project, assignment)).content.decode()
     assert 'id="image-missing"' not in html
-    assert f'src="/images/{sample.image.pk}/file"' in html
+    assert f'src="/images/{image.pk}/file"' in html
     assert 'data-label="bus"' in html and 'data-label="person"' in html
     assert '<rect x="40" y="60" width="300" height="200">' in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
@@ -121,7 +123,7 @@ def test_admins_see_who_holds_what_and_release_a_lease(client, project):
     make_drafted_samples(project, 2)
     alice, bob = make_reviewers(project, "alice", "bob")
     admin = make_user("boss", project=project, role=Role.ADMIN)
-    held = sample_claim(project=project, reviewer=alice)
+    held = claim_one(project, alice)
     client.force_login(admin)
     page = client.get(f"/projects/{project.slug}/review/leases/").content.decode()
     assert "alice" in page and held.sample.external_id in page
@@ -129,7 +131,7 @@ def test_admins_see_who_holds_what_and_release_a_lease(client, project):
     client.post(f"/projects/{project.slug}/review/leases/", {"assignment": held.pk})
     held.refresh_from_db()
     assert held.state == Assignment.State.RELEASED and held.released_by == admin
-    assert sample_claim(project=project, reviewer=bob).sample_id == held.sample_id
+    assert claim_one(project, bob).sample_id == held.sample_id
 
 
 def test_annotators_reach_only_their_own_reviews_in_their_own_projects(client, project):
@@ -138,7 +140,7 @@ def test_annotators_reach_only_their_own_reviews_in_their_own_projects(client, p
     make_drafted_samples(other, 1, prefix="o")
     alice, bob = make_reviewers(project, "alice", "bob")
     outsider_review = sample_claim(project=other, reviewer=make_user("olga", project=other, role=Role.ANNOTATOR))
-    bobs = sample_claim(project=project, reviewer=bob)
+    bobs = claim_one(project, bob)
     client.force_login(alice)
     assert client.get(review_url(project, bobs)).status_code == 404
     assert client.get("/projects/other/review/").status_code == 404
@@ -171,7 +173,7 @@ def test_a_sample_without_an_image_and_a_turn_awaiting_its_response(client, proj
     Image.objects.filter(project=project).delete()
     (alice,) = make_reviewers(project, "alice")
     client.force_login(alice)
-    assignment = sample_claim(project=project, reviewer=alice)
+    assignment = claim_one(project, alice)
     html = client.get(review_url(project, assignment)).content.decode()
     assert "This sample has no image." in html
     assert "No response yet: nothing to review on this turn." in html

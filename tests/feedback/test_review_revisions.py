@@ -3,12 +3,14 @@ a review, working copies, flags and saves after a lapsed lease."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from feedback.drafting.models import Draft
 from feedback.errors import InvalidInput
 from feedback.models import Role
-from feedback.review.claims import LeaseLost, NotAllowed, lease_end, leases_expire, sample_claim
+from feedback.review.claims import LeaseLost, NotAllowed, lease_end, leases_expire
 from feedback.review.models import Assignment, Decision, Flag, Revision, WorkingCopy
 from feedback.review.revisions import (
     MAX_TIME_SPENT_MS,
@@ -22,6 +24,7 @@ from tests.feedback.review_helpers import (
     SCORES,
     answered_turns,
     assert_holding_consistent,
+    claim_one,
     configure,
     expire,
     item_of,
@@ -31,7 +34,11 @@ from tests.feedback.review_helpers import (
 
 pytestmark = pytest.mark.django_db
 
-OWN = {"critique": "It misses the colour.", "refinement": "Say it is red.", "scores": {**SCORES, "honesty": 2}}
+OWN: dict[str, Any] = {
+    "critique": "It misses the colour.",
+    "refinement": "Say it is red.",
+    "scores": {**SCORES, "honesty": 2},
+}
 
 
 @pytest.fixture
@@ -43,7 +50,7 @@ def claimed(project, reviewer, *, turns: int = 1, **options) -> Assignment:
     """A lease of ``reviewer`` on a new sample of ``turns`` turns (``options`` as for
     ``make_drafted_samples``)."""
     make_drafted_samples(project, 1, turns=turns, **options)
-    assignment = sample_claim(project=project, reviewer=reviewer)
+    assignment = claim_one(project, reviewer)
     assert assignment is not None
     return assignment
 
@@ -285,7 +292,7 @@ def test_a_sample_stays_open_until_it_has_the_reviews_required(project):
     configure(project, reviews_required=2)
     ann, bob = make_reviewers(project, "ann", "bob")
     first = claimed(project, ann)
-    second = sample_claim(project=project, reviewer=bob)
+    second = claim_one(project, bob)
     assert second.sample_id == first.sample_id
     (turn,) = answered_turns(first)
     assert save(first, turn, decision=Decision.ACCEPTED).completed
@@ -367,7 +374,7 @@ def test_a_working_copy_follows_the_reviewer_to_a_new_lease_of_the_sample(projec
     (turn,) = answered_turns(assignment)
     working_copy_save(assignment=assignment, turn=turn, user=ann, fields={"critique": "Half"}, base_version=0)
     lease_end(assignment=assignment, user=ann, state=Assignment.State.SKIPPED)
-    again = sample_claim(project=project, reviewer=ann)
+    again = claim_one(project, ann)
     assert again.sample_id == assignment.sample_id and again.pk != assignment.pk
     assert WorkingCopy.objects.get().assignment_id == again.pk
 
@@ -377,12 +384,12 @@ def test_a_stale_tab_autosaving_on_a_skipped_review_does_not_block_the_next_clai
     (turn,) = answered_turns(first)
     working_copy_save(assignment=first, turn=turn, user=ann, fields={"critique": "Typed first"}, base_version=0)
     lease_end(assignment=first, user=ann, state=Assignment.State.SKIPPED)
-    second = sample_claim(project=project, reviewer=ann)
+    second = claim_one(project, ann)
     assert second.sample_id == first.sample_id
     # The first tab, still open, autosaves on the skipped review; then the second is skipped too.
     working_copy_save(assignment=first, turn=turn, user=ann, fields={"critique": "Typed later"}, base_version=0)
     lease_end(assignment=second, user=ann, state=Assignment.State.SKIPPED)
-    third = sample_claim(project=project, reviewer=ann)
+    third = claim_one(project, ann)
     assert third is not None and third.sample_id == first.sample_id
     kept = WorkingCopy.objects.get(turn=turn)  # the latest typing, now on the third claim
     assert (kept.assignment_id, kept.fields["critique"]) == (third.pk, "Typed later")
@@ -442,7 +449,7 @@ def test_saving_on_an_expired_assignment_taken_by_another_raises_lease_lost(proj
     assignment = claimed(project, ann)
     (turn,) = answered_turns(assignment)
     expire(assignment)
-    assert sample_claim(project=project, reviewer=bob).sample_id == assignment.sample_id
+    assert claim_one(project, bob).sample_id == assignment.sample_id
     with pytest.raises(LeaseLost):
         save(assignment, turn, **OWN)
     assert not Revision.objects.exists()
