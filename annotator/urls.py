@@ -11,6 +11,7 @@ from annotator.token_view import ObtainToken
 # Each app contributes its own API routes; all are mounted under /api/.
 API_URLCONFS = [
     "feedback.api_urls",
+    "feedback.projects.api_urls",
     "feedback.jobs.api_urls",
     "feedback.review.api_urls",
     "exports.api_urls",

@@ -1,4 +1,5 @@
-"""The REST API: token or session authentication, the same role checks and services as the pages."""
+"""The REST API's core endpoints (samples, imports): token or session authentication, the same role
+checks and services as the pages. Projects and members are in ``feedback.projects.api``."""
 
 from django.db.models import Prefetch, prefetch_related_objects
 from django.shortcuts import get_object_or_404
@@ -17,28 +18,9 @@ from .permissions import project_access
 from .rest.serializers import (
     ImportBatchSerializer,
     ImportRequestSerializer,
-    ProjectDetailSerializer,
-    ProjectSerializer,
     SampleDetailSerializer,
     SampleSerializer,
 )
-
-
-class ProjectList(generics.ListAPIView):
-    serializer_class = ProjectSerializer
-
-    def get_queryset(self):
-        return selectors.projects_for_user(self.request.user)
-
-
-class ProjectDetail(APIView):
-    @extend_schema(responses=ProjectDetailSerializer)
-    def get(self, request, slug):
-        project = project_access(request.user, slug).project
-        counts = selectors.project_counts(project)
-        # The list's annotated counts, here taken from the full counts (the serializer skips them).
-        data = {**ProjectSerializer(project).data, "sample_count": counts["samples"], "image_count": counts["images"]}
-        return Response({**data, "counts": counts})
 
 
 class SampleList(generics.ListAPIView):

@@ -72,6 +72,11 @@ class Project(models.Model):
     review_criterion = models.CharField(max_length=50, blank=True, help_text="Reviewed first, for that order.")
     review_seed = models.IntegerField(default=0, help_text="Seed of the random order.")
     reviews_required = models.PositiveSmallIntegerField(default=1, help_text="Independent reviews per sample.")
+    review_lease_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds a claimed sample stays leased; empty: ANNOTATOR_REVIEW_LEASE."
+    )
+    # Archived projects are hidden from the lists; nothing of theirs is deleted.
+    archived_at = models.DateTimeField(null=True, blank=True)
     members: models.ManyToManyField = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="ProjectMembership", related_name="projects", blank=True
     )
@@ -92,6 +97,11 @@ class Project(models.Model):
             models.CheckConstraint(
                 condition=Q(review_order__in=ReviewOrder.values),
                 name="project_review_order_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(review_lease_seconds__isnull=True)
+                | (Q(review_lease_seconds__gte=120) & Q(review_lease_seconds__lte=86400)),
+                name="project_review_lease_range",
             ),
         ]
 

@@ -58,3 +58,10 @@ def project_access(user, slug: str, *roles: str) -> Access:
     if roles and not held.intersection(roles):
         raise NotAllowed("Your role in this project does not allow this.")
     return Access(project=project, roles=frozenset(held), user=user)
+
+
+def platform_access(user) -> None:
+    """The platform-level check: creating projects is for superusers and the global ``admin``
+    group (``NotAllowed``, 403, for anyone else; there is no project to hide)."""
+    if not user.is_authenticated or not is_platform_admin(user):
+        raise NotAllowed("Only superusers and members of the admin group create projects.")

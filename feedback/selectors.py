@@ -24,8 +24,9 @@ def project_by_key(key: str) -> Project:
     return project
 
 
-def projects_for_user(user) -> QuerySet[Project]:
-    projects = Project.objects.all()
+def projects_for_user(user, *, archived: bool = False) -> QuerySet[Project]:
+    """The projects ``user`` may see; archived ones only when asked (``archived``: those alone)."""
+    projects = Project.objects.filter(archived_at__isnull=not archived)
     if not is_platform_admin(user):
         projects = projects.filter(memberships__user=user).distinct()
     return projects.annotate(sample_count=_count_of(Sample), image_count=_count_of(Image))

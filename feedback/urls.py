@@ -2,13 +2,21 @@ from django.urls import path
 
 from . import views
 from .jobs import views as job_views
+from .projects import views as project_views
 from .review import views as review_views
 
 app_name = "feedback"
 
 urlpatterns = [
     path("", views.project_list, name="project-list"),
+    path("projects/new/", project_views.project_new, name="project-new"),
     path("projects/<slug:slug>/", views.project_detail, name="project-detail"),
+    path("projects/<slug:slug>/settings/", project_views.project_settings, name="project-settings"),
+    path("projects/<slug:slug>/settings/preview/", project_views.guidelines_preview, name="project-guidelines-preview"),
+    path("projects/<slug:slug>/archive/", project_views.project_archive, name="project-archive"),
+    path("projects/<slug:slug>/members/", project_views.project_members, name="project-members"),
+    path("projects/<slug:slug>/members/<str:username>/role/", project_views.member_role, name="member-role"),
+    path("projects/<slug:slug>/members/<str:username>/remove/", project_views.member_remove, name="member-remove"),
     path("projects/<slug:slug>/samples/", views.sample_list, name="sample-list"),
     path("projects/<slug:slug>/samples/<int:pk>/", views.sample_detail, name="sample-detail"),
     path("projects/<slug:slug>/imports/new/", views.import_new, name="import-new"),

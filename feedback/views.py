@@ -15,13 +15,20 @@ from .images import served_content_type
 from .importers.service import FORMAT_LABELS
 from .importers.uploads import import_upload_create, upload_size_checked
 from .models import Image, ImportBatch, Role
-from .permissions import project_access
+from .permissions import is_platform_admin, project_access
 from .polling import render_polled
+from .projects.guidelines import render as render_guidelines
 from .rest.serializers import ImportBatchSerializer
 
 
 def project_list(request):
-    return render(request, "feedback/project_list.html", {"projects": selectors.projects_for_user(request.user)})
+    archived = request.GET.get("archived") == "1"
+    context = {
+        "projects": selectors.projects_for_user(request.user, archived=archived),
+        "archived": archived,
+        "can_create": is_platform_admin(request.user),
+    }
+    return render(request, "feedback/project_list.html", context)
 
 
 def project_detail(request, slug):
@@ -38,6 +45,7 @@ def project_detail(request, slug):
             "counts": selectors.project_counts(project),
             "by_criterion": selectors.samples_by_criterion(project),
             "batches": project.import_batches.select_related("created_by")[:10],
+            "guidelines": render_guidelines(project.guidelines) if project.guidelines else "",
         },
     )
 

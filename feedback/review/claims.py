@@ -47,8 +47,10 @@ class NotAllowed(NotAllowedError):
     """The action does not fit the assignment's state or the user's role (403)."""
 
 
-def lease_duration() -> timedelta:
-    return timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
+def lease_duration(project: Project | None = None) -> timedelta:
+    """The project's lease time (its settings page), else ``ANNOTATOR_REVIEW_LEASE``."""
+    seconds = project.review_lease_seconds if project is not None else None
+    return timedelta(seconds=seconds or settings.REVIEW_LEASE_SECONDS)
 
 
 # --- keeping the queue in step with the project -------------------------------------------
@@ -259,7 +261,7 @@ def _lease(project: Project, item: QueueItem, reviewer, *, fresh: bool = False) 
         reviewer=reviewer,
         lane=lane,
         claimed_at=now,
-        expires_at=now + lease_duration(),
+        expires_at=now + lease_duration(project),
     )
     QueueItem.objects.filter(pk=item.pk).update(holding=F("holding") + 1)
     if not fresh:
@@ -294,7 +296,7 @@ def lease_renew(*, assignment: Assignment, user) -> Assignment:
     with transaction.atomic():
         locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
         if locked.state == Assignment.State.LEASED:
-            locked.expires_at = timezone.now() + lease_duration()
+            locked.expires_at = timezone.now() + lease_duration(assignment.project)
             locked.save(update_fields=["expires_at"])
             return locked
         if locked.state == Assignment.State.EXPIRED:
@@ -313,7 +315,7 @@ def lease_revive(assignment: Assignment) -> Assignment:
         assignment.lane = next(n for n in range(1, project.reviews_required + 1) if n not in taken)
     now = timezone.now()
     assignment.state = Assignment.State.LEASED
-    assignment.expires_at = now + lease_duration()
+    assignment.expires_at = now + lease_duration(project)
     assignment.finished_at = None
     try:
         with transaction.atomic():
