@@ -408,6 +408,7 @@ RATE_LIMIT_MAX_WAIT = env_float("ANNOTATOR_RATE_LIMIT_MAX_WAIT", 10.0)
 LLM_PRICES: dict[str, list[float]] = {
     "annotator-simulator": [0.5, 1.5],
     "annotator-simulator-vision": [0.5, 1.5],
+    "annotator-simulator-reasoning": [1.1, 4.4],
     **json.loads(os.environ.get("ANNOTATOR_LLM_PRICES", "{}")),
 }
 # Jobs: items enqueued at once per job, how long a queued or running item may go unseen before

@@ -33,7 +33,11 @@ from . import content
 from .limits import RateLimiter, retry_headers
 
 SYSTEM_FINGERPRINT = "annotator-simulator"
-MODELS = ("annotator-simulator", "annotator-simulator-vision")
+MODELS = ("annotator-simulator", "annotator-simulator-vision", "annotator-simulator-reasoning")
+# Answers like a current reasoning model: it refuses ``max_tokens`` (wants ``max_completion_tokens``)
+# and any temperature but the default, and takes ``reasoning_effort``, which the others refuse.
+REASONING_MODELS = ("annotator-simulator-reasoning",)
+REASONING_EFFORTS = ("minimal", "low", "medium", "high")
 FAULT_KINDS = ("429", "5xx", "hang", "malformed", "missing_field", "truncated", "html", "html_error")
 JSON_ONLY_FAULTS = frozenset({"malformed", "missing_field", "truncated"})
 MAX_BODY = 64 * 1024 * 1024
@@ -141,10 +145,45 @@ def html_reply(status: int, title: str) -> Reply:
 
 
 class BadRequest(Exception):
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.code = code
+
+
+def _check_model_parameters(model: str, data: dict[str, Any]) -> None:
+    """Refuse what the model does not take, in the words and codes of the OpenAI API."""
+    effort = data.get("reasoning_effort")
+    if model not in REASONING_MODELS:
+        if effort is not None:
+            raise BadRequest(
+                "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+                "reasoning_effort",
+                "unsupported_parameter",
+            )
+        return
+    if "max_tokens" in data:
+        raise BadRequest(
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            "max_tokens",
+            "unsupported_parameter",
+        )
+    temperature = data.get("temperature")
+    if temperature is not None and temperature != 1:
+        raise BadRequest(
+            f"Unsupported value: 'temperature' does not support {temperature} with this model. "
+            "Only the default (1) value is supported.",
+            "temperature",
+            "unsupported_value",
+        )
+    if effort is not None and effort not in REASONING_EFFORTS:
+        raise BadRequest(
+            f"Invalid value: {effort!r}. Supported values are: {', '.join(map(repr, REASONING_EFFORTS))}.",
+            "reasoning_effort",
+            "invalid_value",
+        )
 
 
 def error_reply(status: int, message: str, type_: str, code: str | None = None, param: str | None = None) -> Reply:
@@ -219,6 +258,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise BadRequest("max_tokens must be a positive integer", "max_tokens")
     if data.get("stream"):
         raise BadRequest("The simulator does not stream; leave 'stream' unset.", "stream")
+    _check_model_parameters(model, data)
     return ChatRequest(model, messages, response_format, max_tokens)
 
 
@@ -323,7 +363,7 @@ class Simulator:
             request = parse_chat_request(body)
         except BadRequest as exc:
             self._count("bad_requests")
-            return error_reply(400, exc.message, "invalid_request_error", None, exc.param)
+            return error_reply(400, exc.message, "invalid_request_error", exc.code, exc.param)
         prompt_tokens = content.prompt_tokens(request.messages)
         wait, limit = self._limiter.acquire(prompt_tokens)
         if wait > 0:

@@ -159,9 +159,13 @@ def sentences(text: str) -> int:
 # --- content -------------------------------------------------------------------------------------
 
 
-def test_models_lists_both_models(llm_simulator):
+def test_models_lists_its_models(llm_simulator):
     models = client(llm_simulator).models.list()
-    assert [m.id for m in models] == ["annotator-simulator", "annotator-simulator-vision"]
+    assert [m.id for m in models] == [
+        "annotator-simulator",
+        "annotator-simulator-vision",
+        "annotator-simulator-reasoning",
+    ]
     assert {m.owned_by for m in models} == {"annotator"}
     assert llm_simulator.url == f"http://127.0.0.1:{llm_simulator.port}/v1"
 

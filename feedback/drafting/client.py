@@ -8,6 +8,7 @@ server asked us to wait. No message here ever carries the API key.
 from __future__ import annotations
 
 import email.utils
+import json
 import re
 import threading
 import time
@@ -137,12 +138,77 @@ def error_summary(status: int, body: str, api_key: str) -> str:
     return scrub(f"HTTP {status}{label}: {message}", api_key)
 
 
-def _status_message(exc: openai.APIStatusError, api_key: str) -> str:
+def _body_text(exc: openai.APIStatusError) -> str:
     try:
-        body = exc.response.text
+        return exc.response.text
     except Exception:  # a body that cannot be decoded as text
-        body = "-"
-    return error_summary(exc.status_code, body, api_key)
+        return "-"
+
+
+def _status_message(exc: openai.APIStatusError, api_key: str) -> str:
+    return error_summary(exc.status_code, _body_text(exc), api_key)
+
+
+@dataclass(frozen=True)
+class ChatParameters:
+    """Which request parameters a server takes, as its connection states them. The defaults work
+    for OpenAI's chat models, vLLM and Ollama; current reasoning models want
+    ``max_completion_tokens``, no temperature, and may take a ``reasoning_effort``."""
+
+    max_tokens_param: str = "max_tokens"
+    send_temperature: bool = True
+    reasoning_effort: str = ""
+
+
+DEFAULT_PARAMETERS = ChatParameters()
+
+
+def request_body(
+    *,
+    model: str,
+    messages: list[dict[str, Any]],
+    temperature: float,
+    max_tokens: int,
+    response_format: dict[str, Any] | None = None,
+    parameters: ChatParameters = DEFAULT_PARAMETERS,
+) -> dict[str, Any]:
+    """The chat completions body, with the parameters the server takes and no others."""
+    body: dict[str, Any] = {"model": model, "messages": messages, parameters.max_tokens_param: max_tokens}
+    if parameters.send_temperature:
+        body["temperature"] = temperature
+    if parameters.reasoning_effort:
+        body["reasoning_effort"] = parameters.reasoning_effort
+    if response_format is not None:
+        body["response_format"] = response_format
+    return body
+
+
+def unsupported_parameter(status: int, body: str) -> str | None:
+    """The parameter a 400 says the server does not take (OpenAI's ``unsupported_parameter`` or
+    ``unsupported_value`` codes, or a message that names one), else None."""
+    if status != 400:
+        return None
+    try:
+        error = json.loads(body).get("error") or {}
+    except (ValueError, AttributeError):
+        error = {}
+    if not isinstance(error, dict):
+        return None
+    param, code, message = error.get("param"), error.get("code"), str(error.get("message") or "")
+    if code in ("unsupported_parameter", "unsupported_value") and isinstance(param, str) and param:
+        return param[:60]
+    match = _UNSUPPORTED_QUOTED.search(message) or _UNSUPPORTED_BARE.search(message)
+    return match.group(1)[:60] if match else None
+
+
+# "Unsupported parameter: 'max_tokens' ...", "unknown field \"reasoning_effort\"", and OpenAI's older
+# "Unrecognized request argument supplied: reasoning_effort".
+_UNSUPPORTED_QUOTED = re.compile(
+    r"(?:unsupported|unrecognized|unknown|not supported)[^'\"]{0,40}['\"]([A-Za-z_][\w.]*)['\"]", re.I
+)
+_UNSUPPORTED_BARE = re.compile(
+    r"(?:unrecognized request argument supplied|unsupported parameter):\s*([A-Za-z_]\w*)", re.I
+)
 
 
 def chat(
@@ -155,16 +221,17 @@ def chat(
     max_tokens: int,
     timeout: float,
     response_format: dict[str, Any] | None = None,
+    parameters: ChatParameters = DEFAULT_PARAMETERS,
 ) -> ChatResult:
     client = _client(base_url, api_key, timeout)
-    kwargs: dict[str, Any] = {
-        "model": model,
-        "messages": messages,
-        "temperature": temperature,
-        "max_tokens": max_tokens,
-    }
-    if response_format is not None:
-        kwargs["response_format"] = response_format
+    kwargs = request_body(
+        model=model,
+        messages=messages,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        response_format=response_format,
+        parameters=parameters,
+    )
     started = time.monotonic()
     try:
         # The body is plain JSON already: posting it skips the SDK's per-call transformation of the
@@ -182,6 +249,14 @@ def chat(
             retry_after=retry_after_seconds(exc.response.headers),
         ) from None
     except openai.APIStatusError as exc:
+        refused = unsupported_parameter(exc.status_code, _body_text(exc))
+        if refused:  # a setting of the connection, not a passing fault: never retried
+            raise LLMError(
+                f"the server does not take the parameter {refused!r} for model {model!r}: state the "
+                f"connection's parameters (max_tokens_param, temperature, reasoning_effort, structured); "
+                f"{_status_message(exc, api_key)}",
+                retryable=False,
+            ) from None
         transient = exc.status_code >= 500 or exc.status_code in (408, 409)
         raise LLMError(
             _status_message(exc, api_key), retryable=transient, retry_after=retry_after_seconds(exc.response.headers)

@@ -7,7 +7,10 @@ projects and jobs choose one by name, so a key is only ever sent to its own conn
 Two connections always exist, made from the older variables: ``default`` (``ANNOTATOR_LLM_*``)
 and ``responder`` (``ANNOTATOR_RESPONDER_*``). ``ANNOTATOR_LLM_CONNECTIONS`` adds more (or
 replaces those two): a JSON object from name to ``{"base_url", "api_key_env", "models", "model",
-"rpm", "tpm"}``.
+"rpm", "tpm"}`` and the request parameters its server takes: ``"max_tokens_param"``
+(``max_tokens``, the default, or ``max_completion_tokens``), ``"temperature"`` (false: never sent),
+``"reasoning_effort"`` (sent when set) and ``"structured"`` (the default structured-output mode
+of its calls: ``json_schema``, ``json_object`` for servers with only JSON mode, or ``none``).
 
 A free-form URL (superusers and the command line only) never gets a key, and its host must
 resolve to public addresses only, unless a connection names that very origin: link-local,
@@ -29,9 +32,14 @@ from django.core.exceptions import ImproperlyConfigured
 
 from feedback.errors import InvalidInput
 
+from .client import DEFAULT_PARAMETERS, ChatParameters
+
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MODEL_MAX_CHARS = 200
+MAX_TOKENS_PARAMS = ("max_tokens", "max_completion_tokens")
+REASONING_EFFORTS = ("minimal", "low", "medium", "high")
+STRUCTURED_MODES = ("json_schema", "json_object", "none")
 # Variables the settings module reads at start-up: their values come from there, so that the
 # settings and this module always agree.
 _SETTINGS_KEYS = {"ANNOTATOR_LLM_API_KEY": "LLM_API_KEY", "ANNOTATOR_RESPONDER_API_KEY": "RESPONDER_API_KEY"}
@@ -47,6 +55,9 @@ class Connection:
     tpm: int | None = None
     model: str = ""
     """The model used when neither the job nor the project names one."""
+    parameters: ChatParameters = DEFAULT_PARAMETERS
+    structured: str = ""
+    """The structured-output mode of its calls when a job does not choose one ("" is json_schema)."""
 
     def allows(self, model: str) -> bool:
         return not self.models or model in self.models
@@ -72,7 +83,15 @@ class Connection:
 
     def public(self) -> dict[str, Any]:
         """What pages may show: never the key, only whether it is set."""
-        return {"name": self.name, "models": list(self.models), "key_set": bool(self.api_key())}
+        return {
+            "name": self.name,
+            "models": list(self.models),
+            "key_set": bool(self.api_key()),
+            "max_tokens_param": self.parameters.max_tokens_param,
+            "temperature": self.parameters.send_temperature,
+            "reasoning_effort": self.parameters.reasoning_effort,
+            "structured": self.structured or "json_schema",
+        }
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -120,7 +139,7 @@ def parse(definitions: Any) -> dict[str, Connection]:
     if not isinstance(definitions, dict):
         raise ImproperlyConfigured(f"{where}: a JSON object from connection name to its definition")
     found: dict[str, Connection] = {}
-    known = {"base_url", "api_key_env", "models", "model", "rpm", "tpm"}
+    known = {"base_url", "api_key_env", "models", "model", "rpm", "tpm", *PARAMETER_FIELDS}
     for name, spec in definitions.items():
         if not NAME.match(name):
             raise ImproperlyConfigured(f"{where}: {name!r}: names are lower-case letters, digits, '.', '_', '-'")
@@ -150,8 +169,38 @@ def parse(definitions: Any) -> dict[str, Connection]:
             rpm=_limit(name, "rpm", spec.get("rpm")),
             tpm=_limit(name, "tpm", spec.get("tpm")),
             model=model,
+            parameters=_parameters(name, spec),
+            structured=_choice(name, spec, "structured", STRUCTURED_MODES),
         )
     return found
+
+
+PARAMETER_FIELDS = ("max_tokens_param", "temperature", "reasoning_effort", "structured")
+
+
+def _choice(name: str, spec: dict[str, Any], field: str, allowed: tuple[str, ...]) -> str:
+    value = spec.get(field, "")
+    if value != "" and value not in allowed:
+        raise ImproperlyConfigured(f"ANNOTATOR_LLM_CONNECTIONS: {name}.{field}: one of {', '.join(allowed)}")
+    return str(value)
+
+
+def _parameters(name: str, spec: dict[str, Any]) -> ChatParameters:
+    """The request parameters the connection's server takes (ChatParameters' defaults where unsaid)."""
+    temperature = spec.get("temperature", True)
+    if not isinstance(temperature, bool):
+        raise ImproperlyConfigured(f"ANNOTATOR_LLM_CONNECTIONS: {name}.temperature: true or false (false: never sent)")
+    return ChatParameters(
+        max_tokens_param=_choice(name, spec, "max_tokens_param", MAX_TOKENS_PARAMS) or "max_tokens",
+        send_temperature=temperature,
+        reasoning_effort=_choice(name, spec, "reasoning_effort", REASONING_EFFORTS),
+    )
+
+
+def parameters_for(name: str) -> ChatParameters:
+    """How to call the connection ``name``; a free-form URL ("") gets the defaults."""
+    found = registry().get(name)
+    return found.parameters if found is not None else DEFAULT_PARAMETERS
 
 
 def registry() -> dict[str, Connection]:

@@ -25,7 +25,7 @@ from .pricing import cost_of
 from .prompts import estimate_tokens, feedback_messages, image_data_url, response_messages, template_for
 from .schema import ParsedFeedback, ParseError, feedback_schema, parse_feedback, response_format
 
-STRUCTURED_MODES = ("json_schema", "json_object", "none")
+STRUCTURED_MODES = connections.STRUCTURED_MODES
 REASK = "Your answer could not be used: {error}. Reply again with only the JSON object that the schema describes."
 
 
@@ -93,6 +93,7 @@ def drafter_settings(project: Project, *, free_url: bool = False, **overrides: A
         max_tokens=settings.LLM_MAX_TOKENS,
         timeout=settings.LLM_TIMEOUT,
         prompt_version=project.prompt_version,
+        structured=_connection_structured(endpoint["connection"]),
     )
     return validated(CallSettings.from_dict({**base.as_dict(), **given, **endpoint}))
 
@@ -113,6 +114,11 @@ def responder_settings(*, free_url: bool = False, **overrides: Any) -> CallSetti
         role="responder",
     )
     return validated(CallSettings.from_dict({**base.as_dict(), **given, **endpoint}))
+
+
+def _connection_structured(name: str) -> str:
+    """The connection's structured-output mode for drafts (json_schema unless it states another)."""
+    return (connections.get(name).structured if name else "") or "json_schema"
 
 
 def _given(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -253,6 +259,7 @@ def _call(cs: CallSettings, messages: list[dict[str, Any]], gate: CallGate, fmt:
             max_tokens=cs.max_tokens,
             timeout=cs.timeout,
             response_format=fmt,
+            parameters=connections.parameters_for(cs.connection),
         )
     finally:
         gate.after(cs, estimate, result)
