@@ -71,6 +71,9 @@ class Job(models.Model):
         max_digits=14, decimal_places=8, default=0, help_text="The worst-case cost of calls in flight."
     )
     budget = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    estimate = models.JSONField(
+        default=dict, blank=True, help_text="What the dry run said before launch: calls, tokens, cost, time."
+    )
     stop_reason = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
