@@ -12,8 +12,11 @@ import re
 
 import pytest
 
+from feedback.models import Role
 from tests.browser.conftest import wait_until
 from tests.browser.test_csp_in_browser import Watch, log_in
+from tests.conftest import make_user
+from tests.quality import page_fixture
 from tests.quality.seed import seed_reviewed_project
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,3 +130,38 @@ def test_a_bad_filter_is_named_and_the_page_still_draws(live_server, page):
     assert page.locator("#filter-error").inner_text().startswith("since: ")
     assert plot_states(page)["plot-scores"] == ["drawn", 1, True]
     assert page.evaluate("window.__cspViolations") == [] and watch.errors == []
+
+
+def test_a_project_without_reviews_says_so_in_every_plot(live_server, page, project):
+    make_user("rex", project=project, role=Role.RESEARCHER)
+    watch = Watch(page)
+    log_in(page, live_server.url, "rex", "pw-rex")
+    assert watch.visit(f"{live_server.url}/projects/{project.slug}/quality/") == []
+    wait_until(page, DRAWN)
+    assert plot_states(page) == {plot: ["empty", 0, False] for plot in PLOTS}
+    assert page.locator(".plot-empty").first.inner_text() == "Nothing to plot for these filters."
+    assert page.evaluate("window.__cspViolations") == [] and watch.errors == []
+
+
+def test_undefined_figures_and_odd_names_draw_without_an_error(live_server, page, project, monkeypatch):
+    """Hand-written figures: undefined values (None, with their reasons), a week without kappa, a
+    model with no second round, markup in names. The plots leave out what is undefined."""
+    import quality.views
+
+    monkeypatch.setattr(quality.views, "compute", lambda project, filters: page_fixture.figures(project.slug))
+    make_user("rex", project=project, role=Role.RESEARCHER)
+    watch = Watch(page)
+    log_in(page, live_server.url, "rex", "pw-rex")
+    assert watch.visit(f"{live_server.url}/projects/{project.slug}/quality/") == []
+    wait_until(page, DRAWN)
+    assert plot_states(page) == {plot: ["drawn", 1, True] for plot in PLOTS}
+    assert heatmap_total(page) == confusion_total(page_fixture.figures(project.slug))
+    # The model without a second round has no bar; its name is drawn as text, not markup.
+    labels = page.evaluate(
+        "[...document.querySelectorAll('#plot-models .role-axis-label text')].map(t => t.textContent)"
+    )
+    assert "<b>odd</b> model" in labels
+    assert page.locator("#plot-models b, #plot-interaction b").count() == 0
+    bars = "document.querySelectorAll('#plot-interaction .mark-rect.role-mark path').length"
+    assert page.evaluate(bars) == 2 * 3  # one model, two criteria, three outcomes
+    assert page.evaluate("window.__cspViolations") == [] and watch.console == [] and watch.errors == []
