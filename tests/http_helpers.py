@@ -73,7 +73,7 @@ def gunicorn_server(env: dict[str, str] | None = None, log_path: Path | None = N
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if log_path:
+        if not isinstance(log, int):  # a file of ours, not DEVNULL
             log.close()
 
 
@@ -89,6 +89,7 @@ class Reply:
 
 def call(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Reply:
     parts = urllib.parse.urlsplit(url)
+    assert parts.hostname is not None, url
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:
         connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body, headers or {})
@@ -110,6 +111,7 @@ def raw_exchange(url: str, head: str, body: Iterable[bytes], timeout: float = 30
     server answers or hangs up, and reads the answer. A server that waits for the whole body before
     answering makes this raise ``TimeoutError`` when the body is never finished."""
     parts = urllib.parse.urlsplit(url)
+    assert parts.port is not None, url
     with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
         sock.sendall(head.encode("latin-1"))
         for piece in body:
@@ -166,7 +168,9 @@ class Browser:
             return Reply(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
 
     def csrf(self) -> str:
-        return next(cookie.value for cookie in self.jar if cookie.name == "csrftoken")
+        value = next(cookie.value for cookie in self.jar if cookie.name == "csrftoken")
+        assert value is not None
+        return value
 
     def log_in(self, username: str, password: str) -> Reply:
         self.request("/login/")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from feedback import recovery
 from feedback.models import ImportBatch
 
 
@@ -25,7 +26,7 @@ def write_native(path: Path, count: int, *, turns: int = 1, feedback: bool = Fal
     imported honesty feedback on each turn, which releases take, when ``feedback``)."""
     with path.open("w", encoding="utf-8") as out:
         for n in range(count):
-            record = {
+            record: dict[str, Any] = {
                 "id": f"s{n}",
                 "image": f"img{n % 97}.jpg",
                 "turns": [
@@ -37,6 +38,13 @@ def write_native(path: Path, count: int, *, turns: int = 1, feedback: bool = Fal
                     turn["feedback"] = [{"criterion": "honesty", "score": 1 + n % 7, "critique": f"Critique of {n}."}]
             out.write(json.dumps(record) + "\n")
     return path
+
+
+def forced_sweep() -> dict[str, int]:
+    """One sweep of the recovery round, forced (a forced sweep always runs, so it has counts)."""
+    counts = recovery.sweep(force=True)
+    assert counts is not None
+    return counts
 
 
 def import_settled(batch: ImportBatch) -> Callable[[], bool]:

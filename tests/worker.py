@@ -110,7 +110,7 @@ class WorkerProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
-        if self.log_path:
+        if not isinstance(self.log, int):  # a file of ours, not DEVNULL
             self.log.close()
 
     def stop(self) -> None:
@@ -122,5 +122,5 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-        if self.log_path:
+        if not isinstance(self.log, int):  # a file of ours, not DEVNULL
             self.log.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.http import FileResponse
 from django.test import Client
 
 from feedback.models import Image
@@ -38,6 +39,7 @@ def test_an_svg_placed_as_an_image_file_is_sent_as_an_attachment(project, admin_
     assert response["Content-Disposition"].startswith("attachment;")
     assert response["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in response["Content-Security-Policy"]
+    assert isinstance(response, FileResponse)
     assert b"".join(response.streaming_content) == SVG
 
 
@@ -66,6 +68,7 @@ def test_an_imported_png_is_served_inline_as_image_png(project, admin_user, tmp_
     assert response["Content-Type"] == "image/png"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert not response.get("Content-Disposition", "").startswith("attachment")
+    assert isinstance(response, FileResponse)
     assert b"".join(response.streaming_content) == image_bytes("PNG")
 
 

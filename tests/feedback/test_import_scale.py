@@ -1,5 +1,7 @@
 """A few thousand records across many chunks: exact counts, errors by line, and an idempotent re-import."""
 
+from typing import Any
+
 import pytest
 from django.db.models import Max
 
@@ -22,7 +24,7 @@ def record(i: int) -> dict:
     n = i % IMAGES
     turns = []
     for k in range(1 + i % 3):
-        turn = {"user": f"Question {k} about sample {i}?", "model": f"Answer {k} to sample {i}."}
+        turn: dict[str, Any] = {"user": f"Question {k} about sample {i}?", "model": f"Answer {k} to sample {i}."}
         if k % 2 == 0:
             turn["feedback"] = [{"criterion": CRITERIA[i % 3], "score": 1 + (i + k) % 7, "critique": f"Critique {i}"}]
         turns.append(turn)
@@ -41,14 +43,15 @@ def record(i: int) -> dict:
 
 def build_file(path):
     """The file, and what importing it must report: errors by line and rows by table."""
-    bad = {
+    bad: dict[int, tuple[Any, str]] = {
         100: ("{broken", ""),
         777: ({"id": "bad-turns", "turns": {"user": "Q?"}}, "turns"),
         1_500: ([], "record"),
         2_200: ({**record(10), "reference": "Not the same as line 11."}, "id"),
     }
     identical_after = 2_600
-    lines, errors = [], []
+    lines: list[Any] = []  # records, and the bad lines: text, a list
+    errors: list[tuple[int, str]] = []
     line_of: dict[int, int] = {}
     for i in range(RECORDS):
         lines.append(record(i))
@@ -99,6 +102,7 @@ def test_thousands_of_records_across_chunks_import_exactly_once(project, tmp_pat
     assert sample.import_line == line_of[2_999]
     assert sample.metadata == {"position": 2_999}
     assert sample.turns.count() == 3
+    assert sample.image is not None
     assert sample.image.file_name == image_name(2_999 % IMAGES)
     assert sample.image.captions == [f"Picture number {2_999 % IMAGES}."]
     assert not Image.objects.filter(file="").exists()

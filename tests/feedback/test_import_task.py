@@ -5,13 +5,12 @@ queued again by the sweep and resumes after its last committed chunk, storing no
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from feedback import recovery
 from feedback.importers import service
 from feedback.importers.uploads import import_upload_create
 from feedback.models import ImportBatch, Sample, Turn
 from feedback.tasks import import_batch_run_task
 from tests.conftest import SHARED_FORMATS
-from tests.recovery_helpers import ended_owner, write_native
+from tests.recovery_helpers import ended_owner, forced_sweep, write_native
 
 pytestmark = pytest.mark.django_db
 
@@ -65,16 +64,18 @@ def test_a_dead_attempt_is_requeued_by_the_sweep_and_resumes_after_its_last_comm
         if b.records_read >= 40:
             raise Killed  # inside the chunk's transaction: the fourth chunk is lost with it
 
-    claimed, token = service.import_batch_claim(big_batch.pk)
+    claim = service.import_batch_claim(big_batch.pk)
+    assert claim is not None
+    claimed, token = claim
     with pytest.raises(Killed):
         service._run(claimed, token, service.Path(claimed.upload_path), die_at_fourth_checkpoint)
     big_batch.refresh_from_db()
     assert (big_batch.status, big_batch.records_read, big_batch.created) == (ImportBatch.Status.RUNNING, 30, 30)
     assert Sample.objects.count() == 30
 
-    assert recovery.sweep(force=True)["requeued"] == 0  # its process (this one) still lives
+    assert forced_sweep()["requeued"] == 0  # its process (this one) still lives
     ImportBatch.objects.filter(pk=big_batch.pk).update(attempt_owner=ended_owner())
-    assert recovery.sweep(force=True)["requeued"] == 1
+    assert forced_sweep()["requeued"] == 1
     big_batch.refresh_from_db()
     assert big_batch.status == ImportBatch.Status.QUEUED
 
@@ -88,9 +89,11 @@ def test_a_dead_attempt_is_requeued_by_the_sweep_and_resumes_after_its_last_comm
 
 
 def test_a_lease_that_ran_out_is_taken_over_and_the_stale_attempt_writes_nothing(big_batch, settings):
-    stale_batch, stale_token = service.import_batch_claim(big_batch.pk)
+    stale = service.import_batch_claim(big_batch.pk)
+    assert stale is not None
+    stale_batch, stale_token = stale
     settings.WORK_LEASE = 0  # its lease runs out (it ran on another machine, say, and went silent)
-    assert recovery.sweep(force=True)["requeued"] == 1
+    assert forced_sweep()["requeued"] == 1
     settings.WORK_LEASE = 120
     taken = service.import_batch_claim(big_batch.pk)
     assert taken is not None and taken[1] != stale_token
@@ -109,6 +112,6 @@ def test_an_interrupted_command_line_import_is_marked_failed_not_requeued(projec
     batch = service.import_batch_create(project=project, format="native", file_name=path.name)
     service.import_batch_claim(batch.pk)
     ImportBatch.objects.filter(pk=batch.pk).update(attempt_owner=ended_owner())
-    assert recovery.sweep(force=True)["interrupted"] == 1
+    assert forced_sweep()["interrupted"] == 1
     batch.refresh_from_db()
     assert batch.status == ImportBatch.Status.FAILED and "interrupted" in batch.failure

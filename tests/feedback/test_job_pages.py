@@ -338,6 +338,7 @@ def test_progress_of_finished_and_paused_jobs(client, project, admin_user):
     paused = client.get(detail_url(job) + "?format=json").json()
     assert (paused["state"], paused["remaining"], paused["eta_seconds"]) == ("paused", 2, None)
     JobItem.objects.filter(job=job, state="pending").update(state="done")
+    assert job.started_at is not None
     Job.objects.filter(pk=job.pk).update(state=Job.State.COMPLETED, finished_at=job.started_at + timedelta(seconds=8))
     done = client.get(detail_url(job) + "?format=json").json()
     assert (done["state"], done["done"], done["remaining"], done["eta_seconds"]) == ("completed", 4, 0, None)

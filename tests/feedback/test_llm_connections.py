@@ -66,7 +66,9 @@ def log_in(base: str, username: str) -> httpx.Client:
     """A browser-like session on the live server: the login form, then the CSRF header for posts."""
     client = httpx.Client(base_url=base, timeout=30, follow_redirects=False)
     page = client.get("/login/")
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert found is not None, "the login form has its CSRF token"
+    token = found.group(1)
     done = client.post(
         "/login/", data={"username": username, "password": f"pw-{username}", "csrfmiddlewaretoken": token}
     )
@@ -328,6 +330,7 @@ def test_job_requests_are_bounded_naming_the_field(live_server, project, admin_u
             "run_job", "--project", "test", "--endpoint", "http://localhost:1/v1", "--no-wait", stdout=io.StringIO()
         )
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', api.get("/projects/test/jobs/new/").text)
+    assert token is not None
     form = api.post(
         "/projects/test/jobs/new/",
         data={

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -57,7 +58,9 @@ def stored_keys(backend: str, key: str) -> list[str]:
 
 def stored_tat(backend: str, name: str) -> float:
     if backend == "redis":
-        return float(ratelimit._redis()[0].get(ratelimit.REDIS_PREFIX + name)) / 1e6
+        stored = ratelimit._redis()[0].get(ratelimit.REDIS_PREFIX + name)
+        assert stored is not None
+        return float(stored) / 1e6
     return RateLimitBucket.objects.get(key=name).tat
 
 
@@ -106,7 +109,7 @@ def test_acquire_sleeps_until_its_slot(key):
 
 
 def test_a_slot_too_far_raises_and_reserves_nothing(key, backend):
-    limits = {"requests_per_minute": 300, "max_wait": 0.3}  # one request every 0.2 s
+    limits: dict[str, Any] = {"requests_per_minute": 300, "max_wait": 0.3}  # one request every 0.2 s
     _first, second = _reserve(key, **limits), _reserve(key, **limits)
     with pytest.raises(RateLimitWait) as raised:
         _reserve(key, **limits)

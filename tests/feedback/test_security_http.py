@@ -145,8 +145,8 @@ def test_every_api_view_parses_json_with_the_bounded_parser():
         for pattern in patterns:
             if isinstance(pattern, URLResolver):
                 yield from views(pattern.url_patterns)
-            elif isinstance(pattern, URLPattern) and getattr(pattern.callback, "cls", None) is not None:
-                yield str(pattern.pattern), pattern.callback.cls
+            elif isinstance(pattern, URLPattern) and (view_class := getattr(pattern.callback, "cls", None)) is not None:
+                yield str(pattern.pattern), view_class
 
     found = list(views(get_resolver().url_patterns))
     assert len(found) > 20

@@ -17,7 +17,7 @@ from feedback.importers.uploads import import_upload_create
 from feedback.models import ImportBatch
 from feedback.tasks import import_batch_run_task
 from tests.conftest import SHARED_FORMATS
-from tests.recovery_helpers import write_native
+from tests.recovery_helpers import forced_sweep, write_native
 
 pytestmark = pytest.mark.django_db
 
@@ -42,10 +42,10 @@ def test_a_failed_import_keeps_its_upload_for_the_keeping_time_then_the_sweep_re
     assert batch.status == ImportBatch.Status.FAILED
     kept = Path(batch.upload_path)
     assert kept.exists()
-    assert recovery.sweep(force=True)["uploads_removed"] == 0  # failed just now
+    assert forced_sweep()["uploads_removed"] == 0  # failed just now
 
     ImportBatch.objects.filter(pk=batch.pk).update(finished_at=timezone.now() - timedelta(hours=73))
-    assert recovery.sweep(force=True)["uploads_removed"] == 1
+    assert forced_sweep()["uploads_removed"] == 1
     batch.refresh_from_db()
     assert batch.upload_removed_at is not None and not kept.parent.exists()
 
