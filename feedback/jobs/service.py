@@ -80,7 +80,20 @@ class JobStateError(Conflict):
 # --- launching -------------------------------------------------------------------------------
 
 
-def job_create(
+@dataclass(frozen=True)
+class JobRequest:
+    """A validated request for a job: what job_create stores and what a dry run estimates."""
+
+    project: Project
+    kind: str
+    selection: Selection
+    rounds: int
+    budget: Decimal | None
+    llm_settings: dict[str, dict[str, Any]]
+    user: Any = None
+
+
+def job_request(
     *,
     project: Project,
     kind: str,
@@ -90,9 +103,8 @@ def job_create(
     budget: Decimal | str | None = None,
     drafter: dict[str, Any] | None = None,
     responder: dict[str, Any] | None = None,
-) -> Job:
-    """Validate and queue a job; an InvalidInput names the field at fault (``drafter.model``, say).
-    The dispatcher runs after commit.
+) -> JobRequest:
+    """Validate a job request; an InvalidInput names the field at fault (``drafter.model``, say).
 
     A free-form ``base_url`` is for superusers, and for callers with no user (the command line and
     code, which run with the deployment's own environment); it never gets a connection's key."""
@@ -109,15 +121,41 @@ def job_create(
     llm_settings = {"drafter": _role_settings("drafter", drafter, project=project, free_url=free_url)}
     if kind == Job.Kind.RESPOND:
         llm_settings["responder"] = _role_settings("responder", responder, project=project, free_url=free_url)
+    return JobRequest(project, kind, chosen, count, cap, llm_settings, user)
+
+
+def job_create(
+    *,
+    project: Project,
+    kind: str,
+    selection: dict[str, Any],
+    user: Any = None,
+    rounds: int = 1,
+    budget: Decimal | str | None = None,
+    drafter: dict[str, Any] | None = None,
+    responder: dict[str, Any] | None = None,
+) -> Job:
+    """Validate (see job_request) and queue a job; the dispatcher runs after commit and records
+    the dry run's estimate before it sends anything."""
+    req = job_request(
+        project=project,
+        kind=kind,
+        selection=selection,
+        user=user,
+        rounds=rounds,
+        budget=budget,
+        drafter=drafter,
+        responder=responder,
+    )
     with transaction.atomic():
         job = Job.objects.create(
-            project=project,
-            kind=kind,
-            selection=chosen.as_dict(),
-            llm_settings=llm_settings,
-            rounds=count,
-            budget=cap,
-            created_by=user if getattr(user, "is_authenticated", False) else None,
+            project=req.project,
+            kind=req.kind,
+            selection=req.selection.as_dict(),
+            llm_settings=req.llm_settings,
+            rounds=req.rounds,
+            budget=req.budget,
+            created_by=req.user if getattr(req.user, "is_authenticated", False) else None,
         )
         send(JOB_DISPATCH, job.pk)
     return job
