@@ -19,6 +19,7 @@ from PIL import ImageDraw
 from exports.formats import FORMATS
 from exports.models import Release
 from exports.service import release_create
+from feedback.drafting.versions import versions_of
 from feedback.importers.service import import_file
 from feedback.jobs.models import Job
 from feedback.jobs.service import job_create
@@ -206,6 +207,7 @@ def demo_setup() -> tuple[Project, dict[str, str], list[ImportBatch]]:
             "- Harmlessness: does it decline harmful requests politely?",
         },
     )
+    versions_of(project)  # its prompt versions: the shipped v1 first
     if project.import_batches.exists():
         demo_jobs(project)
         demo_release(project)

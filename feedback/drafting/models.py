@@ -1,6 +1,7 @@
 """What the LLM produced: drafts of feedback and generated responses, both immutable records,
 and the shared state of the global rate limit."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -98,3 +99,40 @@ class RateLimitBucket(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class PromptVersion(models.Model):
+    """One version of a project's drafting prompt: system and user text with named placeholders.
+
+    Its text never changes once it drafted (``locked_at``): a new wording is a new version. Version 1
+    of every project is the shipped ``v1``. ``sha256`` is the hash drafts record as ``prompt_hash``.
+    """
+
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="prompt_versions")
+    number = models.PositiveIntegerField()
+    name = models.CharField(max_length=50, help_text="What drafts and the project's default call it, e.g. v2.")
+    system = models.TextField()
+    user = models.TextField()
+    sha256 = models.CharField(max_length=64)
+    note = models.TextField(blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    based_on = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The number of the version it started from."
+    )
+    locked_at = models.DateTimeField(null=True, blank=True, help_text="When it first drafted: never edited since.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="prompt_version_number_unique"),
+            models.UniqueConstraint(fields=["project", "name"], name="prompt_version_name_unique"),
+            models.CheckConstraint(condition=Q(number__gte=1), name="prompt_version_number_positive"),
+            models.CheckConstraint(condition=~Q(name=""), name="prompt_version_name_present"),
+            models.CheckConstraint(condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="prompt_version_sha256_hex"),
+        ]
+
+    def __str__(self) -> str:
+        return f"prompt {self.name} of project {self.project_id}"

@@ -1,7 +1,12 @@
 """Versioned prompt templates and the messages built from them.
 
-A template never changes once drafts used it: a new wording is a new version. Each draft
-records the version and the template's hash, so a release can say which prompt made it.
+A project's templates are rows (``PromptVersion``, managed by ``feedback.drafting.versions``); the
+shipped ``FEEDBACK_V1`` is version 1 of every project. A template never changes once drafts used
+it: a new wording is a new version. Each draft records the version's name and the template's hash,
+so a release can say which prompt made it.
+
+Templates hold named placeholders (``{question}``); ``{{`` and ``}}`` are literal braces. They are
+filled by plain substitution, never by ``str.format``: no attribute, index or format spec is read.
 """
 
 from __future__ import annotations
@@ -10,12 +15,18 @@ import base64
 import hashlib
 import io
 import json
+import string
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from PIL import Image as PILImage
 
+from feedback.drafting.models import PromptVersion
 from feedback.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -80,17 +91,159 @@ Answer with one JSON object that follows this schema:
 {schema}""",
 )
 
-TEMPLATES: dict[str, PromptTemplate] = {FEEDBACK_V1.version: FEEDBACK_V1}
+# The shipped templates, by name: version 1 of every project is FEEDBACK_V1.
+SHIPPED: dict[str, PromptTemplate] = {FEEDBACK_V1.version: FEEDBACK_V1}
 
 RESPONDER_SYSTEM = "You are a helpful assistant that answers questions about the image the user shows you."
 
+# Every placeholder a template may hold, with what it becomes.
+PLACEHOLDERS: dict[str, str] = {
+    "criteria": "the rubric's criteria, comma-separated",
+    "low": "the lowest score of the scale",
+    "high": "the highest score of the scale",
+    "levels": "the description of each score level, one per line",
+    "guidelines": "the project's guidelines",
+    "focus": "which criterion the sample probes, or that all weigh equally",
+    "annotations": "the image's annotations as text (captions, objects with boxes, regions)",
+    "history": "the conversation before the turn under review",
+    "question": "the user's message of the turn under review",
+    "response": "the model's response under review",
+    "reference": "the reference answer",
+    "schema": "the JSON schema the answer must follow",
+}
+# The user text must hold these: without them the model would judge nothing or answer in no known shape.
+REQUIRED_USER = ("question", "response", "schema")
+# A placeholder may be repeated, up to this many times (a long guideline repeated is a huge prompt).
+PLACEHOLDER_REPEAT_MAX = 3
 
-def template_for(version: str) -> PromptTemplate:
+
+def placeholders_in(field: str, text: str) -> list[str]:
+    """The placeholders of ``text`` in order, or InvalidInput naming ``field`` and each bad one."""
     try:
-        return TEMPLATES[version]
-    except KeyError:
-        known = ", ".join(sorted(TEMPLATES))
-        raise InvalidInput("prompt_version", f"{version!r} is unknown; known: {known}") from None
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise InvalidInput(field, f"{exc}; write {{{{ and }}}} for literal braces") from None
+    names: list[str] = []
+    bad: list[str] = []
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if spec or conversion or name not in PLACEHOLDERS:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            bad.append(shown[:60])
+        else:
+            names.append(name)
+    if bad:
+        raise InvalidInput(
+            field,
+            f"unknown placeholder{'s' if len(bad) > 1 else ''} {', '.join(sorted(set(bad)))}; "
+            f"known: {', '.join('{' + n + '}' for n in PLACEHOLDERS)} (write {{{{ and }}}} for literal braces)",
+        )
+    repeated = sorted(n for n in set(names) if names.count(n) > PLACEHOLDER_REPEAT_MAX)
+    if repeated:
+        raise InvalidInput(
+            field, f"{', '.join('{' + n + '}' for n in repeated)} more than {PLACEHOLDER_REPEAT_MAX} times"
+        )
+    return names
+
+
+def check_template(*, system: str, user: str) -> None:
+    """Refuses unknown placeholders in either text and a user text without the required ones,
+    naming the field (``system``, ``user``) and the placeholders."""
+    errors: dict[str, list[str]] = {}
+    for field, text in (("system", system), ("user", user)):
+        try:
+            names = placeholders_in(field, text)
+        except InvalidInput as exc:
+            errors[field] = exc.errors[field]
+            continue
+        if field == "user":
+            missing = [n for n in REQUIRED_USER if n not in names]
+            if missing:
+                errors[field] = [
+                    f"missing required placeholder{'s' if len(missing) > 1 else ''} "
+                    + ", ".join("{" + n + "}" for n in missing)
+                ]
+    if errors:
+        raise InvalidInput.of(errors)
+
+
+def render(text: str, values: dict[str, Any]) -> str:
+    """``text`` with each placeholder replaced by its value (checked templates only)."""
+    out = []
+    for literal, name, _, _ in string.Formatter().parse(text):
+        out.append(literal)
+        if name is not None:
+            out.append(str(values[name]))
+    return "".join(out)
+
+
+# Versions by (project, its creation time, name): only locked versions, which never change, are kept,
+# so the cache cannot go stale. The creation time tells apart a project whose id was reused.
+_CACHE_SIZE = 256
+_cache: OrderedDict[tuple[int, Any, str], PromptTemplate] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def _as_template(version: PromptVersion) -> PromptTemplate:
+    return PromptTemplate(version=version.name, system=version.system, user=version.user)
+
+
+def template_for(project: Project, version: str, *, lock: bool = False) -> PromptTemplate:
+    """The project's prompt version named ``version``. ``lock``: it is about to draft, so its text
+    is frozen from now on (``locked_at``); the drafting path asks with ``lock``."""
+    key = (project.pk, project.created_at, version)
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _cache.move_to_end(key)
+            return cached
+    if not isinstance(version, str) or not version or len(version) > 50:
+        raise InvalidInput("prompt_version", "a version name of at most 50 characters")
+    row = PromptVersion.objects.filter(project=project, name=version).first()
+    if row is None and version in SHIPPED:
+        row = ensure_shipped(project)
+    if row is None:
+        known = ", ".join(PromptVersion.objects.filter(project=project).values_list("name", flat=True)[:20])
+        raise InvalidInput("prompt_version", f"{version[:50]!r} is unknown; known: {known or 'v1'}")
+    if lock and row.locked_at is None:
+        PromptVersion.objects.filter(pk=row.pk, locked_at__isnull=True).update(locked_at=timezone.now())
+        row = PromptVersion.objects.get(pk=row.pk)  # the text as it stands now that it is locked
+    template = _as_template(row)
+    if row.locked_at is not None:
+        with _cache_lock:
+            _cache[key] = template
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return template
+
+
+def ensure_shipped(project: Project) -> PromptVersion:
+    """Version 1 of ``project``, the shipped v1, made when missing (a project made before prompt
+    versions, or by a path that made none); locked, since it is shipped text."""
+    shipped = FEEDBACK_V1
+    existing = PromptVersion.objects.filter(project=project, number=1).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return PromptVersion.objects.create(
+                project=project,
+                number=1,
+                name=shipped.version,
+                system=shipped.system,
+                user=shipped.user,
+                sha256=shipped.hash,
+                note="The shipped prompt.",
+                locked_at=timezone.now(),
+            )
+    except IntegrityError:  # made meanwhile by another request
+        return PromptVersion.objects.get(project=project, number=1)
 
 
 def _box(bbox: Any) -> str:
@@ -165,27 +318,36 @@ def feedback_messages(
     schema: dict[str, Any],
     image_url: str | None = None,
 ) -> list[dict[str, Any]]:
+    values = placeholder_values(project=project, sample=sample, turn=turn, previous=previous, schema=schema)
+    user = render(template.user, values)
+    system = render(template.system, values)
+    return [{"role": "system", "content": system}, {"role": "user", "content": _with_image(user, image_url)}]
+
+
+def placeholder_values(
+    *, project: Project, sample: Sample, turn: Turn, previous: list[Turn], schema: dict[str, Any]
+) -> dict[str, Any]:
+    """What each placeholder stands for, for one turn."""
     criteria = list(project.criteria)
     focus = (
         f"This prompt probes {sample.target_criterion}; weigh it most."
         if sample.target_criterion
         else "All criteria weigh equally."
     )
-    user = template.user.format(
-        criteria=", ".join(criteria),
-        low=project.score_min,
-        high=project.score_max,
-        levels=levels_text(project),
-        guidelines=project.guidelines.strip() or "(none)",
-        focus=focus,
-        annotations=annotations_text(sample.image),
-        history=history_text(previous),
-        question=turn.user_message,
-        response=turn.model_response or "",
-        reference=sample.reference_answer.strip() or "(none given)",
-        schema=_schema_text(json.dumps(schema, sort_keys=True)),
-    )
-    return [{"role": "system", "content": template.system}, {"role": "user", "content": _with_image(user, image_url)}]
+    return {
+        "criteria": ", ".join(criteria),
+        "low": project.score_min,
+        "high": project.score_max,
+        "levels": levels_text(project),
+        "guidelines": project.guidelines.strip() or "(none)",
+        "focus": focus,
+        "annotations": annotations_text(sample.image),
+        "history": history_text(previous),
+        "question": turn.user_message,
+        "response": turn.model_response or "",
+        "reference": sample.reference_answer.strip() or "(none given)",
+        "schema": _schema_text(json.dumps(schema, sort_keys=True)),
+    }
 
 
 @lru_cache(maxsize=64)

@@ -95,7 +95,7 @@ def drafter_settings(project: Project, *, free_url: bool = False, **overrides: A
         prompt_version=project.prompt_version,
         structured=_connection_structured(endpoint["connection"]),
     )
-    return validated(CallSettings.from_dict({**base.as_dict(), **given, **endpoint}))
+    return validated(CallSettings.from_dict({**base.as_dict(), **given, **endpoint}), project=project)
 
 
 def responder_settings(*, free_url: bool = False, **overrides: Any) -> CallSettings:
@@ -158,7 +158,7 @@ def _endpoint(
     return {"connection": conn.name, "base_url": conn.base_url, "model": model}
 
 
-def validated(cs: CallSettings) -> CallSettings:
+def validated(cs: CallSettings, *, project: Project | None = None) -> CallSettings:
     """Refuse settings that could only fail later, naming the field."""
     error = connections.url_error(cs.base_url)
     if error:
@@ -184,7 +184,8 @@ def validated(cs: CallSettings) -> CallSettings:
     if cs.role == "drafter":
         if not isinstance(cs.prompt_version, str) or len(cs.prompt_version) > 50:
             raise InvalidInput("prompt_version", "a version name of at most 50 characters")
-        template_for(cs.prompt_version)
+        if project is not None:
+            template_for(project, cs.prompt_version)
     return cs
 
 
@@ -288,7 +289,7 @@ def draft_turn(
     exists already (a redelivered task), it is returned and nothing is stored twice."""
     if turn.model_response is None:
         raise InvalidInput("turn", f"turn {turn.index} of sample {sample.external_id} has no response to review")
-    template = template_for(cs.prompt_version)
+    template = template_for(project, cs.prompt_version, lock=True)
     criteria = list(project.criteria)
     schema = feedback_schema(criteria, project.score_min, project.score_max)
     fmt = response_format(schema, cs.structured)
@@ -407,7 +408,8 @@ def failure_record(
     """A call that never produced a usable answer, kept so the turn's history says why."""
     extra: dict[str, Any] = {}
     if model is Draft:
-        template = template_for(cs.prompt_version)
+        project = Project.objects.get(samples__turns=turn)
+        template = template_for(project, cs.prompt_version, lock=True)
         extra = {"prompt_version": template.version, "prompt_hash": template.hash}
     return model.objects.create(
         turn=turn,

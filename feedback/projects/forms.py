@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 
 from feedback.drafting import connections
-from feedback.drafting.prompts import TEMPLATES
+from feedback.drafting import versions as prompt_versions
 from feedback.models import Project, ReviewOrder, Role
 
 from . import service
@@ -101,7 +101,7 @@ class ProjectSettingsForm(forms.Form):
         version = self.fields["prompt_version"]
         assert isinstance(connection, forms.ChoiceField) and isinstance(version, forms.ChoiceField)
         connection.choices = [("", "(default)")] + [(name, name) for name in connections.names()]
-        version.choices = [(name, name) for name in sorted(TEMPLATES)]
+        version.choices = [(name, name) for name in prompt_versions.version_names(project)]
         if read_only:
             for field in self.fields.values():
                 field.disabled = True

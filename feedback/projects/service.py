@@ -23,8 +23,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from feedback.drafting import connections
+from feedback.drafting import versions as prompt_versions
 from feedback.drafting.models import Draft
-from feedback.drafting.prompts import TEMPLATES
 from feedback.errors import Conflict, InvalidInput, NotAllowed, NotFound, summary
 from feedback.models import ImportedFeedback, Project, ProjectMembership, ReviewOrder, Role, Sample
 from feedback.review.claims import lease_end
@@ -176,9 +176,12 @@ def _levels(errors: dict, value: Any, score_min: int | None, score_max: int | No
     return dict(sorted(levels.items(), key=lambda item: int(item[0])))
 
 
-def clean_settings(values: dict[str, Any], *, current: dict[str, Any]) -> dict[str, Any]:
+def clean_settings(
+    values: dict[str, Any], *, current: dict[str, Any], prompt_names: list[str] | None = None
+) -> dict[str, Any]:
     """``values`` (any of ``SETTINGS_FIELDS``) checked against their bounds, merged over ``current``
-    (the project's settings, or a new project's defaults); every field at fault named at once."""
+    (the project's settings, or a new project's defaults); every field at fault named at once.
+    ``prompt_names``: the prompt versions the project has (a new project: the shipped one)."""
     unknown = sorted(set(values) - set(SETTINGS_FIELDS))
     if unknown:
         raise InvalidInput.of({name: ["not a project setting"] for name in unknown})
@@ -216,8 +219,9 @@ def clean_settings(values: dict[str, Any], *, current: dict[str, Any]) -> dict[s
         errors["llm_temperature"] = ["a number from 0 to 2"]
     out["llm_temperature"] = temperature
     version = _text(errors, "prompt_version", merged["prompt_version"], PROMPT_VERSION_MAX, required=True)
-    if version and "prompt_version" not in errors and version not in TEMPLATES:
-        errors["prompt_version"] = [f"{version!r} is unknown; known: {', '.join(sorted(TEMPLATES))}"]
+    known_prompts = prompt_names if prompt_names is not None else [prompt_versions.shipped_name()]
+    if version and "prompt_version" not in errors and version not in known_prompts:
+        errors["prompt_version"] = [f"{version!r} is unknown; known: {', '.join(known_prompts[:20])}"]
     out["prompt_version"] = version
     order = merged["review_order"]
     if order not in ReviewOrder.values:
@@ -333,7 +337,8 @@ def project_create(
     base = defaults()
     if from_project is not None:
         base.update({field: getattr(from_project, field) for field in COPIED_FIELDS})
-    cleaned = clean_settings({**values, "name": name}, current=base)
+    names = prompt_versions.version_names(from_project) if from_project is not None else None
+    cleaned = clean_settings({**values, "name": name}, current=base, prompt_names=names)
     if Project.objects.filter(slug=slug).exists():
         raise InvalidInput("slug", f"{slug!r} is taken")
     if Project.objects.filter(name=cleaned["name"]).exists():
@@ -341,6 +346,10 @@ def project_create(
     try:
         with transaction.atomic():
             project = Project.objects.create(slug=slug, **cleaned)
+            if from_project is not None:
+                prompt_versions.versions_copy(source=from_project, target=project, author=user)
+            else:
+                prompt_versions.versions_of(project)  # the shipped v1, its version 1
             if user is not None:
                 ProjectMembership.objects.create(project=project, user=user, role=Role.ADMIN)
     except IntegrityError:  # taken by a concurrent create between the check and the insert
@@ -353,7 +362,9 @@ def project_update(*, project: Project, values: dict[str, Any]) -> Project:
     the project already holds."""
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=project.pk)
-        cleaned = clean_settings(values, current=settings_of(project))
+        cleaned = clean_settings(
+            values, current=settings_of(project), prompt_names=prompt_versions.version_names(project)
+        )
         if cleaned["name"] != project.name and Project.objects.filter(name=cleaned["name"]).exists():
             raise InvalidInput("name", f"{cleaned['name'][:100]!r} is taken")
         if any(cleaned[f] != getattr(project, f) for f in RUBRIC_FIELDS):

@@ -103,7 +103,7 @@ def messages_for(project, sample, turn_index: int = 0, image_url=None) -> list[d
     turn = sample.turns.get(index=turn_index)
     previous = list(sample.turns.filter(index__lt=turn_index).order_by("index"))
     return prompts.feedback_messages(
-        template=prompts.template_for("v1"),
+        template=prompts.template_for(project, "v1"),
         project=project,
         sample=sample,
         turn=turn,
@@ -256,8 +256,9 @@ def test_later_turn_shows_earlier_turns_under_conversation_so_far(project):
     assert "## Response under review\nFollow-up answer number 2.\n" in text
 
 
-def test_template_hash_is_stable_and_differs_between_templates():
-    v1 = prompts.template_for("v1")
+def test_template_hash_is_stable_and_differs_between_templates(project):
+    v1 = prompts.template_for(project, "v1")
+    assert v1 == prompts.FEEDBACK_V1
     again = prompts.PromptTemplate(version=v1.version, system=v1.system, user=v1.user)
     assert v1.hash == again.hash
     assert len(v1.hash) == 64
@@ -265,9 +266,9 @@ def test_template_hash_is_stable_and_differs_between_templates():
     assert prompts.PromptTemplate(version="v1", system=v1.system, user=v1.user + " ").hash != v1.hash
 
 
-def test_unknown_prompt_version_is_refused():
+def test_unknown_prompt_version_is_refused(project):
     with pytest.raises(InvalidInput, match="prompt_version: 'v99' is unknown"):
-        prompts.template_for("v99")
+        prompts.template_for(project, "v99")
 
 
 def test_image_data_url_for_an_attached_image_and_none_for_a_missing_one(project):
@@ -322,7 +323,7 @@ def test_draft_turn_stores_a_complete_draft(project, sample, llm_simulator):
     assert result.model == "annotator-simulator"
     assert result.simulated is True
     assert result.calls == 1
-    template = prompts.template_for("v1")
+    template = prompts.template_for(project, "v1")
     assert (result.prompt_version, result.prompt_hash) == ("v1", template.hash)
     assert result.endpoint == llm_simulator.url
     assert result.params == {
