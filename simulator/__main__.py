@@ -35,6 +35,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tpm", type=float, default=0.0, help="Own rate limit, prompt tokens per minute.")
     for kind, what in FAULTS:
         p.add_argument(f"--fault-{kind}", type=float, default=0.0, metavar="RATE", help=f"Rate of {what}.")
+    p.add_argument("--batch-delay-s", type=float, default=0.0, help="Batch API: seconds before a batch completes.")
+    p.add_argument(
+        "--batch-fail-rate", type=float, default=0.0, metavar="RATE", help="Batch API: rate of lines that fail."
+    )
     p.add_argument("--hang-seconds", type=float, default=30.0)
     p.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of injected 429s.")
     p.add_argument("--seed", type=int, default=0, help="Seed of the fault RNG.")

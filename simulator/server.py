@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from . import content
+from .batches import COPY_CHUNK, LIST_LIMIT_MAX, BatchAPIError, BatchStore
 from .limits import RateLimiter, retry_headers
 
 SYSTEM_FINGERPRINT = "annotator-simulator"
@@ -65,6 +66,10 @@ class SimulatorConfig:
     hang_seconds: float = 30.0
     seed: int = 0
     require_key: str = ""
+    # The Batch API: seconds before a batch completes (counted from its creation), and the share
+    # of its lines answered with an error (in the error file) instead of a completion.
+    batch_delay_s: float = 0.0
+    batch_fail_rate: float = 0.0
 
     RUNTIME_FIXED = ("host", "port")
 
@@ -111,7 +116,7 @@ def _coerce(key: str, value: Any) -> Any:
         raise ValueError(f"{key} must be a number") from None
     if not math.isfinite(number) or (number < 0 and key != "seed"):
         raise ValueError(f"{key} must be a finite number >= 0")
-    if key.startswith("fault_") and number > 1:
+    if (key.startswith("fault_") or key == "batch_fail_rate") and number > 1:
         raise ValueError(f"{key} is a rate between 0 and 1")
     if key == "port" and number > 65535:
         raise ValueError("port must be below 65536")
@@ -124,6 +129,8 @@ class Reply:
     payload: Any
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     content_type: str = "application/json"
+    # A body sent from an open file (a batch's file content), closed once sent: (file, bytes).
+    stream: tuple[Any, int] | None = None
 
     def body(self) -> bytes:
         if isinstance(self.payload, bytes):
@@ -286,6 +293,11 @@ class Simulator:
         self._limiter = RateLimiter(config.rpm, config.tpm)
         self._fault_rng = random.Random(config.seed)
         self._latency_rng = random.Random(config.seed + 1)
+        self.batches = BatchStore(self.batch_answer, self._batch_settings)
+
+    def _batch_settings(self) -> tuple[float, float, int]:
+        config = self.config
+        return config.batch_delay_s, config.batch_fail_rate, config.seed
 
     # --- control --------------------------------------------------------------------------------
 
@@ -293,6 +305,7 @@ class Simulator:
         with self._lock:
             snapshot = dict(self._stats)
             snapshot["faults"] = dict(self._stats["faults"])
+        snapshot["batch"] = self.batches.stats()
         return snapshot
 
     def reset(self) -> None:
@@ -401,13 +414,29 @@ class Simulator:
             return error_reply(503, "The engine is currently overloaded, please try again later.", "server_error")
         return self._answer(request, prompt_tokens, fault, pick)
 
-    def _draw_fault(self, config: SimulatorConfig, wants_json: bool) -> tuple[str | None, float]:
-        """One draw against the cumulative fault rates; also where in its band the draw fell (0..1)."""
+    def batch_answer(self, body: bytes, rng: random.Random) -> tuple[int, dict[str, Any]]:
+        """One line of a batch, answered as the live endpoint answers it: the same content, and the
+        faults that change content (malformed, a missing field, truncated); no latency, no rate
+        limit, no transport faults (a batch's own failures are ``batch_fail_rate``'s)."""
+        try:
+            request = parse_chat_request(body)
+        except BadRequest as exc:
+            reply = error_reply(400, exc.message, "invalid_request_error", exc.code, exc.param)
+            return reply.status, reply.payload
+        fault, pick = self._draw_fault(self.config, request.wants_json, kinds=JSON_ONLY_FAULTS)
+        reply = self._answer(request, content.prompt_tokens(request.messages), fault, pick, count=False)
+        return reply.status, reply.payload
+
+    def _draw_fault(
+        self, config: SimulatorConfig, wants_json: bool, kinds: frozenset[str] | None = None
+    ) -> tuple[str | None, float]:
+        """One draw against the cumulative fault rates (of ``kinds`` only, when given); also where
+        in its band the draw fell (0..1)."""
         with self._lock:
             draw = self._fault_rng.random()
             start = 0.0
             for kind, rate in config.fault_rates():
-                if rate <= 0:
+                if rate <= 0 or (kinds is not None and kind not in kinds):
                     continue
                 if draw < start + rate:
                     if kind in JSON_ONLY_FAULTS and not wants_json:
@@ -424,7 +453,9 @@ class Simulator:
         if millis > 0:
             self.stopping.wait(millis / 1000.0)
 
-    def _answer(self, request: ChatRequest, prompt_tokens: int, fault: str | None, pick: float) -> Reply:
+    def _answer(
+        self, request: ChatRequest, prompt_tokens: int, fault: str | None, pick: float, *, count: bool = True
+    ) -> Reply:
         generated = content.generate(request.model, request.messages, request.response_format)
         text = generated.content
         finish_reason = "stop"
@@ -439,7 +470,8 @@ class Simulator:
             text = text[: request.max_tokens * 4]
             finish_reason = "length"
         completion_tokens = content.estimate_tokens(text)
-        self._count("completed")
+        if count:
+            self._count("completed")
         return Reply(
             200,
             {
@@ -463,6 +495,22 @@ class Simulator:
                 },
             },
         )
+
+
+def _not_allowed(path: str, allowed: str) -> Reply:
+    reply = error_reply(405, f"Use {allowed} for {path}.", "invalid_request_error", "method_not_allowed")
+    reply.headers["Allow"] = allowed.replace(" ", ", ")
+    return reply
+
+
+def _bounded_int(text: str, name: str, low: int, high: int) -> int:
+    try:
+        value = int(text[:12])
+    except ValueError:
+        raise BatchAPIError(400, f"{name} must be a whole number from {low} to {high}.", name) from None
+    if not low <= value <= high:
+        raise BatchAPIError(400, f"{name} must be a whole number from {low} to {high}.", name)
+    return value
 
 
 def _model(name: str) -> dict[str, Any]:
@@ -527,6 +575,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         sim = self.server.sim
+        path = urlsplit(self.path).path.rstrip("/") or "/"
+        if method == "POST" and path in ("/v1/files", "/files"):
+            self._send(self._upload(sim))
+            return
         try:
             body = self._read_body()
         except ValueError:
@@ -535,7 +587,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(error_reply(400, "Malformed request body framing.", "invalid_request_error"))
             return
-        path = urlsplit(self.path).path.rstrip("/") or "/"
         if path.startswith("/v1/"):
             path = path[3:]
         try:
@@ -545,8 +596,73 @@ class _Handler(BaseHTTPRequestHandler):
             reply = error_reply(500, f"Simulator internal error: {type(exc).__name__}", "simulator_error")
         self._send(reply)
 
+    def _upload(self, sim: Simulator) -> Reply:
+        """POST /v1/files: read as a stream, never whole into memory."""
+        if not sim.authorized(self.headers.get("Authorization")):
+            self.close_connection = True
+            return sim.unauthorized()
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.close_connection = True
+            return error_reply(411, "Send the file with a Content-Length.", "invalid_request_error")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        try:
+            return Reply(200, sim.batches.upload(self.headers.get("Content-Type") or "", length, self.rfile))
+        except BatchAPIError as exc:
+            self.close_connection = True  # what is left of the body is not read
+            return error_reply(exc.status, exc.message, "invalid_request_error", exc.code, exc.param)
+        except Exception as exc:
+            self.close_connection = True
+            sys.stderr.write(f"LLM simulator: internal error {type(exc).__name__}: {exc}\n")
+            return error_reply(500, f"Simulator internal error: {type(exc).__name__}", "simulator_error")
+
+    def _batch_api(self, sim: Simulator, method: str, path: str, body: bytes) -> Reply | None:
+        """The files and batches endpoints; None for a path that is not theirs."""
+        parts = path.strip("/").split("/")
+        if parts[0] not in ("files", "batches") or len(parts) > 3:
+            return None
+        if not sim.authorized(self.headers.get("Authorization")):
+            return sim.unauthorized()
+        store = sim.batches
+        try:
+            if parts == ["batches"]:
+                if method == "POST":
+                    data = json.loads(body or b"{}")
+                    if not isinstance(data, dict):
+                        raise BatchAPIError(400, "The request body must be a JSON object.")
+                    return Reply(200, store.create(data))
+                if method == "GET":
+                    query = parse_qs(urlsplit(self.path).query)
+                    limit = _bounded_int(query.get("limit", ["20"])[0], "limit", 1, LIST_LIMIT_MAX)
+                    return Reply(200, store.listing(limit, query.get("after", [""])[0] or None))
+                return _not_allowed(path, "GET POST")
+            if parts[0] == "batches" and len(parts) == 2:
+                return Reply(200, store.retrieve(parts[1])) if method == "GET" else _not_allowed(path, "GET")
+            if parts[0] == "batches" and parts[2:] == ["cancel"]:
+                return Reply(200, store.cancel(parts[1])) if method == "POST" else _not_allowed(path, "POST")
+            if parts[0] == "files" and len(parts) == 2:
+                if method == "GET":
+                    return Reply(200, store.file(parts[1]).public())
+                if method == "DELETE":
+                    return Reply(200, store.delete_file(parts[1]))
+                return _not_allowed(path, "GET DELETE")
+            if parts[0] == "files" and parts[2:] == ["content"]:
+                if method != "GET":
+                    return _not_allowed(path, "GET")
+                return Reply(200, None, content_type="application/octet-stream", stream=store.open_content(parts[1]))
+        except BatchAPIError as exc:
+            return error_reply(exc.status, exc.message, "invalid_request_error", exc.code, exc.param)
+        except ValueError:
+            return error_reply(400, "The request body is not valid JSON.", "invalid_request_error")
+        return None
+
     def _route(self, sim: Simulator, method: str, path: str, body: bytes) -> Reply:
         authorization = self.headers.get("Authorization")
+        batch_reply = self._batch_api(sim, method, path, body)
+        if batch_reply is not None:
+            return batch_reply
         allowed = {
             "/chat/completions": "POST",
             "/models": "GET",
@@ -590,19 +706,27 @@ class _Handler(BaseHTTPRequestHandler):
             return error_reply(400, str(exc), "invalid_request_error")
 
     def _send(self, reply: Reply) -> None:
-        body = reply.body()
+        stream = reply.stream
+        body = b"" if stream is not None else reply.body()
         try:
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(stream[1] if stream is not None else len(body)))
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(body)
+            if stream is None:
+                self.wfile.write(body)
+            else:
+                while chunk := stream[0].read(COPY_CHUNK):
+                    self.wfile.write(chunk)
         except OSError:  # the client gave up (a timeout on a hang, say); nothing to tell it
             self.close_connection = True
+        finally:
+            if stream is not None:
+                stream[0].close()
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -662,6 +786,7 @@ class SimulatorServer:
         if self._httpd is not None:
             return self
         self._sim.stopping.clear()
+        self._sim.batches.stopping.clear()
         self._httpd = _HTTPServer((self.config.host, self.config.port), self._sim)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="llm-simulator", daemon=True
@@ -675,6 +800,7 @@ class SimulatorServer:
         if httpd is None:
             return
         self._sim.stopping.set()
+        self._sim.batches.stopping.set()
         httpd.shutdown()
         httpd.close_connections()
         httpd.server_close()
