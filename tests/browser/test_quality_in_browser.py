@@ -164,4 +164,8 @@ def test_undefined_figures_and_odd_names_draw_without_an_error(live_server, page
     assert page.locator("#plot-models b, #plot-interaction b").count() == 0
     bars = "document.querySelectorAll('#plot-interaction .mark-rect.role-mark path').length"
     assert page.evaluate(bars) == 2 * 3  # one model, two criteria, three outcomes
+    # A tooltip, styled by the page's own stylesheet (vega-tooltip's injected style is off).
+    page.hover("#plot-confusion .mark-text.role-mark text >> nth=0")
+    wait_until(page, "document.querySelector('#vg-tooltip-element.visible') !== null")
+    assert "turns" in page.locator("#vg-tooltip-element").inner_text()
     assert page.evaluate("window.__cspViolations") == [] and watch.console == [] and watch.errors == []

@@ -97,7 +97,7 @@ export function confusionSpec(figures) {
           encoding: { color: { field: "turns", type: "quantitative", title: "turns", scale: { scheme: "blues" } } },
         },
         {
-          mark: { type: "text", fontSize: 10 },
+          mark: { type: "text", fontSize: 10, tooltip: true },
           encoding: {
             text: { field: "turns", type: "quantitative" },
             color: { condition: { test: `datum.turns > ${dark}`, value: "#fff" }, value: "#1d2330" },
