@@ -93,11 +93,14 @@ def test_every_page_runs_under_the_strict_policy_without_a_violation(live_server
     watch = Watch(page)
     log_in(page, base, "admin", logins["admin"])
     job = Job.objects.filter(project=project).first()
+    assert job is not None
     release = Release.objects.get(project=project)
     assert job.state == Job.State.QUEUED and release.state == Release.State.QUEUED  # no worker: they stay queued
     finished = ImportBatch.objects.filter(project=project, status="completed").first()
+    assert finished is not None
     running = ImportBatch.objects.create(project=project, format="native", file_name="big.jsonl", status="running")
     sample = Sample.objects.filter(project=project, image__isnull=False).exclude(image__file="").first()
+    assert sample is not None
 
     pages = {
         "project list": (f"{base}/", False),
@@ -158,6 +161,7 @@ def test_a_polled_page_survives_network_errors_and_shows_the_end_without_a_reloa
     project, logins, _ = demo_setup()
     base, slug = live_server.url, project.slug
     job = Job.objects.filter(project=project).first()
+    assert job is not None
     release = Release.objects.get(project=project)
     batch = ImportBatch.objects.create(project=project, format="native", file_name="big.jsonl", status="running")
     url, finish, shown = {
@@ -244,6 +248,7 @@ def test_the_confirm_dialogs_work_without_inline_handlers(live_server, page):
 def test_a_polled_page_goes_to_the_login_page_when_the_session_ends(live_server, page):
     project, logins, _ = demo_setup()
     job = Job.objects.filter(project=project).first()
+    assert job is not None
     log_in(page, live_server.url, "admin", logins["admin"])
     url = f"{live_server.url}/projects/{project.slug}/jobs/{job.pk}/"
     page.goto(url)

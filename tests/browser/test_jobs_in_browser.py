@@ -62,6 +62,7 @@ def test_launch_follow_pause_resume_and_cancel_a_job(live_server, page, project,
         assert 0 < Draft.objects.filter(job=job).count() < 300
 
         draft = Draft.objects.filter(job=job).select_related("turn").first()
+        assert draft is not None
         page.goto(f"{live_server.url}/projects/{project.slug}/samples/{draft.turn.sample_id}/")
         assert page.locator(".draft", has_text=draft.critique[:40]).is_visible()
         assert page.locator(".draft .badge", has_text="simulated").is_visible()

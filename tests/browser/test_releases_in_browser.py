@@ -34,6 +34,7 @@ def test_a_researcher_makes_follows_and_downloads_a_release(live_server, page, p
         page.click("#create-release")
         page.wait_for_url(f"{live_server.url}/projects/{project.slug}/releases/*/")
         release = Release.objects.get(project=project)
+        assert release.created_by is not None
         assert release.formats == ["dress", "rich"] and release.created_by.username == "rita"
 
         # The page follows the build and shows the files once it completes, without a reload.

@@ -68,6 +68,7 @@ def test_claim_edit_see_the_diff_save_with_the_keyboard_and_move_on(live_server,
     log_in(page, base, "annotator", logins["annotator"])
     assignment = start_reviewing(page, base, project)
     sample = assignment.sample
+    assert sample.image is not None
     assert page.locator("h1, .review-bar strong").first.inner_text() == sample.external_id
 
     # The image, and its boxes drawn over it, toggled with B.
@@ -147,6 +148,7 @@ def test_a_second_window_saving_the_same_turn_gets_the_conflict_view(live_server
         assignment = start_reviewing(first, base, project)
         second.goto(first.url)
         turn = assignment.sample.turns.filter(model_response__isnull=False).order_by("index").first()
+        assert turn is not None
         selector = f"#turn-{turn.pk} textarea[data-field=critique]"
 
         first.fill(selector, "Critique from the first window.")
@@ -181,6 +183,7 @@ def test_a_network_drop_keeps_the_text_and_saves_it_when_the_network_returns(liv
     log_in(page, base, "annotator", logins["annotator"])
     assignment = start_reviewing(page, base, project)
     turn = assignment.sample.turns.filter(model_response__isnull=False).order_by("index").first()
+    assert turn is not None
     selector = f"#turn-{turn.pk} textarea[data-field=critique]"
     text = "Typed while the network was down; it must survive."
 
@@ -302,6 +305,7 @@ def test_single_key_shortcuts_turn_off_and_menu_keys_have_ctrl_alt_twins(live_se
     # Level descriptions are text beside the scores, and the chosen level's description is shown.
     page.keyboard.press("Escape")
     turn = assignment.sample.turns.filter(model_response__isnull=False).order_by("index").first()
+    assert turn is not None
     card = page.locator(f"#turn-{turn.pk}")
     levels = {n: d for n, d in project.level_descriptions.items() if d}
     assert levels, "the demo project describes its levels"

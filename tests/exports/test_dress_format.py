@@ -9,12 +9,11 @@ import pytest
 from exports.formats.base import json_line
 from exports.formats.dress import dress_line
 from feedback.models import Project
-from feedback.review.claims import sample_claim
 from feedback.review.models import Decision
 from feedback.review.revisions import revision_create
 from tests.exports.export_helpers import build, folder, make_image_samples, read_jsonl, review_all
 from tests.feedback.import_helpers import DRESS_EXAMPLE, run_import
-from tests.feedback.review_helpers import make_drafted_samples, make_reviewers
+from tests.feedback.review_helpers import claim_one, make_drafted_samples, make_reviewers
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +39,7 @@ def test_a_dress_release_of_an_imported_dress_file_is_byte_identical(project, tm
 def test_a_reviewed_sample_becomes_a_record_of_the_published_shape(project):
     samples = make_drafted_samples(project, 1, turns=2, criterion="")
     (ann,) = make_reviewers(project, "ann")
-    assignment = sample_claim(project=project, reviewer=ann)
+    assignment = claim_one(project, ann)
     turns = list(samples[0].turns.order_by("index"))
     revision_create(assignment=assignment, turn=turns[0], author=ann, base_version=0, decision=Decision.ACCEPTED)
     revision_create(

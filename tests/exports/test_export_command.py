@@ -80,7 +80,7 @@ def test_the_command_passes_every_filter(project):
     )
     release = Release.objects.get()
     assert release.state == "completed", release.error
-    assert release.created_by.username == "ann"
+    assert release.created_by is not None and release.created_by.username == "ann"
     assert release.filters == {
         "decisions": ["accepted", "rejected"],
         "include_imported": False,

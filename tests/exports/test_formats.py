@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "exports" / "schemas" / "ric
 EDITED_SCORES = {"helpfulness": 3, "honesty": 5, "harmlessness": 6}
 
 
-def decide_by_sample(decisions: dict[str, str]):
+def decide_by_sample(decisions: Mapping[str, str]) -> Callable[[Turn], dict[str, Any]]:
     """Per sample external id: accept (the default), edit or reject every turn."""
 
     def decide(turn) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def decide_by_sample(decisions: dict[str, str]):
     return decide
 
 
-def reviewed(project, count: int, decisions: dict[str, str] | None = None, **options) -> list[Sample]:
+def reviewed(project: Project, count: int, decisions: Mapping[str, str] | None = None, **options: Any) -> list[Sample]:
     samples = make_image_samples(project, count, **options)
     (ann,) = make_reviewers(project, "ann")
     assert review_all(project, ann, decide_by_sample(decisions or {})) == count

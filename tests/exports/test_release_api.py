@@ -3,6 +3,8 @@ with files and manifest, downloads, the OpenAPI document, and query counts."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -63,7 +65,7 @@ def test_researchers_and_admins_use_every_endpoint(project, built, researcher_us
 
 
 def test_create_returns_the_queued_release(project, researcher_user, django_capture_on_commit_callbacks):
-    body = {
+    body: dict[str, Any] = {
         "name": "API release",
         "formats": ["dress", "rich"],
         "filters": {
@@ -198,7 +200,8 @@ def test_downloads_refuse_unknown_paths_and_unfinished_releases(project, built, 
         assert "detail" in response.json()
     queued = release_create(project=project, user=researcher_user, formats=["dress"])
     assert api.get(api_urls(queued)["file"]).status_code == 404
-    assert release_build(release_id=queued.pk).state == "completed"
+    built_now = release_build(release_id=queued.pk)
+    assert built_now is not None and built_now.state == "completed"
     assert api.get(api_urls(queued)["file"]).status_code == 200
 
 

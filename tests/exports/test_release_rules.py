@@ -13,15 +13,13 @@ from django.utils import timezone
 from exports.models import Release
 from exports.service import release_build, release_create
 from exports.splits import SplitRule, split_rule_from
-from feedback import recovery
 from feedback.drafting.models import Draft
 from feedback.errors import InvalidInput
-from feedback.review.claims import sample_claim
 from feedback.review.models import Assignment, Decision, Flag, Revision
 from feedback.review.revisions import revision_create, sample_flag
 from tests.exports.export_helpers import build, folder, make_image_samples, read_jsonl, review_all
-from tests.feedback.review_helpers import configure, make_reviewers
-from tests.recovery_helpers import ended_owner
+from tests.feedback.review_helpers import claim_one, configure, make_reviewers
+from tests.recovery_helpers import ended_owner, forced_sweep
 
 pytestmark = pytest.mark.django_db
 
@@ -130,7 +128,7 @@ def test_by_default_accepted_and_edited_turns_are_released_and_rejected_ones_are
 def test_the_final_is_the_latest_revision_and_the_draft_is_kept_beside_it(project):
     (sample,) = make_image_samples(project, 1, criterion="")
     (ann,) = make_reviewers(project, "ann")
-    assignment = sample_claim(project=project, reviewer=ann)
+    assignment = claim_one(project, ann)
     turn = sample.turns.get()
     draft = Draft.objects.get(turn=turn)
     first = revision_create(assignment=assignment, turn=turn, author=ann, base_version=0, **edited()(turn))
@@ -168,9 +166,9 @@ def test_with_two_reviews_per_sample_both_are_released_and_the_later_one_is_fina
 def test_flagged_samples_and_unfinished_reviews_are_left_out(project):
     samples = make_image_samples(project, 3, criterion="")
     ann, bob = make_reviewers(project, "ann", "bob")
-    flagged = sample_claim(project=project, reviewer=ann)
+    flagged = claim_one(project, ann)
     sample_flag(assignment=flagged, user=ann, flag=Flag.BAD_IMAGE)
-    leased = sample_claim(project=project, reviewer=bob)
+    leased = claim_one(project, bob)
     revision_create(
         assignment=leased,
         turn=leased.sample.turns.get(),
@@ -310,7 +308,7 @@ def test_a_release_whose_worker_was_lost_is_built_again_and_a_finished_one_is_no
     partial.mkdir(parents=True)
     (partial / "rich.jsonl").write_text("half a line")
     assert release_build(release_id=release.pk) is None  # a live-looking attempt holds it
-    assert recovery.sweep(force=True)["releases_requeued"] == 1
+    assert forced_sweep()["releases_requeued"] == 1
     built = release_build(release_id=release.pk)
     assert built is not None and built.state == Release.State.COMPLETED
     assert len(read_jsonl(folder(built) / "rich.jsonl")) == 2
