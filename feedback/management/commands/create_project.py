@@ -77,3 +77,8 @@ class Command(BaseCommand):
             f"Project {project.slug} created: {', '.join(project.criteria)} on {project.score_min}-{project.score_max}"
             f"{f', from {source.slug}' if source else ''}; {admins} admin member(s)."
         )
+        if not admins:
+            self.stdout.write(
+                f"Superusers and the admin group administer it; name its own admin with "
+                f"manage.py project_member --project {project.slug} --user NAME --role admin."
+            )
