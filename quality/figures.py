@@ -36,7 +36,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.fields.json import KeyTransform, KeyTransformExact
-from django.db.models.functions import Coalesce, Floor, Least, NullIf, TruncWeek
+from django.db.models.functions import Coalesce, Floor, Least, NullIf
 
 from feedback.drafting.models import CallStatus, Draft, Generation
 from feedback.models import ImportBatch, Project
@@ -159,31 +159,39 @@ def _run(queryset: QuerySet, outer: str) -> list[tuple]:
 
 def _drafter(turns, scores, criteria, labels, imports) -> dict[str, Any]:
     drafted = turns.filter(draft__isnull=False)
-    groups = list(
-        drafted.values("prompt_version", "draft_model", "import_batch_id", "decision").annotate(
-            n=Count("id"),
-            cd_n=Count("critique_distance"),
-            cd_sum=Sum("critique_distance"),
-            cd_sq=Sum(F("critique_distance") * F("critique_distance"), output_field=FloatField()),
-        )
-    )
-    n = sum(g["n"] for g in groups)
-    decisions = {d: stats.proportion(sum(g["n"] for g in groups if g["decision"] == d), n) for d in Decision.values}
     bucket = {
         f"{field}_bin": Least(Floor(F(f"{field}_distance") * BINS), Value(BINS - 1), output_field=IntegerField())
         for field in ("critique", "refinement")
     }
-    histogram = list(
+    # One scan: the turns by breakdown key, decision and edit distance bins, with the distances' sums.
+    binned = list(
         drafted.annotate(**bucket)
-        .values("critique_bin", "refinement_bin")
+        .values("prompt_version", "draft_model", "import_batch_id", "decision", "critique_bin", "refinement_bin")
         .annotate(
             n=Count("id"),
-            rd_sum=Sum("refinement_distance"),
-            rd_sq=Sum(F("refinement_distance") * F("refinement_distance"), output_field=FloatField()),
+            cd_n=Count("critique_distance"),
             cd_sum=Sum("critique_distance"),
             cd_sq=Sum(F("critique_distance") * F("critique_distance"), output_field=FloatField()),
+            rd_sum=Sum("refinement_distance"),
+            rd_sq=Sum(F("refinement_distance") * F("refinement_distance"), output_field=FloatField()),
         )
     )
+    merged: dict[tuple, dict[str, Any]] = {}
+    for b in binned:
+        key = (b["prompt_version"], b["draft_model"], b["import_batch_id"], b["decision"])
+        g = merged.setdefault(
+            key,
+            {"prompt_version": key[0], "draft_model": key[1], "import_batch_id": key[2], "decision": key[3]}
+            | {"n": 0, "cd_n": 0, "cd_sum": 0.0, "cd_sq": 0.0},
+        )
+        g["n"] += b["n"]
+        g["cd_n"] += b["cd_n"]
+        g["cd_sum"] += b["cd_sum"] or 0.0
+        g["cd_sq"] += b["cd_sq"] or 0.0
+    groups = list(merged.values())
+    histogram = binned
+    n = sum(g["n"] for g in groups)
+    decisions = {d: stats.proportion(sum(g["n"] for g in groups if g["decision"] == d), n) for d in Decision.values}
     text = {}
     for field, short in (("critique", "cd"), ("refinement", "rd")):
         counts = [0] * BINS
@@ -201,9 +209,10 @@ def _drafter(turns, scores, criteria, labels, imports) -> dict[str, Any]:
             "histogram": {"edges": list(EDGES), "counts": counts},
         }
     pairs = scores.filter(draft_score__isnull=False, final_score__isnull=False).exclude(decision=Decision.REJECTED)
+    # One scan: the pairs by criterion, breakdown key and week (for over_time), draft and final score.
     cells = list(
         pairs.values(
-            "criterion", "prompt_version", "draft_model", "import_batch_id", "draft_score", "final_score"
+            "criterion", "prompt_version", "draft_model", "import_batch_id", "week", "draft_score", "final_score"
         ).annotate(n=Count("id"))
     )
     per_criterion = {}
@@ -233,7 +242,7 @@ def _drafter(turns, scores, criteria, labels, imports) -> dict[str, Any]:
         "text": text,
         "by": by,
         "by_left_off": left_off,
-        "over_time": _over_time(pairs, labels),
+        "over_time": _over_time(cells, labels),
     }
 
 
@@ -242,20 +251,16 @@ def _by(column, groups, cells, criteria, labels, import_labels) -> tuple[list[di
     for g in groups:
         sizes[g[column]] += g["n"]
     keys = sorted(sizes, key=lambda k: (-sizes[k], str(k)))
+    pairs: dict[tuple[Any, str], list[tuple[int, int, int]]] = defaultdict(list)
+    for x in cells:
+        pairs[(x[column], x["criterion"])].append((x["draft_score"], x["final_score"], x["n"]))
     rows = []
     for key in keys[:BY_ROWS]:
         mine = [g for g in groups if g[column] == key]
         accepted = sum(g["n"] for g in mine if g["decision"] == Decision.ACCEPTED)
         within, kappa = {}, {}
         for c in criteria:
-            matrix = _confusion(
-                (
-                    (x["draft_score"], x["final_score"], x["n"])
-                    for x in cells
-                    if x["criterion"] == c and x[column] == key
-                ),
-                labels,
-            )
+            matrix = _confusion(pairs.get((key, c), ()), labels)
             figures = stats.agreement(matrix, labels, resamples=BY_RESAMPLES)
             within[c], kappa[c] = figures["within_1"], figures["kappa"]
         if column == "import_batch_id":
@@ -280,17 +285,12 @@ def _by(column, groups, cells, criteria, labels, import_labels) -> tuple[list[di
     return rows, max(0, len(keys) - BY_ROWS)
 
 
-def _over_time(pairs, labels) -> list[dict[str, Any]]:
+def _over_time(cells, labels) -> list[dict[str, Any]]:
     """Per prompt version and week (Monday, UTC) of the review: within ±1 and kappa over the criteria
     in scope (all of them pooled, or the filter's one)."""
-    cells = list(
-        pairs.annotate(week=TruncWeek("created_at", tzinfo=UTC))
-        .values("prompt_version", "week", "draft_score", "final_score")
-        .annotate(n=Count("id"))
-    )
     keyed: dict[tuple[str, str], list[tuple[int, int, int]]] = defaultdict(list)
     for x in cells:
-        week = x["week"].date().isoformat() if hasattr(x["week"], "date") else str(x["week"])[:10]
+        week = x["week"].isoformat() if x["week"] else ""
         keyed[(x["prompt_version"], week)].append((x["draft_score"], x["final_score"], x["n"]))
     out = []
     for (version, week), found in sorted(keyed.items()):
@@ -375,7 +375,6 @@ def _annotators(turns, shared_scores) -> list[dict[str, Any]]:
     per = {
         r["reviewer_id"]: r
         for r in turns.values("reviewer_id").annotate(
-            reviews=Count("assignment_id", distinct=True),
             drafted=Count("id", filter=Q(draft__isnull=False)),
             accepted=Count("id", filter=Q(draft__isnull=False, decision=Decision.ACCEPTED)),
         )
@@ -383,8 +382,9 @@ def _annotators(turns, shared_scores) -> list[dict[str, Any]]:
     durations: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for reviewer, seconds, n in _run(
         turns.values("reviewer_id", "assignment_id", "time_spent_ms"),
-        "SELECT reviewer_id, seconds, COUNT(*) FROM (SELECT reviewer_id, SUM(time_spent_ms) / 1000 AS seconds "
-        "FROM ({inner}) AS s GROUP BY reviewer_id, assignment_id) AS r GROUP BY reviewer_id, seconds",
+        "SELECT reviewer_id, seconds, COUNT(*) FROM (SELECT reviewer_id, "
+        "CAST(SUM(time_spent_ms) AS BIGINT) / 1000 AS seconds FROM ({inner}) AS s "
+        "GROUP BY reviewer_id, assignment_id) AS r GROUP BY reviewer_id, seconds",
     ):
         durations[reviewer].append((int(seconds or 0), int(n)))
     sql, params = shared_scores.values(
@@ -405,7 +405,7 @@ def _annotators(turns, shared_scores) -> list[dict[str, Any]]:
         out.append(
             {
                 "username": names.get(reviewer, f"#{reviewer}"),
-                "reviews": r["reviews"],
+                "reviews": sum(n for _, n in durations.get(reviewer, [])),
                 "median_seconds": _median(durations.get(reviewer, [])),
                 "accepted": stats.proportion(r["accepted"], r["drafted"]),
                 "agreement": stats.proportion(k, n),
@@ -476,9 +476,10 @@ def _latest_drafts(project: Project, filters: QualityFilters) -> QuerySet:
 
 def _models(project, filters, turns, scores, criteria, labels) -> list[dict[str, Any]]:
     reviewed = list(turns.values("responder_model", "responder_source").annotate(n=Count("id")))
+    # One scan: the final scores by model, criterion and the same reviewer's score of the next turn.
     human = list(
         scores.filter(final_score__isnull=False)
-        .values("responder_model", "responder_source", "criterion", "final_score")
+        .values("responder_model", "criterion", "final_score", "next_score")
         .annotate(n=Count("id"))
     )
     score_of = {
@@ -498,11 +499,7 @@ def _models(project, filters, turns, scores, criteria, labels) -> list[dict[str,
         .values("responder", "source", *score_of)
         .annotate(n=Count("id"))
     )
-    steps = list(
-        scores.filter(final_score__isnull=False, next_score__isnull=False)
-        .values("responder_model", "criterion", "final_score", "next_score")
-        .annotate(n=Count("id"))
-    )
+    steps = [x for x in human if x["next_score"] is not None]
     models: dict[str, dict[str, Any]] = {}
 
     def entry(model: str) -> dict[str, Any]:

@@ -95,6 +95,7 @@ class ReviewedScore(models.Model):
     responder_model = models.CharField(max_length=200, blank=True)
     responder_source = models.CharField(max_length=20, choices=Source.choices, blank=True)
     created_at = models.DateTimeField()
+    week = models.DateField(null=True, blank=True, help_text="Monday (UTC) of the week of created_at.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["row", "criterion"], name="reviewed_score_once")]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, Count, IntegerField, Sum, Value, When
+from django.db.models import Case, Count, F, IntegerField, Value, When
 
 from feedback.drafting.models import CallStatus, Draft, Generation
-from feedback.models import Project, Sample, Turn
+from feedback.models import Project, Sample
 from feedback.review.models import Assignment, AssignmentState, Revision
 
 from . import stats
@@ -35,6 +36,14 @@ COPIED = (
     "responder_source",
     "created_at",
 )
+
+
+def week_of(moment: datetime | None) -> date | None:
+    """The Monday (UTC) of the week of ``moment``."""
+    if moment is None:
+        return None
+    day = moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
+    return day - timedelta(days=day.weekday())
 
 
 def score_of(value: Any) -> int | None:
@@ -119,6 +128,7 @@ class Chain:
         drafted = self.draft_scores if isinstance(self.draft_scores, dict) else {}
         finals = self.finals(criteria)
         copied = {name: getattr(row, name) for name in COPIED}
+        copied["week"] = week_of(row.created_at)
         return [
             ReviewedScore(
                 row=row,
@@ -145,20 +155,18 @@ def responder(sample: Sample, generation_model: str | None) -> tuple[str, str]:
 
 def revision_saved(revision: Revision) -> None:
     """Rewrites the row of the revision's chain (the revision is its latest) and the next-turn
-    scores linking it to the reviewer's rows of the turns before and after it."""
-    assignment = Assignment.objects.only("id", "project_id", "reviewer_id", "state", "sample_id").get(
-        pk=revision.assignment_id
+    scores linking it to the reviewer's rows of the turns before and after it.
+
+    The turn and the draft are the revision's own (already loaded when saved by ``revision_create``);
+    the assignment's state is read again, with its project and sample, in one query."""
+    context = (
+        Assignment.objects.filter(pk=revision.assignment_id)
+        .values("state", "reviewer_id", "project_id", "sample_id", "project__criteria", "sample__source_model")
+        .annotate(import_batch_id=F("sample__import_batch_id"))
+        .get()
     )
-    turn = Turn.objects.only("id", "index", "sample_id").get(pk=revision.turn_id)
-    sample = Sample.objects.only("id", "project_id", "source_model", "import_batch_id").get(pk=turn.sample_id)
-    project = Project.objects.only("id", "criteria").get(pk=sample.project_id)
-    draft = (
-        Draft.objects.only("id", "critique", "refinement", "scores", "model", "prompt_version")
-        .filter(pk=revision.draft_id)
-        .first()
-        if revision.draft_id
-        else None
-    )
+    turn = revision.turn
+    draft = revision.draft if revision.draft_id else None
     generated = (
         Generation.objects.filter(turn_id=turn.pk)
         .exclude(status=CallStatus.FAILED)
@@ -166,53 +174,66 @@ def revision_saved(revision: Revision) -> None:
         .values_list("model", flat=True)
         .first()
     )
-    spent = Revision.objects.filter(assignment_id=assignment.pk, turn_id=turn.pk).aggregate(t=Sum("time_spent_ms"))
-    model, source = responder(sample, generated)
-    criteria = list(project.criteria)
+    submitted = context["state"] == AssignmentState.SUBMITTED
+    shared = submitted and (
+        Assignment.objects.filter(sample_id=context["sample_id"], state=AssignmentState.SUBMITTED).count() >= 2
+    )
+    existing = (
+        ReviewedTurn.objects.filter(assignment_id=revision.assignment_id, turn_id=turn.pk)
+        .values("pk", "revision_id", "time_spent_ms")
+        .first()
+    )
+    spent = revision.time_spent_ms or 0
+    if existing and existing["revision_id"] != revision.pk:
+        spent += existing["time_spent_ms"]
+    model, source = responder(Sample(source_model=context["sample__source_model"] or ""), generated)
+    criteria = list(context["project__criteria"])
     chain = Chain(
         revision_id=revision.pk,
-        assignment_id=assignment.pk,
+        assignment_id=revision.assignment_id,
         turn_id=turn.pk,
         turn_index=turn.index,
-        sample_id=sample.pk,
-        project_id=project.pk,
-        reviewer_id=assignment.reviewer_id,
-        submitted=assignment.state == AssignmentState.SUBMITTED,
-        shared=False,
+        sample_id=context["sample_id"],
+        project_id=context["project_id"],
+        reviewer_id=context["reviewer_id"],
+        submitted=submitted,
+        shared=shared,
         decision=revision.decision,
         critique=revision.critique,
         refinement=revision.refinement,
         scores=revision.scores,
         created_at=revision.created_at,
-        time_spent_ms=int(spent["t"] or 0),
+        time_spent_ms=spent,
         draft_id=draft.pk if draft else None,
         draft_critique=draft.critique if draft else None,
         draft_refinement=draft.refinement if draft else None,
         draft_scores=draft.scores if draft else None,
         draft_model=draft.model if draft else "",
         prompt_version=draft.prompt_version if draft else "",
-        import_batch_id=sample.import_batch_id,
+        import_batch_id=context["import_batch_id"],
         responder_model=model,
         responder_source=source,
     )
-    neighbours = ReviewedScore.objects.filter(
-        assignment_id=assignment.pk, row__turn_index=turn.index + 1, final_score__isnull=False
-    )
-    chain.next_scores = dict(neighbours.values_list("criterion", "final_score"))
+    mine = ReviewedScore.objects.filter(assignment_id=revision.assignment_id)
+    following = mine.filter(row__turn_index=turn.index + 1, final_score__isnull=False)
+    chain.next_scores = dict(following.values_list("criterion", "final_score"))
+    row = chain.row()
+    finals = chain.finals(criteria)
     with transaction.atomic():
-        ReviewedTurn.objects.filter(assignment_id=assignment.pk, turn_id=turn.pk).delete()
-        row = chain.row()
-        row.save()
+        if existing:
+            row.pk = existing["pk"]
+            mine.filter(row_id=row.pk).delete()
+            row.save(force_update=True)
+        else:
+            row.save(force_insert=True)
         ReviewedScore.objects.bulk_create(chain.score_rows(row, criteria))
-        finals = chain.finals(criteria)
-        ReviewedScore.objects.filter(assignment_id=assignment.pk, row__turn_index=turn.index - 1).update(
+        mine.filter(row__turn_index=turn.index - 1).update(
             next_score=Case(
                 *[When(criterion=c, then=Value(s)) for c, s in finals.items()],
                 default=Value(None),
                 output_field=IntegerField(),
             )
         )
-        sync_shared(sample.pk)
 
 
 def assignment_saved(assignment_id: int, sample_id: int, state: str) -> None:

@@ -412,3 +412,58 @@ def test_good_filters_parse():
         "since": "2024-01-01",
         "until": "2024-01-31",
     }
+
+
+def test_a_chain_saved_out_of_order_and_edited_after_submission_equals_the_rebuild(project, admin_user):
+    from feedback.review.claims import sample_claim
+    from feedback.review.revisions import revision_create
+    from tests.factories import DraftFactory, SampleFactory
+
+    (ann,) = reviewers(project, "ann")
+    sample = SampleFactory.create(project=project, external_id="x0", turns=2, source_model="lvlm-a")
+    turns = list(sample.turns.order_by("index"))
+    for turn in turns:
+        DraftFactory.create(turn=turn, scores=dict.fromkeys(CRITERIA, 4))
+    assignment = sample_claim(project=project, reviewer=ann)
+    edit = {"decision": Decision.EDITED, "critique": "Short.", "refinement": ""}
+    # Turn 1 first, then turn 0 (which submits): the round-to-round link is made either way.
+    revision_create(
+        assignment=assignment,
+        turn=turns[1],
+        author=ann,
+        base_version=0,
+        scores=dict.fromkeys(CRITERIA, 6),
+        time_spent_ms=1000,
+        **edit,
+    )
+    result = revision_create(
+        assignment=assignment,
+        turn=turns[0],
+        author=ann,
+        base_version=0,
+        scores=dict.fromkeys(CRITERIA, 3),
+        time_spent_ms=2000,
+        **edit,
+    )
+    assert result.completed
+    # An admin corrects turn 0 after the submission: the chain's latest counts, its time is summed.
+    revision_create(
+        assignment=result.revision.assignment,
+        turn=turns[0],
+        author=admin_user,
+        base_version=1,
+        scores=dict.fromkeys(CRITERIA, 2),
+        time_spent_ms=500,
+        **edit,
+    )
+    row = ReviewedTurn.objects.get(turn=turns[0])
+    assert row.submitted and row.time_spent_ms == 2500 and row.revision.version == 2
+    kept = compute(project)
+    step = next(m for m in kept["models"] if m["model"] == "lvlm-a")["interaction"]["honesty"]
+    assert step["n"] == 1 and step["mean_change"]["value"] == 4.0  # 2 → 6
+    fields = ("turn_id", "criterion", "draft_score", "final_score", "next_score", "submitted", "shared")
+    rows = sorted(ReviewedScore.objects.values_list(*fields))
+    call_command("quality_rebuild", "--project", project.slug, verbosity=0)
+    assert sorted(ReviewedScore.objects.values_list(*fields)) == rows
+    assert ReviewedTurn.objects.get(turn=turns[0]).time_spent_ms == 2500
+    assert compute(project) == kept
