@@ -5,6 +5,7 @@ reviewed through the real review path, so the summary the figures read is the on
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import krippendorff
 import numpy as np
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.django_db
 LABELS = list(range(1, 8))
 
 
-def close(value: float):
+def close(value: float | np.floating[Any]) -> Any:
     """Figures are rounded to 4 digits."""
     return pytest.approx(value, abs=1e-4)
 
@@ -45,6 +46,7 @@ def drafter_project(project, count: int = 30, seed: int = 1):
     raw, plans = [], []
     for i in range(count):
         draft = random_scores(rng)
+        final: dict[str, int] | None
         roll = rng.random()
         if roll < 1 / 3:
             decision, final = Decision.ACCEPTED, dict(draft)
