@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import re
 from dataclasses import dataclass, field
 
 from . import hub_features
@@ -19,6 +21,8 @@ def _yaml_string(value: str) -> str:
 
 # The builder of ``datasets`` that reads a data file, by its extension.
 BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+SAFE_PATH = re.compile(r"[\w./ -]+")
+UNSAFE_NAME = re.compile(r'[<>:/\\|?*"]')
 NOT_DATA = ("card", "manifest", "images", SCHEMA_FORMAT)
 
 
@@ -48,9 +52,26 @@ def hub_configs(manifest: dict) -> tuple[list[HubConfig], list[HubConfig]]:
         name = f"{f['format']}_{base}" if not base.startswith(f["format"]) else base
         config = configs.setdefault(name, HubConfig(name, builder, f["format"]))
         config.files.append((f["split"] or "train", f["path"]))
+    taken: set[str] = set()
+    for config in configs.values():  # names datasets takes: none of <>:/\|?* (a folder is made of each)
+        name = base = UNSAFE_NAME.sub("_", config.name)
+        while name in taken:
+            name = f"{base}_{len(taken)}"
+        config.name = name
+        taken.add(name)
     chosen = "json" if any(c.builder == "json" for c in configs.values()) else "parquet"
     listed = [c for c in configs.values() if c.builder == chosen]
     return listed, [c for c in configs.values() if c.builder != chosen]
+
+
+def _data_files_pattern(path: str) -> str:
+    """A release path as a ``data_files`` pattern that matches that file alone: ``datasets`` reads
+    a pattern as a glob (``*``, ``?`` and ``[`` escaped here) and one with a colon, such as
+    ``clarity: short_nlf.jsonl`` of a criterion so named, as an address of the scheme before it
+    (``./`` keeps it a path)."""
+    if SAFE_PATH.fullmatch(path):
+        return path
+    return "./" + glob.escape(path)
 
 
 def _configs(listed: list[HubConfig], criteria: list[str]) -> list[str]:
@@ -59,16 +80,16 @@ def _configs(listed: list[HubConfig], criteria: list[str]) -> list[str]:
         return []
     lines = ["configs:"]
     for config in listed:
-        lines.append(f"- config_name: {config.name}")
+        lines.append(f"- config_name: {_yaml_string(config.name)}")
         lines.append("  data_files:")
         for split, path in config.files:
             lines.append(f"  - split: {split}")
-            lines.append(f"    path: {_yaml_string(path)}")
+            lines.append(f"    path: {_yaml_string(_data_files_pattern(path))}")
     typed = [(c, fields) for c in listed if (fields := hub_features.features(c.format, criteria))]
     if typed:
         lines.append("dataset_info:")
         for config, fields in typed:
-            lines.append(f"- config_name: {config.name}")
+            lines.append(f"- config_name: {_yaml_string(config.name)}")
             lines.append("  features:")
             lines += hub_features.yaml_lines(fields, 2)
     return lines
@@ -93,7 +114,7 @@ def _loading(listed: list[HubConfig], others: list[HubConfig]) -> str:
         "from datasets import load_dataset",
         "",
         'folder = "path/to/this/release"',
-        *(f'load_dataset(folder, name="{c.name}")' for c in listed),
+        *(f"load_dataset(folder, name={json.dumps(c.name, ensure_ascii=False)})" for c in listed),
         "```",
     ]
     if any(c.builder == "parquet" for c in listed):

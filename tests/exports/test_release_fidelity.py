@@ -4,8 +4,10 @@ records ships their JSON Schema."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import os
 import re
 from itertools import count
 from pathlib import Path
@@ -17,8 +19,9 @@ import yaml
 
 from exports.models import Release
 from feedback.review.models import Decision
-from tests.exports.export_helpers import build, folder, read_jsonl
+from tests.exports.export_helpers import build, folder, make_image_samples, read_jsonl, review_all
 from tests.exports.test_formats import reviewed
+from tests.feedback.review_helpers import make_reviewers
 
 pytestmark = pytest.mark.django_db
 
@@ -72,6 +75,12 @@ def data_files(release: Release) -> dict[str, int]:
     }
 
 
+def matched(root: Path, pattern: str) -> str:
+    """The one file of the release a ``data_files`` pattern (a glob) matches."""
+    (path,) = glob.glob(pattern, root_dir=root)
+    return os.path.normpath(path)
+
+
 def loaded_rows(dataset) -> dict[str, int]:
     return {split: part.num_rows for split, part in dataset.items()}
 
@@ -86,9 +95,9 @@ def check_the_card_loads(release: Release, load_dataset) -> dict[str, str]:
     loaded: dict[str, str] = {}
     for config in header["configs"]:
         dataset = load_dataset(str(root), name=config["config_name"])
-        expected = {item["split"]: files[item["path"]] for item in config["data_files"]}
-        assert loaded_rows(dataset) == expected, config["config_name"]
-        loaded.update({item["path"]: config["config_name"] for item in config["data_files"]})
+        paths = {item["split"]: matched(root, item["path"]) for item in config["data_files"]}
+        assert loaded_rows(dataset) == {split: files[path] for split, path in paths.items()}, config["config_name"]
+        loaded.update(dict.fromkeys(paths.values(), config["config_name"]))
     section = body.split("## Loading\n", 1)[1].split("\n## ", 1)[0]
     calls = [line for line in section.splitlines() if line.startswith(("load_dataset(", "pq.read_table("))]
     assert len(calls) >= len(header["configs"])
@@ -220,3 +229,20 @@ def test_a_release_without_rich_records_ships_no_schema(project):
     release = build(project, ["dress", "vlsafe", "llava"])
     assert not (folder(release) / "rich_record.schema.json").exists()
     assert not release.files.filter(format="schema").exists()
+
+
+def test_criteria_of_any_name_make_configurations_that_load(project, load_dataset):
+    project.criteria = ["clarity: short", 'the "précision" [v2]?']
+    project.save(update_fields=["criteria"])
+    make_image_samples(project, 3, criterion="")
+    (ann,) = make_reviewers(project, "ann")
+    scores = {"clarity: short": 5, 'the "précision" [v2]?': 6}
+    assert review_all(project, ann, lambda turn: {"decision": Decision.EDITED, "critique": "Fine.", "scores": scores})
+    release = build(project, ["dress", "preference"])
+    header, _ = card_of(release)
+    names = [c["config_name"] for c in header["configs"]]
+    assert {"dress_clarity_ short_nlf", "dress_the _précision_ [v2]__nlf"} <= set(names)
+    loaded = check_the_card_loads(release, load_dataset)
+    assert set(loaded) == {p for p, rows in data_files(release).items() if rows}
+    pairs = load_dataset(str(folder(release)), name="preference_pairs")["train"]
+    assert pairs[0]["chosen"]["scores"] == scores

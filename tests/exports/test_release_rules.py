@@ -276,7 +276,7 @@ def test_the_manifest_lists_every_file_with_its_true_hash_and_rows(project):
     card = (root / "README.md").read_text()
     assert card.startswith("---\n")
     header = card.split("---\n")[1]
-    assert "config_name: dress_helpfulness_nlf" in header
+    assert 'config_name: "dress_helpfulness_nlf"' in header
     for f in manifest["files"]:
         assert (f'path: "{f["path"]}"' in header) == (f["format"] != "schema"), f["path"]
 
