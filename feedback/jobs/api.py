@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,6 +14,7 @@ from feedback.permissions import project_access
 from feedback.rest.errors import ErrorSerializer
 
 from . import selectors, service
+from .estimate import compared
 from .selection import STATUSES
 
 
@@ -54,10 +55,47 @@ class JobRequestSerializer(serializers.Serializer):
     budget = serializers.DecimalField(required=False, allow_null=True, max_digits=14, decimal_places=8, min_value=0)
     drafter = ModelSettingsSerializer(required=False, default=dict)
     responder = ModelSettingsSerializer(required=False, default=dict)
+    dry_run = serializers.BooleanField(
+        required=False, default=False, help_text="Answer the estimate (200) and create nothing, send nothing."
+    )
+
+
+class RoleEstimateSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    connection = serializers.CharField()
+    base_url = serializers.CharField()
+    model = serializers.CharField()
+    calls = serializers.IntegerField()
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost = serializers.DecimalField(max_digits=20, decimal_places=8, help_text="US dollars.")
+    priced = serializers.BooleanField(help_text="False: the model has no price in ANNOTATOR_LLM_PRICES (cost 0).")
+    tokenizer = serializers.CharField(help_text="How input tokens were counted: the model's tokenizer or an estimate.")
+    output = serializers.CharField(help_text="Where the expected output tokens come from.")
+
+
+class JobEstimateSerializer(serializers.Serializer):
+    """A dry run: what the job would send and cost (feedback/jobs/estimate.py)."""
+
+    calls = serializers.IntegerField()
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost = serializers.DecimalField(max_digits=20, decimal_places=8, help_text="US dollars.")
+    seconds = serializers.FloatField(allow_null=True, help_text="At the rate limits; null without one.")
+    selected = serializers.IntegerField(help_text="Turns (draft job) or samples (respond job) selected.")
+    rendered = serializers.IntegerField(help_text="Prompts rendered and counted; the rest scaled from them.")
+    roles = RoleEstimateSerializer(many=True)
 
 
 class JobSerializer(serializers.ModelSerializer):
     created_by: serializers.StringRelatedField = serializers.StringRelatedField()
+    estimate_vs_actual = serializers.SerializerMethodField(
+        help_text="Once the job has ended: the estimate, the actual figures and each one's error in percent."
+    )
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_estimate_vs_actual(self, job: Job) -> dict | None:
+        return compared(job)
 
     class Meta:
         model = Job
@@ -73,6 +111,8 @@ class JobSerializer(serializers.ModelSerializer):
             "tokens_out",
             "cost",
             "budget",
+            "estimate",
+            "estimate_vs_actual",
             "stop_reason",
             "created_by",
             "created_at",
@@ -100,22 +140,28 @@ class JobListCreate(APIView):
         project = project_access(request.user, slug, Role.ADMIN).project
         return Response(JobSerializer(selectors.jobs_of(project)[:50], many=True).data)
 
-    @extend_schema(request=JobRequestSerializer, responses={202: JobSerializer})
+    @extend_schema(
+        request=JobRequestSerializer,
+        responses={202: JobSerializer, 200: OpenApiResponse(JobEstimateSerializer, description="A dry run.")},
+    )
     def post(self, request, slug):
         project = project_access(request.user, slug, Role.ADMIN).project
         form = JobRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        job = service.job_create(
-            project=project,
-            user=request.user,
-            kind=data["kind"],
-            selection=dict(data["selection"]),
-            rounds=data["rounds"],
-            budget=data.get("budget"),
-            drafter=dict(data["drafter"]),
-            responder=dict(data["responder"]),
-        )
+        arguments = {
+            "project": project,
+            "user": request.user,
+            "kind": data["kind"],
+            "selection": dict(data["selection"]),
+            "rounds": data["rounds"],
+            "budget": data.get("budget"),
+            "drafter": dict(data["drafter"]),
+            "responder": dict(data["responder"]),
+        }
+        if data["dry_run"]:
+            return Response(JobEstimateSerializer(service.job_dry_run(**arguments)).data)
+        job = service.job_create(**arguments)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -36,9 +36,15 @@ class JobForm(forms.Form):
     )
     temperature = forms.FloatField(required=False, min_value=0, max_value=2)
     structured = forms.ChoiceField(
-        choices=[("json_schema", "JSON schema"), ("json_object", "JSON object"), ("none", "none")],
-        initial="json_schema",
+        choices=[
+            ("", "(the connection's)"),
+            ("json_schema", "JSON schema"),
+            ("json_object", "JSON object"),
+            ("none", "none"),
+        ],
+        required=False,
         label="Structured output",
+        help_text="Empty: the connection's mode (JSON schema unless it states another).",
     )
     send_image = forms.BooleanField(required=False, help_text="Send the image too, for vision models.")
     responder_connection = forms.ChoiceField(required=False, help_text="Respond jobs: where the model under study is.")

@@ -41,6 +41,7 @@ from feedback.jobs.models import Job, JobItem
 from feedback.models import Project, Sample, Turn
 from feedback.sending import JOB_DISPATCH, JOB_WATCH, LLM_ITEM_RUN, send, send_each
 
+from .estimate import job_estimate
 from .memo import BoundedCache
 from .selection import Selection, samples_to_respond, selection_from, turns_to_draft, whole_number
 
@@ -122,6 +123,33 @@ def job_request(
     if kind == Job.Kind.RESPOND:
         llm_settings["responder"] = _role_settings("responder", responder, project=project, free_url=free_url)
     return JobRequest(project, kind, chosen, count, cap, llm_settings, user)
+
+
+def job_dry_run(
+    *,
+    project: Project,
+    kind: str,
+    selection: dict[str, Any],
+    user: Any = None,
+    rounds: int = 1,
+    budget: Decimal | str | None = None,
+    drafter: dict[str, Any] | None = None,
+    responder: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What the job would cost, validated as job_create validates it; nothing is stored or sent."""
+    req = job_request(
+        project=project,
+        kind=kind,
+        selection=selection,
+        user=user,
+        rounds=rounds,
+        budget=budget,
+        drafter=drafter,
+        responder=responder,
+    )
+    return job_estimate(
+        project=req.project, kind=req.kind, selection=req.selection, rounds=req.rounds, llm_settings=req.llm_settings
+    )
 
 
 def job_create(
@@ -233,6 +261,12 @@ def _dispatch(job: Job) -> None:
         selection = Selection(**job.selection)
     except TypeError:
         raise InvalidInput("selection", "the job's selection is not one this version reads") from None
+    # The dry run's figures, before anything is sent, to compare with what the job spends.
+    Job.objects.filter(pk=job.pk).update(
+        estimate=job_estimate(
+            project=job.project, kind=job.kind, selection=selection, rounds=job.rounds, llm_settings=job.llm_settings
+        )
+    )
     if job.kind == Job.Kind.DRAFT:
         created = _items_from_turns(job, turns_to_draft(job.project, selection).values_list("pk", flat=True))
     else:

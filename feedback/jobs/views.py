@@ -16,6 +16,7 @@ from feedback.permissions import project_access
 from feedback.polling import render_polled
 
 from . import selectors, service
+from .estimate import compared
 from .forms import JobForm
 
 
@@ -35,15 +36,19 @@ def job_list(request, slug):
 def job_new(request, slug):
     project = project_access(request.user, slug, Role.ADMIN).project
     form = JobForm(request.POST or None, project=project, user=request.user)
+    estimate = None
     if request.method == "POST" and form.is_valid():
         try:
-            job = service.job_create(project=project, user=request.user, **form.service_arguments())
+            if "dry_run" in request.POST:  # the Estimate button: the same form comes back with the figures
+                estimate = service.job_dry_run(project=project, user=request.user, **form.service_arguments())
+            else:
+                job = service.job_create(project=project, user=request.user, **form.service_arguments())
+                messages.info(request, f"Job #{job.pk} launched; this page follows its progress.")
+                return redirect("feedback:job-detail", slug=project.slug, pk=job.pk)
         except InvalidInput as exc:  # "drafter.model: …": the form's fields are not the service's
             form.add_error(None, str(exc))
-        else:
-            messages.info(request, f"Job #{job.pk} launched; this page follows its progress.")
-            return redirect("feedback:job-detail", slug=project.slug, pk=job.pk)
-    return render(request, "feedback/job_new.html", {"project": project, "form": form, "connections": key_status()})
+    context = {"project": project, "form": form, "connections": key_status(), "estimate": estimate}
+    return render(request, "feedback/job_new.html", context)
 
 
 def job_detail(request, slug, pk):
@@ -57,7 +62,13 @@ def job_detail(request, slug, pk):
         request,
         "feedback/job_detail.html",
         "feedback/_job_progress.html",
-        {"project": project, "job": job, "progress": progress, "simulated": job.drafts.filter(simulated=True).exists()},
+        {
+            "project": project,
+            "job": job,
+            "progress": progress,
+            "simulated": job.drafts.filter(simulated=True).exists(),
+            "compared": compared(job),
+        },
         polling=progress["state"] in Job.ACTIVE_STATES,
     )
 

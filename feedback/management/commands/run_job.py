@@ -40,25 +40,28 @@ class Command(BaseCommand):
         parser.add_argument("--responder-connection", default="")
         parser.add_argument("--responder-model", default="")
         parser.add_argument("--responder-endpoint", default="")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Print what the job would send and cost; create and send nothing."
+        )
         parser.add_argument("--no-wait", action="store_true", help="Launch and return at once.")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
         try:
             project = project_by_key(opts["project"])
-            job = service.job_create(
-                project=project,
-                kind=opts["kind"],
-                selection={
+            arguments = {
+                "project": project,
+                "kind": opts["kind"],
+                "selection": {
                     "criterion": opts["criterion"],
                     "status": opts["status"],
                     "import_batch": opts["import_batch"],
                     "sample_ids": opts["sample_ids"],
                     "limit": opts["limit"],
                 },
-                rounds=opts["rounds"],
-                budget=opts["budget"],
-                drafter={
+                "rounds": opts["rounds"],
+                "budget": opts["budget"],
+                "drafter": {
                     "connection": opts["connection"],
                     "model": opts["model"],
                     "base_url": opts["endpoint"],
@@ -66,12 +69,16 @@ class Command(BaseCommand):
                     "structured": opts["structured"],
                     "send_image": opts["send_image"] or None,
                 },
-                responder={
+                "responder": {
                     "connection": opts["responder_connection"],
                     "model": opts["responder_model"],
                     "base_url": opts["responder_endpoint"],
                 },
-            )
+            }
+            if opts["dry_run"]:
+                self.stdout.write(estimate_text(service.job_dry_run(**arguments)))
+                return
+            job = service.job_create(**arguments)
         except ServiceError as exc:  # "drafter.model: …": the field and the message
             raise CommandError(str(exc)) from None
         self.stdout.write(f"Job #{job.pk} queued: {job.get_kind_display()} in {project.slug}.")
@@ -107,3 +114,23 @@ class Command(BaseCommand):
             self.stdout.write(progress["stop_reason"])
         for error in progress["latest_errors"][:5]:
             self.stdout.write(f"  {error['sample']} turn {error['turn'] + 1}: {error['error']}")
+
+
+def estimate_text(estimate: dict) -> str:
+    """The dry run for people: the totals, then one line per role saying how each figure was made."""
+    seconds = estimate["seconds"]
+    at = "no rate limit set" if seconds is None else f"{seconds / 60:,.1f} min at the rate limits"
+    lines = [
+        f"Dry run: nothing was created or sent. {estimate['selected']:,} selected; "
+        f"{estimate['rendered']:,} prompts rendered and counted.",
+        f"  calls {estimate['calls']:,}, input tokens {estimate['tokens_in']:,}, "
+        f"output tokens {estimate['tokens_out']:,}, cost ${float(estimate['cost']):,.4f}, {at}",
+    ]
+    for role in estimate["roles"]:
+        price = "" if role["priced"] else " (no price for this model: counted as 0)"
+        lines.append(
+            f"  {role['role']} {role['model']} via {role['connection'] or role['base_url']}: {role['calls']:,} calls, "
+            f"{role['tokens_in']:,} in ({role['tokenizer']}), {role['tokens_out']:,} out ({role['output']}), "
+            f"${float(role['cost']):,.4f}{price}"
+        )
+    return "\n".join(lines)
