@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from feedback.models import Project, ProjectMembership, Role
 from feedback.review.claims import sample_claim
@@ -237,3 +239,20 @@ def test_project_member_command_releases_a_removed_annotators_leases(project):
     leased = claim_one(project, ann)
     call_command("project_member", "--project=test", "--user=ann", "--role=remove")
     assert Assignment.objects.get(pk=leased.pk).state == Assignment.State.RELEASED
+
+
+def test_the_members_list_runs_the_same_queries_whatever_the_number_of_members(client, project, lead):
+    client.force_login(lead)
+    api = token_client(lead)
+
+    def counts() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as page:
+            assert client.get("/projects/test/members/").status_code == 200
+        with CaptureQueriesContext(connection) as listed:
+            assert api.get("/api/projects/test/members/").status_code == 200
+        return len(page), len(listed)
+
+    few = counts()
+    for n in range(20):
+        member(f"extra{n}", project, Role.ANNOTATOR)
+    assert counts() == few
