@@ -427,7 +427,8 @@ def test_a_chain_saved_out_of_order_and_edited_after_submission_equals_the_rebui
     for turn in turns:
         DraftFactory.create(turn=turn, scores=dict.fromkeys(CRITERIA, 4))
     assignment = sample_claim(project=project, reviewer=ann)
-    edit = {"decision": Decision.EDITED, "critique": "Short.", "refinement": ""}
+    assert assignment is not None
+    edit: dict[str, Any] = {"decision": Decision.EDITED, "critique": "Short.", "refinement": ""}
     # Turn 1 first, then turn 0 (which submits): the round-to-round link is made either way.
     revision_create(
         assignment=assignment,
@@ -469,3 +470,11 @@ def test_a_chain_saved_out_of_order_and_edited_after_submission_equals_the_rebui
     assert sorted(ReviewedScore.objects.values_list(*fields)) == rows
     assert ReviewedTurn.objects.get(turn=turns[0]).time_spent_ms == 2500
     assert compute(project) == kept
+
+
+def test_a_scale_too_wide_for_the_figures_is_refused_by_name(project):
+    project.score_max = 500
+    project.save()
+    with pytest.raises(InvalidInput) as caught:
+        compute(project)
+    assert "scale" in caught.value.errors
