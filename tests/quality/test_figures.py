@@ -470,11 +470,3 @@ def test_a_chain_saved_out_of_order_and_edited_after_submission_equals_the_rebui
     assert sorted(ReviewedScore.objects.values_list(*fields)) == rows
     assert ReviewedTurn.objects.get(turn=turns[0]).time_spent_ms == 2500
     assert compute(project) == kept
-
-
-def test_a_scale_too_wide_for_the_figures_is_refused_by_name(project):
-    project.score_max = 500
-    project.save()
-    with pytest.raises(InvalidInput) as caught:
-        compute(project)
-    assert "scale" in caught.value.errors
