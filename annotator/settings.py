@@ -339,6 +339,7 @@ CELERY_TASK_ROUTES = {
     "feedback.tasks.import_batch_run_task": {"queue": "default"},
     "feedback.tasks.job_dispatch_task": {"queue": "default"},
     "feedback.tasks.job_watch_task": {"queue": "default"},
+    "feedback.tasks.job_batch_task": {"queue": "default"},
     "feedback.tasks.llm_item_run": {"queue": "llm"},
     "exports.tasks.release_build_task": {"queue": "exports"},
 }
@@ -416,6 +417,17 @@ LLM_PRICES: dict[str, list[float]] = {
 JOB_WINDOW = env_int("ANNOTATOR_JOB_WINDOW", 200)
 JOB_LEASE = env_float("ANNOTATOR_JOB_LEASE", 300.0)
 JOB_WATCH_INTERVAL = env_float("ANNOTATOR_JOB_WATCH_INTERVAL", 5.0)
+# Batch mode: requests and bytes per uploaded file (under the provider's 50,000 and 200 MB), files
+# in flight per job, how often the poller looks at a job's batches, how long one of its steps
+# (upload, read) may run before another worker takes it over, the timeout of a file's upload or
+# download, and the batch price as a fraction of the live price.
+JOB_BATCH_MAX_REQUESTS = env_int("ANNOTATOR_JOB_BATCH_MAX_REQUESTS", 50_000)
+JOB_BATCH_MAX_BYTES = env_int("ANNOTATOR_JOB_BATCH_MAX_BYTES", 190 * 1024 * 1024)
+JOB_BATCH_OPEN_PARTS = env_int("ANNOTATOR_JOB_BATCH_OPEN_PARTS", 20)
+JOB_BATCH_POLL_INTERVAL = env_float("ANNOTATOR_JOB_BATCH_POLL_INTERVAL", 30.0)
+JOB_BATCH_LEASE = env_float("ANNOTATOR_JOB_BATCH_LEASE", 1800.0)
+JOB_BATCH_TIMEOUT = env_float("ANNOTATOR_JOB_BATCH_TIMEOUT", 600.0)
+LLM_BATCH_PRICE = env_float("ANNOTATOR_LLM_BATCH_PRICE", 0.5)
 
 # Human review: how long a claimed sample stays leased without a renewal (the page renews it
 # while open), and how often the page renews.

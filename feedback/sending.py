@@ -20,6 +20,7 @@ from django.db import transaction
 IMPORT_RUN = "feedback.tasks.import_batch_run_task"
 JOB_DISPATCH = "feedback.tasks.job_dispatch_task"
 JOB_WATCH = "feedback.tasks.job_watch_task"
+JOB_BATCH = "feedback.tasks.job_batch_task"
 LLM_ITEM_RUN = "feedback.tasks.llm_item_run"
 
 

@@ -8,8 +8,9 @@ from feedback.jobs.models import Job
 
 from . import recovery
 from .importers.service import import_batch_start
+from .jobs import batch as job_batches
 from .jobs import service as jobs
-from .sending import IMPORT_RUN, JOB_DISPATCH, JOB_WATCH, LLM_ITEM_RUN
+from .sending import IMPORT_RUN, JOB_BATCH, JOB_DISPATCH, JOB_WATCH, LLM_ITEM_RUN
 
 
 @shared_task(name=IMPORT_RUN, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -33,6 +34,12 @@ def job_dispatch_task(job_id: int) -> None:
 @shared_task(name=JOB_WATCH, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def job_watch_task(job_id: int) -> None:
     jobs.job_watch(job_id=job_id)
+
+
+@shared_task(name=JOB_BATCH, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def job_batch_task(job_id: int, chain: bool = True) -> None:
+    """A batch-mode job's poller (``default`` queue): uploads, polls, reads its batches."""
+    job_batches.job_batch_tick(job_id=job_id, chain=chain)
 
 
 @worker_ready.connect

@@ -20,7 +20,7 @@ from feedback.errors import InvalidInput
 from feedback.models import Project, Sample, Turn
 
 from . import connections, ratelimit
-from .client import ChatResult, LLMError, UnusableAnswer, chat
+from .client import ChatResult, LLMError, UnusableAnswer, chat, request_body
 from .pricing import cost_of
 from .prompts import estimate_tokens, feedback_messages, image_data_url, response_messages, template_for
 from .schema import ParsedFeedback, ParseError, feedback_schema, parse_feedback, response_format
@@ -275,6 +275,101 @@ def _previous(turn: Turn, previous: list[Turn] | None) -> list[Turn]:
     return list(Turn.objects.filter(sample_id=turn.sample_id, index__lt=turn.index).order_by("index"))
 
 
+@dataclass(frozen=True)
+class FeedbackRequest:
+    """What a draft asks for: the template it used, the criteria it scores, the messages and the
+    response format. The live path sends it; a batch writes it as a line."""
+
+    template: Any
+    criteria: list[str]
+    messages: list[dict[str, Any]]
+    response_format: dict[str, Any] | None
+
+    def body(self, cs: CallSettings) -> dict[str, Any]:
+        """The chat completions body, with the parameters the connection's server takes."""
+        return request_body(
+            model=cs.model,
+            messages=self.messages,
+            temperature=cs.temperature,
+            max_tokens=cs.max_tokens,
+            response_format=self.response_format,
+            parameters=connections.parameters_for(cs.connection),
+        )
+
+
+def feedback_request(
+    *, turn: Turn, sample: Sample, project: Project, cs: CallSettings, previous: list[Turn] | None = None
+) -> FeedbackRequest:
+    """The prompt of a draft of ``turn`` (which must have a response to review)."""
+    if turn.model_response is None:
+        raise InvalidInput("turn", f"turn {turn.index} of sample {sample.external_id} has no response to review")
+    template = template_for(project, cs.prompt_version, lock=True)
+    criteria = list(project.criteria)
+    schema = feedback_schema(criteria, project.score_min, project.score_max)
+    messages = feedback_messages(
+        template=template,
+        project=project,
+        sample=sample,
+        turn=turn,
+        previous=_previous(turn, previous),
+        schema=schema,
+        image_url=image_data_url(sample.image) if cs.send_image else None,
+    )
+    return FeedbackRequest(template, criteria, messages, response_format(schema, cs.structured))
+
+
+def answered_draft(
+    *,
+    turn: Turn,
+    project: Project,
+    cs: CallSettings,
+    template: Any,
+    criteria: list[str],
+    answer: ChatResult,
+    cost: Decimal,
+    job_id: int | None,
+    failed_note: str = "",
+) -> Draft:
+    """The draft (unsaved) that an answer obtained outside a live call makes (a batch's line):
+    parsed and repaired as a live answer is; an unusable one is a failed draft keeping its raw text,
+    the reason, and ``failed_note`` (what happens next). ``template`` and ``criteria``: those of
+    the request (FeedbackRequest), the same for every turn of a job."""
+    fields: dict[str, Any] = {}
+    try:
+        parsed = parse_feedback(
+            answer.text,
+            criteria=criteria,
+            low=project.score_min,
+            high=project.score_max,
+            finish_reason=answer.finish_reason,
+        )
+        status = CallStatus.REPAIRED if parsed.repaired else CallStatus.OK
+        fields.update(
+            critique=parsed.critique, refinement=parsed.refinement, scores=parsed.scores, overall=parsed.overall
+        )
+    except ParseError as exc:
+        status = CallStatus.FAILED
+        fields["error"] = f"unusable answer: {exc}{failed_note}"
+    return Draft(
+        turn=turn,
+        job_id=job_id,
+        status=status,
+        model=cs.model,
+        endpoint=cs.base_url,
+        params=cs.request_params(),
+        raw_output=answer.text,
+        tokens_in=answer.tokens_in,
+        tokens_out=answer.tokens_out,
+        cost=cost,
+        latency_ms=answer.latency_ms,
+        calls=1,
+        simulated=answer.simulated,
+        prompt_version=template.version,
+        prompt_hash=template.hash,
+        **fields,
+    )
+
+
 def draft_turn(
     *,
     turn: Turn,
@@ -287,21 +382,8 @@ def draft_turn(
 ) -> Draft:
     """Ask for feedback on a turn with a response. One successful draft per turn per job: when one
     exists already (a redelivered task), it is returned and nothing is stored twice."""
-    if turn.model_response is None:
-        raise InvalidInput("turn", f"turn {turn.index} of sample {sample.external_id} has no response to review")
-    template = template_for(project, cs.prompt_version, lock=True)
-    criteria = list(project.criteria)
-    schema = feedback_schema(criteria, project.score_min, project.score_max)
-    fmt = response_format(schema, cs.structured)
-    messages = feedback_messages(
-        template=template,
-        project=project,
-        sample=sample,
-        turn=turn,
-        previous=_previous(turn, previous),
-        schema=schema,
-        image_url=image_data_url(sample.image) if cs.send_image else None,
-    )
+    request = feedback_request(turn=turn, sample=sample, project=project, cs=cs, previous=previous)
+    template, criteria, messages, fmt = request.template, request.criteria, request.messages, request.response_format
     start_tokens, start_cost = (gate.tokens_in, gate.tokens_out), gate.cost
     answers: list[ChatResult] = []
 

@@ -52,6 +52,11 @@ class JobRequestSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Job.Kind.values)
     selection = SelectionSerializer(required=False, default=dict)
     rounds = serializers.IntegerField(required=False, default=1, min_value=1, max_value=service.MAX_ROUNDS)
+    mode = serializers.ChoiceField(
+        choices=Job.Mode.values,
+        default=Job.Mode.LIVE,
+        help_text="live: one call per turn; batch: the provider's Batch API, at the batch price.",
+    )
     budget = serializers.DecimalField(required=False, allow_null=True, max_digits=14, decimal_places=8, min_value=0)
     drafter = ModelSettingsSerializer(required=False, default=dict)
     responder = ModelSettingsSerializer(required=False, default=dict)
@@ -102,6 +107,7 @@ class JobSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "kind",
+            "mode",
             "state",
             "selection",
             "llm_settings",
@@ -155,6 +161,7 @@ class JobListCreate(APIView):
             "kind": data["kind"],
             "selection": dict(data["selection"]),
             "rounds": data["rounds"],
+            "mode": data["mode"],
             "budget": data.get("budget"),
             "drafter": dict(data["drafter"]),
             "responder": dict(data["responder"]),

@@ -21,6 +21,12 @@ class JobForm(forms.Form):
         required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Sample ids, separated by spaces or commas."
     )
     limit = forms.IntegerField(required=False, min_value=1, help_text="At most this many turns (or samples).")
+    mode = forms.ChoiceField(
+        choices=Job.Mode.choices,
+        initial=Job.Mode.LIVE,
+        required=False,
+        help_text="Batch: through the provider's Batch API (files, then results within a day), at the batch price.",
+    )
     rounds = forms.IntegerField(
         min_value=1, max_value=10, initial=1, help_text="Respond jobs: rounds of respond, critique and refine."
     )
@@ -94,6 +100,7 @@ class JobForm(forms.Form):
                 "limit": data["limit"],
             },
             "rounds": data["rounds"],
+            "mode": data["mode"] or Job.Mode.LIVE,
             "budget": data["budget"],
             "drafter": {
                 "connection": data["connection"],

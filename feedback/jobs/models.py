@@ -18,6 +18,11 @@ class JobKind(models.TextChoices):
     RESPOND = "respond", "Generate responses (DRESS loop)"
 
 
+class JobMode(models.TextChoices):
+    LIVE = "live", "Live: one call per turn, at once"
+    BATCH = "batch", "Batch: the provider's Batch API, cheaper, within a day"
+
+
 class JobState(models.TextChoices):
     QUEUED = "queued"
     RUNNING = "running"
@@ -39,6 +44,7 @@ class JobItemState(models.TextChoices):
 
 class Job(models.Model):
     Kind = JobKind
+    Mode = JobMode
     State = JobState
 
     ACTIVE_STATES = (State.QUEUED, State.RUNNING, State.CANCELLING)
@@ -59,6 +65,7 @@ class Job(models.Model):
 
     project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=20, choices=Kind.choices)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.LIVE)
     state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
     selection = models.JSONField(default=dict, blank=True, help_text="The filter that chose the turns.")
     llm_settings = models.JSONField(default=dict, blank=True, help_text="Model settings, never a key.")
@@ -80,11 +87,15 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     watched_at = models.DateTimeField(null=True, blank=True)
+    batch_ticked_at = models.DateTimeField(
+        null=True, blank=True, help_text="Batch mode: when the poller last looked at the job's batches."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=JobKind.values), name="job_kind_valid"),
+            models.CheckConstraint(condition=Q(mode__in=JobMode.values), name="job_mode_valid"),
             models.CheckConstraint(condition=Q(state__in=JobState.values), name="job_state_valid"),
             models.CheckConstraint(condition=Q(rounds__gte=1), name="job_rounds_positive"),
             models.CheckConstraint(condition=Q(budget__isnull=True) | Q(budget__gte=0), name="job_budget_non_negative"),
@@ -120,6 +131,14 @@ class JobItem(models.Model):
     throttled = models.PositiveIntegerField(default=0, help_text="429 answers received.")
     error = models.TextField(blank=True)
     updated_at = models.DateTimeField(null=True, blank=True)
+    part = models.ForeignKey(
+        "BatchPart",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="items",
+        help_text="Batch mode: the part of the job's batches that asked for this item.",
+    )
 
     class Meta:
         ordering = ["id"]
@@ -137,3 +156,60 @@ class JobItem(models.Model):
 
     def __str__(self) -> str:
         return f"item {self.pk} of job {self.job_id}: turn {self.turn_id} ({self.state})"
+
+
+class BatchPartState(models.TextChoices):
+    WRITING = "writing", "Items chosen; the file is not uploaded yet"
+    UPLOADED = "uploaded", "File uploaded; the batch is not created yet"
+    SUBMITTED = "submitted", "Batch created; waiting for the provider"
+    READING = "reading", "Batch ended; storing its results"
+    DONE = "done", "Every item stored or sent to the live path"
+    CANCELLED = "cancelled", "Cancelled with its job"
+
+
+class BatchPart(models.Model):
+    """One file of a batch-mode job's requests and the provider's batch that answers it.
+
+    Each remote step records its id here before the next one starts, so that a worker lost
+    between two steps leaves a part the next poll resumes where it was: a part ``writing`` is
+    written and uploaded again, one ``uploaded`` finds its batch by its file or creates it, one
+    ``submitted`` is polled, one ``reading`` reads its files again (items already stored are
+    skipped). A lease (token, lease_until) keeps two workers off the same step."""
+
+    State = BatchPartState
+    OPEN = (State.WRITING, State.UPLOADED, State.SUBMITTED, State.READING)
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="batch_parts")
+    number = models.PositiveIntegerField(help_text="1, 2, ... within the job.")
+    call = models.CharField(max_length=20, default="draft", help_text="What its lines ask for: draft or respond.")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.WRITING)
+    requests = models.PositiveIntegerField(default=0)
+    bytes = models.PositiveBigIntegerField(default=0)
+    input_file_id = models.CharField(max_length=200, blank=True)
+    remote_id = models.CharField(max_length=200, blank=True, help_text="The provider's batch id.")
+    remote_status = models.CharField(max_length=40, blank=True)
+    output_file_id = models.CharField(max_length=200, blank=True)
+    error_file_id = models.CharField(max_length=200, blank=True)
+    completed = models.PositiveIntegerField(default=0, help_text="Lines the provider answered.")
+    failed = models.PositiveIntegerField(default=0, help_text="Lines the provider failed.")
+    stored = models.PositiveIntegerField(default=0, help_text="Items stored from the batch's answers.")
+    to_live = models.PositiveIntegerField(default=0, help_text="Items sent to the live path instead.")
+    reserved_cost = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    token = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When the provider's batch ended.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="batch_part_number_unique"),
+            models.CheckConstraint(condition=Q(state__in=BatchPartState.values), name="batch_part_state_valid"),
+        ]
+        indexes = [models.Index(fields=["job", "state"])]
+
+    def __str__(self) -> str:
+        return f"part {self.number} of job {self.job_id} ({self.state})"

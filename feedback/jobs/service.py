@@ -39,7 +39,7 @@ from feedback.drafting.service import (
 from feedback.errors import Conflict, InvalidInput, NotFound, ServiceError
 from feedback.jobs.models import Job, JobItem
 from feedback.models import Project, Sample, Turn
-from feedback.sending import JOB_DISPATCH, JOB_WATCH, LLM_ITEM_RUN, send, send_each
+from feedback.sending import JOB_BATCH, JOB_DISPATCH, JOB_WATCH, LLM_ITEM_RUN, send, send_each
 
 from .estimate import job_estimate
 from .memo import BoundedCache
@@ -92,6 +92,7 @@ class JobRequest:
     budget: Decimal | None
     llm_settings: dict[str, dict[str, Any]]
     user: Any = None
+    mode: str = Job.Mode.LIVE
 
 
 def job_request(
@@ -104,6 +105,7 @@ def job_request(
     budget: Decimal | str | None = None,
     drafter: dict[str, Any] | None = None,
     responder: dict[str, Any] | None = None,
+    mode: str = Job.Mode.LIVE,
 ) -> JobRequest:
     """Validate a job request; an InvalidInput names the field at fault (``drafter.model``, say).
 
@@ -117,12 +119,14 @@ def job_request(
         raise InvalidInput("rounds", f"must be from 1 to {MAX_ROUNDS}")
     if kind == Job.Kind.DRAFT and count != 1:
         raise InvalidInput("rounds", "a draft job has one round; the DRESS loop is a respond job")
+    if mode not in Job.Mode.values:
+        raise InvalidInput("mode", f"{str(mode)[:_ECHO_MAX]!r} is not one of {', '.join(Job.Mode.values)}")
     cap = _budget(budget)
     free_url = user is None or bool(getattr(user, "is_superuser", False))
     llm_settings = {"drafter": _role_settings("drafter", drafter, project=project, free_url=free_url)}
     if kind == Job.Kind.RESPOND:
         llm_settings["responder"] = _role_settings("responder", responder, project=project, free_url=free_url)
-    return JobRequest(project, kind, chosen, count, cap, llm_settings, user)
+    return JobRequest(project, kind, chosen, count, cap, llm_settings, user, mode)
 
 
 def job_dry_run(
@@ -135,6 +139,7 @@ def job_dry_run(
     budget: Decimal | str | None = None,
     drafter: dict[str, Any] | None = None,
     responder: dict[str, Any] | None = None,
+    mode: str = Job.Mode.LIVE,
 ) -> dict[str, Any]:
     """What the job would cost, validated as job_create validates it; nothing is stored or sent."""
     req = job_request(
@@ -146,6 +151,7 @@ def job_dry_run(
         budget=budget,
         drafter=drafter,
         responder=responder,
+        mode=mode,
     )
     return job_estimate(
         project=req.project, kind=req.kind, selection=req.selection, rounds=req.rounds, llm_settings=req.llm_settings
@@ -162,9 +168,11 @@ def job_create(
     budget: Decimal | str | None = None,
     drafter: dict[str, Any] | None = None,
     responder: dict[str, Any] | None = None,
+    mode: str = Job.Mode.LIVE,
 ) -> Job:
     """Validate (see job_request) and queue a job; the dispatcher runs after commit and records
-    the dry run's estimate before it sends anything."""
+    the dry run's estimate before it sends anything. ``mode`` ``batch``: through the provider's
+    Batch API (feedback/jobs/batch.py)."""
     req = job_request(
         project=project,
         kind=kind,
@@ -174,11 +182,13 @@ def job_create(
         budget=budget,
         drafter=drafter,
         responder=responder,
+        mode=mode,
     )
     with transaction.atomic():
         job = Job.objects.create(
             project=req.project,
             kind=req.kind,
+            mode=req.mode,
             selection=req.selection.as_dict(),
             llm_settings=req.llm_settings,
             rounds=req.rounds,
@@ -333,6 +343,10 @@ def _fill(job: Job, limit: int | None = None) -> int:
     """Send pending items until ``JOB_WINDOW`` are in flight (or ``limit`` more). Returns how many."""
     if job.state != Job.State.RUNNING:
         return 0
+    if job.mode == Job.Mode.BATCH:  # its poller puts items in batches (feedback/jobs/batch.py)
+        if limit is None:
+            _batch_kick(job)
+        return 0
     if limit is None:
         limit = settings.JOB_WINDOW - JobItem.objects.filter(job=job, state__in=JobItem.IN_FLIGHT).count()
     if limit <= 0:
@@ -342,6 +356,14 @@ def _fill(job: Job, limit: int | None = None) -> int:
     if ids:
         send_each(LLM_ITEM_RUN, ((item_id, token) for item_id in ids))
     return len(ids)
+
+
+def _batch_kick(job: Job) -> None:
+    """Start a batch-mode job's poller unless it looked within its interval (it died with its
+    worker, or stopped while the job was paused)."""
+    since = timezone.now() - timedelta(seconds=settings.JOB_BATCH_POLL_INTERVAL)
+    if Job.objects.filter(Q(batch_ticked_at__isnull=True) | Q(batch_ticked_at__lt=since), pk=job.pk).exists():
+        send(JOB_BATCH, job.pk)
 
 
 def _claim_pending(job_id: int, limit: int, token: str, lease_until: Any) -> list[int]:
@@ -506,7 +528,7 @@ def item_run(*, item_id: int, token: str) -> None:
 # saved, kept by each worker process: loading them with every turn was a third of a turn's CPU.
 # Bounded (the least recently used goes first) so a long-lived worker's memory does not grow
 # with every job and project it has ever seen; clear_memos() forgets them all.
-_JOB_FIXED = ("id", "project_id", "kind", "rounds", "llm_settings", "created_at")
+_JOB_FIXED = ("id", "project_id", "kind", "mode", "rounds", "llm_settings", "created_at")
 # Jobs and projects a worker remembers: far more than run at once, few enough to be small.
 _MEMO_SIZE = 1000
 _fixed_jobs: BoundedCache[int, dict[str, Any]] = BoundedCache(_MEMO_SIZE)
@@ -720,6 +742,8 @@ def job_cancel(*, job: Job) -> Job:
         )
     job.refresh_from_db()
     _finish_if_done(job)
+    if job.mode == Job.Mode.BATCH:  # its remote batches are cancelled by a one-off look
+        send(JOB_BATCH, job.pk, False)
     if job.started_at is None:
         Job.objects.filter(pk=job.pk, state=Job.State.CANCELLING).update(state=Job.State.CANCELLED, finished_at=now)
     else:

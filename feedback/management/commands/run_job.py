@@ -28,6 +28,12 @@ class Command(BaseCommand):
         parser.add_argument("--sample", action="append", default=[], dest="sample_ids", help="A sample id; repeatable.")
         parser.add_argument("--limit", type=int)
         parser.add_argument("--rounds", type=int, default=1)
+        parser.add_argument(
+            "--mode",
+            choices=Job.Mode.values,
+            default=Job.Mode.LIVE,
+            help="batch: through the provider's Batch API, at the batch price.",
+        )
         parser.add_argument("--budget", help="US dollars; no call is made that could pass it.")
         parser.add_argument("--connection", default="", help="An LLM connection's name; default: the project's.")
         parser.add_argument("--model", default="")
