@@ -29,6 +29,7 @@ DOORS = [
     ("/projects/test/imports/new/", "/api/projects/test/imports/", Role.ADMIN),
     ("/projects/test/releases/", "/api/projects/test/releases/", Role.RESEARCHER),
     ("/projects/test/review/leases/", "/api/projects/test/review/leases/", Role.ADMIN),
+    ("/projects/test/members/", "/api/projects/test/members/", Role.RESEARCHER),
 ]
 
 
