@@ -12,6 +12,7 @@ from annotator.token_view import ObtainToken
 API_URLCONFS = [
     "feedback.api_urls",
     "feedback.projects.api_urls",
+    "feedback.prompts.api_urls",
     "feedback.jobs.api_urls",
     "feedback.review.api_urls",
     "exports.api_urls",

@@ -3,6 +3,7 @@ from django.urls import path
 from . import views
 from .jobs import views as job_views
 from .projects import views as project_views
+from .prompts import views as prompt_views
 from .review import views as review_views
 
 app_name = "feedback"
@@ -17,6 +18,12 @@ urlpatterns = [
     path("projects/<slug:slug>/members/", project_views.project_members, name="project-members"),
     path("projects/<slug:slug>/members/<str:username>/role/", project_views.member_role, name="member-role"),
     path("projects/<slug:slug>/members/<str:username>/remove/", project_views.member_remove, name="member-remove"),
+    path("projects/<slug:slug>/prompts/", prompt_views.prompt_list, name="prompt-list"),
+    path("projects/<slug:slug>/prompts/new/", prompt_views.prompt_new, name="prompt-new"),
+    path("projects/<slug:slug>/prompts/preview/", prompt_views.prompt_preview, name="prompt-preview"),
+    path("projects/<slug:slug>/prompts/diff/", prompt_views.prompt_diff, name="prompt-diff"),
+    path("projects/<slug:slug>/prompts/<int:number>/", prompt_views.prompt_detail, name="prompt-detail"),
+    path("projects/<slug:slug>/prompts/<int:number>/default/", prompt_views.prompt_default, name="prompt-default"),
     path("projects/<slug:slug>/samples/", views.sample_list, name="sample-list"),
     path("projects/<slug:slug>/samples/<int:pk>/", views.sample_detail, name="sample-detail"),
     path("projects/<slug:slug>/imports/new/", views.import_new, name="import-new"),

@@ -34,6 +34,11 @@ def versions_of(project: Project) -> QuerySet[PromptVersion]:
     return PromptVersion.objects.filter(project=project).select_related("author").order_by("number")
 
 
+def default_version(project: Project) -> PromptVersion:
+    """The version the project's jobs draft with unless they name another."""
+    return versions_of(project).filter(name=project.prompt_version).first() or version_get(project, 1)
+
+
 def version_names(project: Project) -> list[str]:
     return list(versions_of(project).values_list("name", flat=True))
 
@@ -43,12 +48,14 @@ def version_get(project: Project, number: Any, *, field: str = "number") -> Prom
     if isinstance(number, bool) or not isinstance(number, int | str):
         raise InvalidInput(field, "a version number")
     text = str(number).strip()
-    if not text.isdigit() or len(text) > 6:
+    if not text.isascii() or not text.isdigit():
         raise InvalidInput(field, f"{text[:20]!r} is not a version number")
     ensure_shipped(project)
-    version = PromptVersion.objects.filter(project=project, number=int(text)).select_related("author").first()
+    version = None
+    if len(text) <= 6:  # no project holds more than VERSIONS_MAX versions
+        version = PromptVersion.objects.filter(project=project, number=int(text)).select_related("author").first()
     if version is None:
-        raise NotFound(f"No prompt version {int(text)} in this project.")
+        raise NotFound(f"No prompt version {text[:20]} in this project.")
     return version
 
 
