@@ -7,6 +7,7 @@ import hashlib
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -51,7 +52,7 @@ def sample(project):
 
 
 def new_version(project, **changes):
-    values = {"system": V1.system, "user": NEW_USER, "note": "stricter wording"}
+    values: dict[str, Any] = {"system": V1.system, "user": NEW_USER, "note": "stricter wording"}
     values.update(changes)
     return versions.prompt_version_create(project=project, **values)
 
