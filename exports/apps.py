@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -7,3 +9,7 @@ class ExportsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "exports"
     verbose_name = "Exports"
+
+    def ready(self) -> None:
+        # The tasks are registered in every process, so the service can send one by name.
+        import_module("exports.tasks")

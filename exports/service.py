@@ -16,7 +16,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -27,6 +26,7 @@ from django.utils import timezone
 from feedback import attempts
 from feedback.errors import Conflict, InvalidInput, NotFound
 from feedback.models import Project
+from feedback.sending import send
 
 from .card import card_text
 from .filters import ReleaseFilters, filters_from
@@ -37,6 +37,9 @@ from .models import Release, ReleaseFile
 from .quality_figures import release_quality
 from .records import ExportSample, sample_chunks, samples_total
 from .splits import split_rule_from
+
+# The release build's task name (exports/tasks.py declares it; CELERY_TASK_ROUTES routes it).
+RELEASE_BUILD = "exports.tasks.release_build_task"
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +87,7 @@ def release_create(
         heartbeat_at=timezone.now(),  # queued now: the sweep sends it again if no worker takes it
     )
     if enqueue:
-        from .tasks import release_build_task
-
-        transaction.on_commit(lambda: release_build_task.delay(release.pk))
+        send(RELEASE_BUILD, release.pk)
     return release
 
 
@@ -419,8 +420,6 @@ def releases_recover(now) -> dict[str, int]:
     """The sweep's part for releases (feedback/recovery.py): a build whose attempt is dead is
     queued again (built from scratch, its partial folder removed), a queued release no worker
     took within a lease is sent again, and partial folders of no live attempt are removed."""
-    from .tasks import release_build_task
-
     done = {"releases_requeued": 0, "releases_resent": 0, "partials_removed": 0}
     running = Release.objects.filter(state=Release.State.RUNNING).annotate(
         stale=Case(When(attempts.expired(now), then=True), default=False, output_field=BooleanField())
@@ -429,11 +428,11 @@ def releases_recover(now) -> dict[str, int]:
         if (stale or attempts.process_gone(owner)) and Release.objects.filter(
             pk=pk, state=Release.State.RUNNING, attempt=token
         ).update(state=Release.State.QUEUED, attempt="", heartbeat_at=now):
-            transaction.on_commit(partial(release_build_task.delay, pk))
+            send(RELEASE_BUILD, pk)
             done["releases_requeued"] += 1
     for pk in Release.objects.filter(attempts.expired(now), state=Release.State.QUEUED).values_list("pk", flat=True):
         if Release.objects.filter(attempts.expired(now), pk=pk, state=Release.State.QUEUED).update(heartbeat_at=now):
-            transaction.on_commit(partial(release_build_task.delay, pk))
+            send(RELEASE_BUILD, pk)
             done["releases_resent"] += 1
     done["partials_removed"] = _remove_orphan_partials()
     return done
