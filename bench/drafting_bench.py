@@ -1,7 +1,8 @@
 """Drafting benchmark: a draft job end to end on a real Celery worker against the LLM simulator.
 
-    .venv/bin/python bench/drafting_bench.py [--scenario throughput|cpu|ratelimit|profile|all]
+    .venv/bin/python bench/drafting_bench.py [--scenario throughput|cpu|ratelimit|batch|profile|all]
         [--turns N] [--latency-ms 250] [--concurrency 32] [--window 200] [--rpm 1200] [--profile]
+        [--batch-delay 60] [--batch-fail-rate 0.01]
         [--keep] [--worker-env KEY=VALUE ...] [--db-reuse-max N] [--pool prefork|threads|solo]
     .venv/bin/python bench/drafting_bench.py --smoke  # every scenario and the profile at 40 turns, no targets
 
@@ -25,6 +26,11 @@ Scenarios:
               are reported apart and not counted.
   ratelimit   3,000 turns at 250 ms, worker and simulator limited to --rpm: requests/min in the
               steady state (without the first and last 10 s) and the 429s the simulator answered.
+  batch       63,000 turns in batch mode (the simulator's Batch API, a completion delay of
+              --batch-delay s, --batch-fail-rate of the lines failing and asked again live): the
+              platform's CPU per draft (compare the cpu scenario's), the worker's peak RSS (its
+              process tree, sampled, and before the job), and the time from the job's creation to
+              its completion less the delay (writing, uploading, reading and storing).
   profile     (also --profile) no worker: item_run in a loop in this process, as a worker's
               task runs it (database connections closed around each item or kept, as the
               worker would), under cProfile on a CPU clock, with the queries of each item
@@ -82,9 +88,10 @@ from _harness import (
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/annotator_draft_bench"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/13"
-SCENARIOS = ("throughput", "cpu", "ratelimit")
+SCENARIOS = ("throughput", "cpu", "ratelimit", "batch")
 SMOKE_TURNS = 40
-DEFAULT_TURNS = {"throughput": 5000, "cpu": 3000, "ratelimit": 3000, "profile": 600}
+DEFAULT_TURNS = {"throughput": 5000, "cpu": 3000, "ratelimit": 3000, "batch": 63000, "profile": 600}
+BATCH_POLL_INTERVAL = 2.0  # the worker's ANNOTATOR_JOB_BATCH_POLL_INTERVAL in the batch scenario
 TARGET_RATIO = 0.85
 TARGET_CPU_MS = 5.0
 TARGET_RPM_DEVIATION = 0.05
@@ -205,8 +212,19 @@ class Simulator:
         self.url = found[0]
         self.root = self.url[: -len("/v1")]
 
-    def configure(self, *, latency_ms: float, rpm: float) -> None:
-        http_json(f"{self.root}/_simulator/config", {"latency_ms": latency_ms, "rpm": rpm, "tpm": 0})
+    def configure(
+        self, *, latency_ms: float, rpm: float, batch_delay_s: float = 0.0, batch_fail_rate: float = 0.0
+    ) -> None:
+        http_json(
+            f"{self.root}/_simulator/config",
+            {
+                "latency_ms": latency_ms,
+                "rpm": rpm,
+                "tpm": 0,
+                "batch_delay_s": batch_delay_s,
+                "batch_fail_rate": batch_fail_rate,
+            },
+        )
         http_json(f"{self.root}/_simulator/reset", {})
 
     def stats(self) -> dict[str, Any]:
@@ -299,6 +317,12 @@ class Run:
     cpu: dict[str, float] = field(default_factory=dict)
     cpu_main: float = 0.0  # the worker's main process alone
     db: dict[str, int] = field(default_factory=dict)
+    mode: str = "live"
+    batch_delay_s: float = 0.0
+    batch_fail_rate: float = 0.0
+    rss_idle_kb: int = 0  # the worker's process tree before the job
+    rss_peak_kb: int = 0  # its largest sampled RSS while the job ran
+    parts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def limit_per_s(self) -> float | None:
@@ -355,7 +379,14 @@ def run_job(run: Run, project: Any, *, sim: Simulator, worker: Child, db: Databa
     wall_start = time.time()
     # The simulator is the built-in ``default`` connection (ANNOTATOR_LLM_BASE_URL, set for this process
     # and the worker): a free-form loopback URL is refused unless a connection names it.
-    job = job_create(project=project, kind="draft", selection={"status": "never"}, drafter={"connection": "default"})
+    run.rss_idle_kb = tree_rss_kb(worker.pid)
+    job = job_create(
+        project=project,
+        kind="draft",
+        selection={"status": "never"},
+        drafter={"connection": "default"},
+        mode=run.mode,
+    )
     next_sample = next_report = time.monotonic()
     deadline = time.monotonic() + deadline_s
     state = job.state
@@ -365,6 +396,7 @@ def run_job(run: Run, project: Any, *, sim: Simulator, worker: Child, db: Databa
             reading = sim.stats()
             reading["queued"] = broker.llen("llm")  # messages waiting for a pool process
             run.samples.append((time.time(), reading))
+            run.rss_peak_kb = max(run.rss_peak_kb, tree_rss_kb(worker.pid))
             next_sample += SAMPLE_EVERY
         state = Job.objects.filter(pk=job.pk).values_list("state", flat=True).get()
         if state in finals:
@@ -410,8 +442,25 @@ def run_job(run: Run, project: Any, *, sim: Simulator, worker: Child, db: Databa
     sums = JobItem.objects.filter(job=job).aggregate(throttled=Sum("throttled"), attempts=Sum("attempts"))
     run.throttled_items, run.attempts = sums["throttled"] or 0, sums["attempts"] or 0
     run.draft_times = sorted(t.timestamp() - run.created_at for t in succeeded.values_list("created_at", flat=True))
+    if run.mode == "batch":
+        from feedback.jobs.selectors import batch_parts
+
+        run.parts = batch_parts(job)
     if run.draft_times:
         run.first_draft_s = run.draft_times[0]
+
+
+def tree_rss_kb(root: int) -> int:
+    """The resident memory of a process and its descendants now (VmRSS, kB)."""
+    total = 0
+    for stat in process_tree(root):
+        try:
+            for line in Path(f"/proc/{stat.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
 
 
 def _own(snapshot: CpuSnapshot, part: str, pid: int) -> float:
@@ -458,6 +507,8 @@ def scenario_settings(name: str, args: argparse.Namespace) -> dict[str, Any]:
         return {"turns": turns, "latency_ms": 0.0, "rpm": 0}
     if name == "ratelimit":
         return {"turns": turns, "latency_ms": args.latency_ms, "rpm": args.rpm}
+    if name == "batch":
+        return {"turns": turns, "latency_ms": 0.0, "rpm": 0}
     return {"turns": turns, "latency_ms": args.latency_ms, "rpm": 0}
 
 
@@ -469,9 +520,16 @@ def run_scenario(
 
     spec = scenario_settings(name, args)
     run = Run(name, spec["turns"], spec["latency_ms"], args.concurrency, spec["rpm"], args.pool)
+    if name == "batch":
+        run.mode, run.batch_delay_s, run.batch_fail_rate = "batch", args.batch_delay, args.batch_fail_rate
     print(
         f"{name}: {run.turns:,} turns, {run.latency_ms:g} ms latency, {args.pool} pool of {run.concurrency}"
-        + (f", {run.rpm} requests/min (worker and simulator)" if run.rpm else ""),
+        + (f", {run.rpm} requests/min (worker and simulator)" if run.rpm else "")
+        + (
+            f", batch mode: {run.batch_delay_s:g} s delay, {100 * run.batch_fail_rate:g} % of lines failing"
+            if run.mode == "batch"
+            else ""
+        ),
         flush=True,
     )
     started = time.perf_counter()
@@ -480,15 +538,19 @@ def run_scenario(
     connections.close_all()
 
     flush_redis(settings.CELERY_BROKER_URL)  # no worker runs: nothing in flight is lost
-    sim.configure(latency_ms=run.latency_ms, rpm=run.rpm)
+    sim.configure(
+        latency_ms=run.latency_ms, rpm=run.rpm, batch_delay_s=run.batch_delay_s, batch_fail_rate=run.batch_fail_rate
+    )
     env = worker_env(args, base_url=sim.url, rpm=run.rpm)
+    if run.mode == "batch":
+        env["ANNOTATOR_JOB_BATCH_POLL_INTERVAL"] = str(BATCH_POLL_INTERVAL)
     worker, run.worker_start_s = start_worker(
         children, work, name, concurrency=args.concurrency, env=env, pool=args.pool, db_reuse_max=args.db_reuse_max
     )
     print(f"  worker ready in {run.worker_start_s:.1f} s (pid {worker.pid})", flush=True)
     try:
         expected = run.turns / (run.limit_per_s or 50.0)
-        run_job(run, project, sim=sim, worker=worker, db=db, deadline_s=120 + 5 * expected)
+        run_job(run, project, sim=sim, worker=worker, db=db, deadline_s=120 + run.batch_delay_s + 5 * expected)
     finally:
         children.stop(worker)
     print(
@@ -855,6 +917,42 @@ def print_rate_limit(run: Run) -> None:
     print(f"  answered per minute, by 10 s from the first call: {' '.join(buckets)}")
 
 
+def print_batch(run: Run, runs: list[Run]) -> None:
+    n = max(1, run.drafts_ok)
+    cpu_ms = 1000 * run.cpu.get("worker", 0.0) / n
+    live = next((r for r in runs if r.scenario == "cpu"), None)
+    live_ms = 1000 * live.cpu.get("worker", 0.0) / max(1, live.drafts_ok) if live else None
+    print(
+        f"\nBatch mode ({run.turns:,} turns, simulator delay {run.batch_delay_s:g} s, "
+        f"{100 * run.batch_fail_rate:g} % of lines failing, polled every {BATCH_POLL_INTERVAL:g} s):"
+    )
+    print(
+        f"  parts {len(run.parts)}: requests {[p['requests'] for p in run.parts]}, "
+        f"MB {[round(p['bytes'] / 1e6, 1) for p in run.parts]}; stored from the batches "
+        f"{sum(p['stored'] for p in run.parts):,}, asked again live {sum(p['to_live'] for p in run.parts):,} "
+        f"(live calls at the simulator {run.sim.get('completed', 0):,}; failed lines "
+        f"{run.sim.get('batch', {}).get('failed_lines', 0):,})"
+    )
+    print(
+        f"  CPU per draft: worker {cpu_ms:.2f} ms"
+        + (
+            f" (live path, cpu scenario: {live_ms:.2f} ms)"
+            if live_ms is not None
+            else " (run the cpu scenario to compare)"
+        )
+        + f"; simulator {1000 * run.cpu.get('simulator', 0.0) / n:.2f} ms, PostgreSQL "
+        f"{1000 * run.cpu.get('postgresql', 0.0) / n:.2f} ms"
+    )
+    print(
+        f"  worker RSS: {run.rss_idle_kb / 1024:.0f} MB before the job, peak {run.rss_peak_kb / 1024:.0f} MB "
+        f"while it ran (+{(run.rss_peak_kb - run.rss_idle_kb) / 1024:.0f} MB)"
+    )
+    print(
+        f"  job creation to completion {run.seconds:.1f} s; less the delay {run.seconds - run.batch_delay_s:.1f} s "
+        f"(writing, uploading, polling at {BATCH_POLL_INTERVAL:g} s, reading, storing, the live re-asks)"
+    )
+
+
 def print_targets(runs: list[Run]) -> None:
     print("\nTargets (reported, not asserted):")
     for r in runs:
@@ -869,6 +967,12 @@ def print_targets(runs: list[Run]) -> None:
         if r.scenario == "cpu":
             ms = 1000 * r.cpu.get("worker", 0) / max(1, r.drafts_ok)
             print(f"  [{'PASS' if ms < TARGET_CPU_MS else 'MISS'}] cpu: {ms:.2f} ms per draft (< {TARGET_CPU_MS:g})")
+        if r.scenario == "batch":
+            live = next((x for x in runs if x.scenario == "cpu"), None)
+            if live is not None:
+                ms = 1000 * r.cpu.get("worker", 0) / max(1, r.drafts_ok)
+                live_ms = 1000 * live.cpu.get("worker", 0) / max(1, live.drafts_ok)
+                print(f"  [{'PASS' if ms < live_ms else 'MISS'}] batch: {ms:.2f} ms per draft (< live {live_ms:.2f})")
         if r.scenario == "ratelimit" and r.rpm:
             f = rate_limit_figures(r)
             deviation = f["completed_per_min"] / r.rpm - 1
@@ -908,6 +1012,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=200, help="ANNOTATOR_JOB_WINDOW of the worker (default 200)")
     parser.add_argument("--rpm", type=int, default=1200, help="requests/min of the ratelimit scenario")
     parser.add_argument("--profile", action="store_true", help="also profile item_run in this process")
+    parser.add_argument("--batch-delay", type=float, default=60.0, help="the simulator's batch delay, seconds (batch)")
+    parser.add_argument(
+        "--batch-fail-rate", type=float, default=0.01, help="the share of batch lines failing (batch; default 1 %%)"
+    )
     parser.add_argument(
         "--worker-env",
         action="append",
@@ -929,6 +1037,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         # every turn, and the job's checks (one successful draft per turn) still hold.
         args.turns = args.turns or SMOKE_TURNS
         args.latency_ms, args.concurrency, args.window, args.rpm = 20.0, 4, 20, 600
+        args.batch_delay, args.batch_fail_rate = 2.0, 0.05
         args.profile = True
     if not args.broker_url.startswith("redis://"):
         parser.error("--broker-url must be a redis:// URL")
@@ -1009,6 +1118,8 @@ def main(argv: list[str]) -> int:
             for run in runs:
                 if run.scenario == "ratelimit" and run.rpm:
                     print_rate_limit(run)
+                if run.scenario == "batch":
+                    print_batch(run, runs)
             if args.smoke:
                 print(f"\n{SMOKE_NOTE}")
             else:

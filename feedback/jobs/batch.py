@@ -752,32 +752,3 @@ def _settle(
             tokens_out=F("tokens_out") + sum(r.tokens_out for r in records),
             cost=F("cost") + sum((r.cost for r in records), Decimal(0)),
         )
-
-
-# --- for the job's pages --------------------------------------------------------------------------
-
-
-def batch_parts(job: Job) -> list[dict[str, Any]]:
-    """The job's parts as its page and API show them (a job holds few: each is up to 50,000 items)."""
-    rows: Any = (
-        BatchPart.objects.filter(job=job)
-        .order_by("number")
-        .values(
-            "number",
-            "call",
-            "state",
-            "requests",
-            "bytes",
-            "remote_id",
-            "remote_status",
-            "completed",
-            "failed",
-            "stored",
-            "to_live",
-            "error",
-            "submitted_at",
-            "ended_at",
-            "finished_at",
-        )[:200]
-    )
-    return [dict(row) for row in rows]

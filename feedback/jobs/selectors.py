@@ -8,11 +8,13 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from feedback.jobs.models import Job, JobItem
+from feedback.jobs.models import BatchPart, Job, JobItem
 from feedback.models import Project
 
 RATE_WINDOW = 60  # seconds of recent work the rate is measured over
 LATEST_ERRORS = 8
+# Parts of a batch-mode job listed: each holds up to 50,000 items, so a job has few.
+BATCH_PARTS_SHOWN = 200
 
 
 def jobs_of(project: Project) -> QuerySet[Job]:
@@ -54,6 +56,8 @@ def job_progress(job: Job) -> dict[str, Any]:
     return {
         "id": job.pk,
         "kind": job.kind,
+        "mode": job.mode,
+        "batches": batch_parts(job) if job.mode == Job.Mode.BATCH else [],
         "state": job.state,
         "stop_reason": job.stop_reason,
         "total": job.total,
@@ -81,3 +85,32 @@ def job_progress(job: Job) -> dict[str, Any]:
             for e in errors
         ],
     }
+
+
+def batch_parts(job: Job) -> list[dict[str, Any]]:
+    """A batch-mode job's parts: each file and the provider's batch answering it, in one query."""
+    rows: Any = (
+        BatchPart.objects.filter(job=job)
+        .order_by("number")
+        .values(
+            "number",
+            "call",
+            "state",
+            "requests",
+            "bytes",
+            "remote_id",
+            "remote_status",
+            "completed",
+            "failed",
+            "stored",
+            "to_live",
+            "error",
+            "submitted_at",
+            "ended_at",
+            "finished_at",
+        )[:BATCH_PARTS_SHOWN]
+    )
+    return [
+        {**row, **{k: row[k].isoformat() if row[k] else None for k in ("submitted_at", "ended_at", "finished_at")}}
+        for row in rows
+    ]

@@ -319,3 +319,21 @@ def test_the_mode_is_checked_at_every_door(project, admin_user, batch_settings):
     response = api.post(f"/api/projects/{project.slug}/jobs/", {"kind": "draft", "mode": "batch"}, format="json")
     assert response.status_code == 202 and response.json()["mode"] == "batch"
     assert Job.objects.get(pk=response.json()["id"]).mode == Job.Mode.BATCH
+
+
+def test_the_job_page_and_api_show_the_batches(project, admin_user, batch_settings, llm_simulator, client):
+    batch_settings.JOB_BATCH_MAX_REQUESTS = 2
+    SampleFactory.create_numbered(3, project=project)
+    job = batch_job(project)
+    tick(job)
+    client.force_login(admin_user)
+    page = client.get(f"/projects/{project.slug}/jobs/{job.pk}/").content.decode()
+    assert 'id="batches"' in page and page.count("<td>submitted</td>") == 2
+    body = token_client(admin_user).get(f"/api/projects/{project.slug}/jobs/{job.pk}/").json()
+    assert body["mode"] == "batch"
+    progress = body["progress"]
+    assert progress["mode"] == "batch"
+    assert [(p["number"], p["requests"], p["state"]) for p in progress["batches"]] == [
+        (1, 2, "submitted"),
+        (2, 1, "submitted"),
+    ]
