@@ -79,7 +79,9 @@ def test_a_large_selection_is_sampled_and_scaled(project, gpt4, monkeypatch):
     figures = service.job_dry_run(project=project, kind=Job.Kind.DRAFT, selection={}, drafter=gpt4)
     assert (figures["selected"], figures["rendered"], figures["calls"]) == (12, 5, 12)
     per_prompt = figures["tokens_in"] / 12
-    one = hand_count(project, Turn.objects.filter(sample__project=project).first())
+    first = Turn.objects.filter(sample__project=project).first()
+    assert first is not None
+    one = hand_count(project, first)
     assert abs(per_prompt - one) / one < 0.05  # the prompts differ only in their sample's numbers
 
 
