@@ -94,7 +94,9 @@ def _text(errors: dict, field: str, value: Any, limit: int, *, required: bool = 
         errors[field] = ["must be text"]
         return ""
     value = value.strip() if field in ("name", "llm_model", "prompt_version", "llm_connection") else value
-    if required and not value.strip():
+    if "\x00" in value:
+        errors[field] = ["must not hold NUL characters"]
+    elif required and not value.strip():
         errors[field] = ["must not be empty"]
     elif len(value) > limit:
         errors[field] = [f"at most {limit:,} characters (got {len(value):,})"]
@@ -162,11 +164,14 @@ def _levels(errors: dict, value: Any, score_min: int | None, score_max: int | No
     levels: dict[str, str] = {}
     for key, text in value.items():
         key = str(key).strip()
+        if not re.fullmatch(r"-?\d{1,3}", key):
+            errors["level_descriptions"] = [f"{key[:20]!r} is not a score: the keys are whole numbers"]
+            return {}
         if scale is not None and key not in scale:
             errors["level_descriptions"] = [f"score {key[:20]!r} is outside the scale {score_min} to {score_max}"]
             return {}
-        if not isinstance(text, str):
-            errors["level_descriptions"] = [f"the description of {key} must be text"]
+        if not isinstance(text, str) or "\x00" in text:
+            errors["level_descriptions"] = [f"the description of {key} must be text (without NUL characters)"]
             return {}
         if len(text) > LEVEL_DESCRIPTION_MAX:
             errors["level_descriptions"] = [f"the description of {key}: at most {LEVEL_DESCRIPTION_MAX:,} characters"]

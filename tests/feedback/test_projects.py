@@ -103,6 +103,7 @@ def test_the_new_project_page_creates_and_leads_to_the_settings(client, boss, pr
         ({"score_min": 5, "score_max": 5}, "score_max"),
         ({"score_max": service.SCORE_BOUNDS[1] + 1}, "score_max"),
         ({"level_descriptions": {"9": "outside 1-7"}}, "level_descriptions"),
+        ({"score_min": 29, "level_descriptions": {"abc": "not a score"}}, "level_descriptions"),
         ({"level_descriptions": {"3": "l" * (service.LEVEL_DESCRIPTION_MAX + 1)}}, "level_descriptions"),
         ({"llm_connection": "nowhere"}, "llm_connection"),
         ({"prompt_version": "v99"}, "prompt_version"),
@@ -339,6 +340,18 @@ def test_create_project_command_names_the_field_at_fault(tmp_path, rubric, messa
         call_command("create_project", "--slug=bad", "--name=Bad", f"--rubric={path}")
     assert str(refused.value).startswith(message), str(refused.value)
     assert not Project.objects.filter(slug="bad").exists()
+
+
+def test_text_with_nul_characters_is_refused_naming_the_field(tmp_path):
+    guide = tmp_path / "guide.md"
+    guide.write_bytes(b"# Rules\x00hidden")
+    with pytest.raises(CommandError, match=r"^guidelines: must not hold NUL"):
+        call_command("create_project", "--slug=nul", "--name=Nul", f"--guidelines={guide}")
+    rubric = tmp_path / "rubric.json"
+    rubric.write_text(json.dumps({"level_descriptions": {"1": "bad\u0000"}}))
+    with pytest.raises(CommandError, match=r"^level_descriptions: the description of 1"):
+        call_command("create_project", "--slug=nul", "--name=Nul", f"--rubric={rubric}")
+    assert not Project.objects.filter(slug="nul").exists()
 
 
 def test_create_project_command_refuses_a_taken_slug_and_oversize_guidelines(tmp_path, project):
