@@ -39,6 +39,7 @@ from django.db.models.fields.json import KeyTransform, KeyTransformExact
 from django.db.models.functions import Coalesce, Floor, Least, NullIf
 
 from feedback.drafting.models import CallStatus, Draft, Generation
+from feedback.errors import InvalidInput
 from feedback.models import ImportBatch, Project
 from feedback.review.models import Decision
 
@@ -52,6 +53,7 @@ BY_ROWS = 25  # at most this many rows per breakdown, the largest first
 BY_RESAMPLES = 200  # bootstrap resamples of a breakdown row's figures (the headline ones use 1000)
 OVER_TIME_RESAMPLES = 0  # over time: the values only
 UNKNOWN_MODEL = "(unknown)"
+MAX_SCALE = 101  # scores on a project's scale: the rows and columns of a confusion matrix
 BY_KEYS = {"prompt_version": "prompt_version", "model": "draft_model", "import": "import_batch_id"}
 
 
@@ -60,6 +62,10 @@ def compute(project: Project, filters: QualityFilters | None = None) -> dict[str
     filters = filters or QualityFilters()
     criteria = [filters.criterion] if filters.criterion else list(project.criteria)
     labels = list(range(project.score_min, project.score_max + 1))
+    if len(labels) > MAX_SCALE:
+        raise InvalidInput(
+            "scale", f"The project's scale has {len(labels):,} scores; the quality figures take at most {MAX_SCALE}."
+        )
     turns = _filtered(ReviewedTurn.objects.filter(project=project), filters)
     scores = _filtered(ReviewedScore.objects.filter(project=project, criterion__in=criteria), filters)
     options = _options(project)
@@ -337,12 +343,12 @@ def _reviewers(turns, scores, criteria, labels) -> dict[str, Any]:
             if row[0] != c:
                 continue
             counts, times = [int(v) for v in row[1:-1]], int(row[-1])
-            units.append(([labels[i] for i, k in enumerate(counts) for _ in range(k)], times))
+            units.append((counts, times))
             for i, a in enumerate(counts):
                 pairs[i, i] += times * a * (a - 1) // 2
                 for j in range(i + 1, len(counts)):
                     pairs[i, j] += times * a * counts[j]
-        alpha[c] = stats.krippendorff_alpha(_reliability(units))
+        alpha[c] = stats.krippendorff_alpha_counts(units)
         pairwise[c] = stats.pairwise(pairs, labels=labels)
     decided = _run(
         shared_turns.values("turn_id", "decision"),
@@ -357,18 +363,6 @@ def _reviewers(turns, scores, criteria, labels) -> dict[str, Any]:
         "decisions": stats.proportion(agreeing, sum(n for _, n in decided)),
         "annotators": _annotators(turns, shared_scores),
     }
-
-
-def _reliability(units: list[tuple[list[int], int]]) -> np.ndarray:
-    """Reliability data from distinct units and how often each occurs: reviewers (rows, as many as
-    the most-reviewed unit has values) x units, NaN where a unit has fewer values."""
-    width = max((len(values) for values, _ in units), default=1)
-    blocks = [np.empty((width, 0))]
-    for values, times in units:
-        column = np.full((width, 1), np.nan)
-        column[: len(values), 0] = values
-        blocks.append(np.repeat(column, times, axis=1))
-    return np.concatenate(blocks, axis=1)
 
 
 def _annotators(turns, shared_scores) -> list[dict[str, Any]]:

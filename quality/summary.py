@@ -227,13 +227,10 @@ def revision_saved(revision: Revision) -> None:
         else:
             row.save(force_insert=True)
         ReviewedScore.objects.bulk_create(chain.score_rows(row, criteria))
-        mine.filter(row__turn_index=turn.index - 1).update(
-            next_score=Case(
-                *[When(criterion=c, then=Value(s)) for c, s in finals.items()],
-                default=Value(None),
-                output_field=IntegerField(),
-            )
-        )
+        given = [When(criterion=c, then=Value(s)) for c, s in finals.items() if s is not None]
+        # A CASE of NULLs alone would be text to PostgreSQL: no score at all is a plain NULL.
+        linked = Case(*given, default=None, output_field=IntegerField()) if given else None
+        mine.filter(row__turn_index=turn.index - 1).update(next_score=linked)
 
 
 def assignment_saved(assignment_id: int, sample_id: int, state: str) -> None:

@@ -470,3 +470,28 @@ def test_a_chain_saved_out_of_order_and_edited_after_submission_equals_the_rebui
     assert sorted(ReviewedScore.objects.values_list(*fields)) == rows
     assert ReviewedTurn.objects.get(turn=turns[0]).time_spent_ms == 2500
     assert compute(project) == kept
+
+
+def test_a_scale_too_wide_for_the_figures_is_refused_by_name(project):
+    project.score_max = 500
+    project.save()
+    with pytest.raises(InvalidInput) as caught:
+        compute(project)
+    assert "scale" in caught.value.errors
+
+
+def test_a_later_turn_rejected_without_scores_saves_and_links_nothing(project):
+    (ann,) = reviewers(project, "ann")
+    scores = dict.fromkeys(CRITERIA, 5)
+    build(
+        project,
+        [
+            SamplePlan(
+                reviews=[Review(ann, [TurnPlan(draft=scores), TurnPlan(draft=scores, decision=Decision.REJECTED)])]
+            )
+        ],
+    )
+    assert not ReviewedScore.objects.filter(next_score__isnull=False).exists()
+    figures = compute(project)
+    assert figures["drafter"]["decisions"]["rejected"]["value"] == 0.5
+    assert figures["models"][0]["interaction"]["honesty"]["n"] == 0
