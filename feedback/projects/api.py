@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback import selectors as core_selectors
-from feedback.errors import InvalidInput
+from feedback.errors import InvalidInput, NotFound
 from feedback.models import ProjectMembership, ReviewOrder, Role
 from feedback.permissions import platform_access, project_access
 from feedback.rest.errors import ErrorSerializer
@@ -136,7 +136,10 @@ class ProjectList(generics.ListAPIView):
         data = form.validated_data
         source = None
         if data.get("from_project"):
-            source = project_access(request.user, data["from_project"]).project
+            try:
+                source = project_access(request.user, data["from_project"]).project
+            except NotFound:  # a field of the body, not the address: 400 naming it
+                raise InvalidInput("from_project", "no such project") from None
         project = service.project_create(user=request.user, slug=data["slug"], from_project=source, **_values(data))
         return Response(ProjectSettingsSerializer(project).data, status=status.HTTP_201_CREATED)
 

@@ -59,6 +59,10 @@ def test_platform_admins_create_projects_and_become_their_admin(boss, project):
         "# Be kind",
         False,
     )
+    unknown = token_client(boss).post(
+        "/api/projects/", {"slug": "third", "name": "Third", "from_project": "nowhere"}, format="json"
+    )
+    assert unknown.status_code == 400 and list(unknown.json()["errors"]) == ["from_project"]
     made = Project.objects.get(slug="second")
     assert list(made.memberships.values_list("user__username", "role")) == [("boss", Role.ADMIN)]
     assert made.samples.count() == 0
