@@ -28,6 +28,18 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 NUMBERED_NAME = re.compile(r"^v\d+$")
 
 
+class VersionFrozen(Conflict):
+    """A change to the text of a version that drafted (409), naming the field changed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self._errors = {field: [message]}
+
+    @property
+    def errors(self) -> dict[str, list[str]]:
+        return self._errors
+
+
 def versions_of(project: Project) -> QuerySet[PromptVersion]:
     """The project's versions, oldest first (the shipped v1 made first when missing)."""
     ensure_shipped(project)
@@ -166,9 +178,9 @@ def prompt_version_edit(
                 why = f"it drafted {used:,} turn{'s' if used != 1 else ''}" if used else "it has drafted"
                 if current.number == 1 and not used:
                     why = "it is the shipped prompt"
-                raise Conflict(
+                raise VersionFrozen(
+                    "user" if new_user != current.user else "system",
                     f"{current.name} is never edited: {why}. Save the change as a new version.",
-                    field="user" if new_user != current.user else "system",
                 )
             current.system, current.user = new_system, new_user
             current.sha256 = PromptTemplate(version=current.name, system=new_system, user=new_user).hash

@@ -382,7 +382,7 @@ def test_api_refusals_name_the_field(project, admin_user):
     long_note = api.post(base, {"note": "n" * (versions.NOTE_MAX + 1)}, format="json")
     assert long_note.status_code == 400 and "note" in long_note.json()["errors"]
     frozen = api.patch(f"{base}1/", {"system": "Another."}, format="json")
-    assert frozen.status_code == 409
+    assert frozen.status_code == 409 and "shipped" in frozen.json()["errors"]["system"][0]
     assert api.get(f"{base}7/").status_code == 404
 
 
