@@ -424,3 +424,24 @@ def test_the_command_lists_shows_creates_and_sets_the_default(project, sample, t
         run("--project", project.slug, "create", "--user-file", str(user_file))
     with pytest.raises(CommandError, match="No prompt version 9"):
         run("--project", project.slug, "show", "9")
+
+
+def test_the_list_page_and_endpoint_run_the_same_queries_for_more_versions(project, admin_user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(admin_user)
+    api = token_client(admin_user)
+
+    def counts() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as page:
+            assert client.get(reverse("feedback:prompt-list", args=[project.slug])).status_code == 200
+        with CaptureQueriesContext(connection) as endpoint:
+            assert api.get(f"/api/projects/{project.slug}/prompts/").status_code == 200
+        return len(page), len(endpoint)
+
+    new_version(project)
+    few = counts()
+    for _ in range(8):
+        new_version(project, author=admin_user)
+    assert counts() == few
