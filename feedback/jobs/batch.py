@@ -16,6 +16,7 @@ already stored skipped (``reading``). A successful draft is unique per turn and 
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
@@ -61,6 +62,38 @@ _CUSTOM_ID_MAX = 20
 DRAFT, RESPOND = "draft", "respond"
 
 
+class _Superseded(Exception):
+    """Another poller took the job over (this one was presumed lost): stop at once."""
+
+
+class _Beat:
+    """The poller's mark on its job (batch_ticked_at), renewed while a long step runs (writing
+    50,000 requests, reading their answers), so that the watcher never starts a second poller
+    beside a live one; a poller whose mark was taken over stops."""
+
+    def __init__(self, job_id: int, stamp: Any) -> None:
+        self.job_id, self.stamp = job_id, stamp
+        self.every = timedelta(seconds=settings.JOB_BATCH_POLL_INTERVAL / 4)
+
+    def __call__(self) -> None:
+        now = timezone.now()
+        if now - self.stamp < self.every:
+            return
+        if not Job.objects.filter(pk=self.job_id, batch_ticked_at=self.stamp).update(batch_ticked_at=now):
+            raise _Superseded
+        self.stamp = now
+
+
+_beat: contextvars.ContextVar[_Beat | None] = contextvars.ContextVar("batch_beat", default=None)
+
+
+def _alive() -> None:
+    """Renew the running poller's mark (a one-off look has none)."""
+    beat = _beat.get()
+    if beat is not None:
+        beat()
+
+
 def part_token(part_id: int) -> str:
     """The token of the items a part holds: a live message never carries it."""
     return f"batch-{part_id}"
@@ -89,12 +122,19 @@ def job_batch_tick(*, job_id: int, chain: bool = True) -> None:
     job = Job.objects.select_related("project").filter(pk=job_id, mode=Job.Mode.BATCH).first()
     if job is None:
         return
+    beat = _Beat(job_id, now) if chain else None
+    token = _beat.set(beat)
     try:
         _tick(job)
+    except _Superseded:
+        log.warning("job %s: another poller took over; this one stops", job_id)
+        return
     finally:
-        if chain and _has_work(job_id):
-            Job.objects.filter(pk=job_id).update(batch_ticked_at=timezone.now())
-            send(JOB_BATCH, job_id, countdown=interval)
+        _beat.reset(token)
+    # The next look, unless another poller took the job over meanwhile.
+    renewed = Q(pk=job_id, batch_ticked_at=beat.stamp) if beat is not None else None
+    if renewed is not None and _has_work(job_id) and Job.objects.filter(renewed).update(batch_ticked_at=timezone.now()):
+        send(JOB_BATCH, job_id, countdown=interval)
 
 
 def _has_work(job_id: int) -> bool:
@@ -165,6 +205,9 @@ def _step(job: Job, part: BatchPart, *, claimed: bool = False, written: _Written
     part.refresh_from_db()
     try:
         _advance(job, part, token, written)
+    except _Superseded:
+        _held(part, token, lease_until=None)
+        raise
     except LLMError as exc:
         message = exc.message[:_ERROR_MAX]
         if exc.retryable:
@@ -491,6 +534,7 @@ def _write_lines(
     """Write one JSONL line per item until a limit (requests, bytes, the budget's room) is reached."""
     max_requests, max_bytes = settings.JOB_BATCH_MAX_REQUESTS, settings.JOB_BATCH_MAX_BYTES
     for chunk in chunks:
+        _alive()
         earlier = _earlier_turns(chunk)
         for item in chunk:
             body = _body(job, call, cs, item, earlier)
@@ -632,7 +676,7 @@ def _store_chunk(job: Job, part: BatchPart, token: str, target: _Target, chunk: 
         _store_responses(job, part, token, target, items, by_id)
     else:
         _store_drafts(job, part, token, target, items, by_id)
-    Job.objects.filter(pk=job.pk).update(batch_ticked_at=timezone.now())
+    _alive()
 
 
 def _store_drafts(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -337,3 +338,22 @@ def test_the_job_page_and_api_show_the_batches(project, admin_user, batch_settin
         (1, 2, "submitted"),
         (2, 1, "submitted"),
     ]
+
+
+def test_one_poller_per_job(project, batch_settings, llm_simulator):
+    SampleFactory.create_numbered(2, project=project)
+    job = batch_job(project)
+    batch.job_batch_tick(job_id=job.pk)
+    job.refresh_from_db()
+    mark = job.batch_ticked_at
+    assert mark is not None and BatchPart.objects.filter(job=job).count() == 1
+    batch.job_batch_tick(job_id=job.pk)  # a second poller finds the job freshly polled and stops
+    job.refresh_from_db()
+    assert job.batch_ticked_at == mark and BatchPart.objects.filter(job=job).count() == 1
+
+    # A poller presumed lost, whose mark another one took over, stops at its next renewal.
+    beat = batch._Beat(job.pk, mark)
+    Job.objects.filter(pk=job.pk).update(batch_ticked_at=mark + timedelta(seconds=1))
+    beat.stamp = mark - timedelta(seconds=10)
+    with pytest.raises(batch._Superseded):
+        beat()
