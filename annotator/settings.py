@@ -298,6 +298,9 @@ SPECTACULAR_SETTINGS = {
         "JobStateEnum": "feedback.jobs.models.Job.State",
         "JobKindEnum": "feedback.jobs.models.Job.Kind",
         "ReleaseStateEnum": "exports.models.Release.State",
+        "RoleEnum": "feedback.models.Role",
+        "ReviewOrderEnum": "feedback.models.ReviewOrder",
+        "JobModeEnum": "feedback.jobs.models.JobMode",
     },
 }
 

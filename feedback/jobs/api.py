@@ -53,7 +53,7 @@ class JobRequestSerializer(serializers.Serializer):
     selection = SelectionSerializer(required=False, default=dict)
     rounds = serializers.IntegerField(required=False, default=1, min_value=1, max_value=service.MAX_ROUNDS)
     mode = serializers.ChoiceField(
-        choices=Job.Mode.values,
+        choices=Job.Mode.choices,
         default=Job.Mode.LIVE,
         help_text="live: one call per turn; batch: the provider's Batch API, at the batch price.",
     )

@@ -72,7 +72,7 @@ def _settings_fields() -> dict[str, serializers.Field]:
         "llm_model": serializers.CharField(max_length=s.MODEL_MAX, required=False, allow_blank=True),
         "llm_temperature": serializers.FloatField(min_value=0, max_value=2, required=False),
         "prompt_version": serializers.CharField(max_length=s.PROMPT_VERSION_MAX, required=False),
-        "review_order": serializers.ChoiceField(choices=ReviewOrder.values, required=False),
+        "review_order": serializers.ChoiceField(choices=ReviewOrder.choices, required=False),
         "review_criterion": serializers.CharField(max_length=s.CRITERION_MAX, required=False, allow_blank=True),
         "review_seed": serializers.IntegerField(min_value=s.SEED_BOUNDS[0], max_value=s.SEED_BOUNDS[1], required=False),
         "reviews_required": serializers.IntegerField(
@@ -194,14 +194,14 @@ class NewMemberSerializer(MemberSerializer):
 
 class MemberAddSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=service.USERNAME_MAX)
-    role = serializers.ChoiceField(choices=Role.values)
+    role = serializers.ChoiceField(choices=Role.choices)
     create_user = serializers.BooleanField(
         default=False, help_text="Superusers: make the user, with a one-time password given in the answer."
     )
 
 
 class MemberRoleSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=Role.values)
+    role = serializers.ChoiceField(choices=Role.choices)
 
 
 class RemovedSerializer(serializers.Serializer):
