@@ -382,8 +382,6 @@ def main(argv: list[str]) -> int:
             else:
                 researcher = get_user_model().objects.get(username=f"{SLUG}-researcher")
                 args.samples = Sample.objects.filter(project=project).count()
-                Project.objects.filter(slug__startswith=f"{SLUG}-fresh").delete()
-                get_user_model().objects.filter(username__startswith=f"{SLUG}-fresh").delete()
                 rebuilt = math.nan
                 print(f"reusing the seeded project of {args.samples:,} samples", flush=True)
             with connection.cursor() as cursor:
@@ -395,7 +393,7 @@ def main(argv: list[str]) -> int:
             print(f"quality_rebuild: {rows:,} reviewed turns, {score_rows:,} score rows in {rebuilt:.1f} s", flush=True)
             results = measure(project, researcher, args.requests)
             # The review path, on a small project of its own (the big one's reviews bypassed the queue).
-            fresh, _, people = seed(f"{SLUG}-fresh", 0, FRESH)
+            fresh, _, people = seed(f"{SLUG}-fresh-{int(time.time())}", 0, FRESH)
             saves = review_path(fresh, people)
             kept = summary_of(fresh)
             call_command("quality_rebuild", "--project", fresh.slug, verbosity=0)
