@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 from django.db.models import Sum
 
-from feedback.drafting.models import CallStatus, Draft
+from feedback.drafting.models import CallStatus, Draft, Generation
 from feedback.drafting.pricing import cost_of
 from feedback.errors import InvalidInput
 from feedback.jobs import batch, service
@@ -357,3 +357,30 @@ def test_one_poller_per_job(project, batch_settings, llm_simulator):
     beat.stamp = mark - timedelta(seconds=10)
     with pytest.raises(batch._Superseded):
         beat()
+
+
+def test_a_respond_job_in_batch_mode_runs_the_dress_loop(project, batch_settings, llm_simulator):
+    SampleFactory.create_numbered(4, project=project, turns=1, turns__awaiting_last=True)
+    job = service.job_create(project=project, kind="respond", selection={}, rounds=2, mode="batch")
+    service.job_dispatch(job_id=job.pk)
+    job.refresh_from_db()
+    calls = []
+    for _ in range(8):  # respond, draft, respond, draft: one part each, each looked at twice
+        tick(job)
+        calls = list(BatchPart.objects.filter(job=job).order_by("number").values_list("call", flat=True))
+        if job.state == Job.State.COMPLETED:
+            break
+        wait_remote(llm_simulator, count=len(calls))
+    assert job.state == Job.State.COMPLETED, (job.state, calls)
+    assert calls == ["respond", "draft", "respond", "draft"]
+    assert llm_simulator.stats()["requests"] == 0, "no live call"
+    per_turn = successful_drafts_per_turn(job)
+    assert len(per_turn) == 8 and set(per_turn.values()) == {1}, "two rounds of four samples"
+    for sample in project.samples.all():
+        turns = list(sample.turns.order_by("index"))
+        assert len(turns) == 2 and all(t.model_response for t in turns)
+        first_draft = Draft.objects.get(job=job, turn=turns[0])
+        assert turns[1].user_message == first_draft.refinement, "the refinement is the next question"
+    generations = Generation.objects.filter(job=job)
+    assert generations.count() == 8
+    assert all(g.cost == cost_of(g.model, g.tokens_in, g.tokens_out) / 2 for g in generations)
