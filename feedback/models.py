@@ -35,6 +35,7 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
     ANNOTATOR = "annotator", "Annotator"
     RESEARCHER = "researcher", "Researcher"
+    ADJUDICATOR = "adjudicator", "Adjudicator"
 
 
 class ReviewOrder(models.TextChoices):
@@ -75,6 +76,11 @@ class Project(models.Model):
     review_lease_seconds = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seconds a claimed sample stays leased; empty: ANNOTATOR_REVIEW_LEASE."
     )
+    adjudication_threshold = models.PositiveSmallIntegerField(
+        default=2,
+        help_text="With several reviews per sample: reviews whose scores of one criterion differ by at least "
+        "this much (or that accept and reject) go to adjudication.",
+    )
     # Archived projects are hidden from the lists; nothing of theirs is deleted.
     archived_at = models.DateTimeField(null=True, blank=True)
     members: models.ManyToManyField = models.ManyToManyField(
@@ -102,6 +108,10 @@ class Project(models.Model):
                 condition=Q(review_lease_seconds__isnull=True)
                 | (Q(review_lease_seconds__gte=120) & Q(review_lease_seconds__lte=86400)),
                 name="project_review_lease_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(adjudication_threshold__gte=1) & Q(adjudication_threshold__lte=100),
+                name="project_adjudication_threshold_range",
             ),
         ]
 

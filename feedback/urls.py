@@ -4,6 +4,7 @@ from . import views
 from .jobs import views as job_views
 from .projects import views as project_views
 from .prompts import views as prompt_views
+from .review import adjudication_views
 from .review import views as review_views
 
 app_name = "feedback"
@@ -40,5 +41,11 @@ urlpatterns = [
     path("projects/<slug:slug>/review/start/", review_views.review_start, name="review-start"),
     path("projects/<slug:slug>/review/leases/", review_views.review_leases, name="review-leases"),
     path("projects/<slug:slug>/review/<int:pk>/", review_views.review_page, name="review-page"),
+    path("projects/<slug:slug>/adjudication/", adjudication_views.adjudication_queue, name="adjudication-queue"),
+    path(
+        "projects/<slug:slug>/adjudication/<int:sample_pk>/",
+        adjudication_views.adjudication_sample,
+        name="adjudication-sample",
+    ),
     path("images/<int:pk>/file", views.image_file, name="image-file"),
 ]

@@ -27,3 +27,8 @@ urlpatterns = [
     ),
     path("projects/<slug:slug>/turns/<int:turn_id>/revisions/", api.TurnHistory.as_view(), name="api-turn-history"),
 ]
+
+# Adjudication has its own module of routes (feedback/review/adjudication_api_urls.py).
+from .adjudication_api_urls import urlpatterns as adjudication_urlpatterns  # noqa: E402
+
+urlpatterns += adjudication_urlpatterns

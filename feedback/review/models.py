@@ -205,3 +205,63 @@ class WorkingCopy(models.Model):
 
     def __str__(self) -> str:
         return f"working copy of turn {self.turn_id} in assignment {self.assignment_id}"
+
+
+class AdjudicationCase(models.Model):
+    """A sample whose submitted reviews disagree, waiting for (or settled by) an adjudicator.
+
+    Opened once, when the sample's last required review is submitted (one case per sample: a
+    disagreement reaches adjudication exactly once); ``turns`` holds the turns that disagree and
+    why. Settled when each of those turns has its Adjudication.
+    """
+
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="adjudication_cases")
+    sample = models.OneToOneField("feedback.Sample", on_delete=models.CASCADE, related_name="adjudication_case")
+    turns = models.JSONField(
+        default=dict, help_text='Turn id to the reasons it disagrees: {"12": ["honesty: 2 vs 5"]}.'
+    )
+    opened_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["opened_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["project", "opened_at"], condition=Q(settled_at__isnull=True), name="adjudication_case_pending"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"adjudication case of sample {self.sample_id}"
+
+
+class Adjudication(models.Model):
+    """The final feedback of one turn, settled by an adjudicator: one reviewer's version (``revision``),
+    as it was or edited. One per turn; in releases it is the turn's final feedback."""
+
+    case = models.ForeignKey(AdjudicationCase, on_delete=models.CASCADE, related_name="adjudications")
+    sample = models.ForeignKey("feedback.Sample", on_delete=models.CASCADE, related_name="adjudications")
+    turn = models.OneToOneField("feedback.Turn", on_delete=models.CASCADE, related_name="adjudication")
+    adjudicator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjudications")
+    revision = models.ForeignKey(
+        Revision, on_delete=models.PROTECT, related_name="adjudications", help_text="The reviewer's version chosen."
+    )
+    edited = models.BooleanField(default=False, help_text="The adjudicator changed the chosen version.")
+    decision = models.CharField(max_length=20, choices=Decision.choices)
+    critique = models.TextField(blank=True)
+    refinement = models.TextField(blank=True)
+    scores = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["turn_id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(decision__in=Decision.values), name="adjudication_decision_valid"),
+            models.CheckConstraint(
+                condition=~Q(decision=Decision.REJECTED) | ~Q(reason=""), name="adjudication_reject_says_why"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"adjudication of turn {self.turn_id} ({self.decision})"

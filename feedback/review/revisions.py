@@ -19,6 +19,7 @@ from ..limits import text_limit_error
 from ..permissions import roles_in
 from .claims import NotAllowed, assignment_submit, lease_revive
 from .diff import revision_diff
+from .disagreement import adjudication_open
 from .models import Assignment, Decision, Flag, Revision, WorkingCopy
 from .selectors import latest_draft
 
@@ -172,6 +173,8 @@ def revision_create(
         if locked.state == Assignment.State.LEASED and _all_turns_decided(locked):
             assignment_submit(locked)
             completed = True
+        if locked.state == Assignment.State.SUBMITTED:
+            adjudication_open(project=locked.project, sample_id=locked.sample_id)
     return SaveResult(revision=revision, completed=completed)
 
 
