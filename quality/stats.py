@@ -155,8 +155,22 @@ def proportion(k: int, n: int) -> Fig:
     k = _check_int("k", k, 0, n)
     if n == 0:
         return undefined(0, NO_DATA)
-    interval = stats.binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
-    return _fig(k / n, n, (interval.low, interval.high))
+    return _fig(k / n, n, _wilson(k, n))
+
+
+# The normal quantile of the 95 % two-sided interval.
+_Z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
+
+
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    """The Wilson score interval, in closed form: scipy's binomtest(k, n).proportion_ci(method="wilson")
+    gives the same bounds but computes an exact p-value first, a quarter of a millisecond a rate (the
+    tests compare the two)."""
+    p = k / n
+    z2 = _Z * _Z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = _Z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _t_interval(n: int, mean_value: float, sd: float) -> tuple[float, float] | None:

@@ -259,6 +259,20 @@ def test_proportion_is_the_rate_with_a_wilson_interval(k: int, n: int) -> None:
     assert fig["n"] == n
 
 
+def test_proportion_interval_is_scipys_wilson_interval() -> None:
+    """The closed form gives scipy's Wilson bounds (binomtest's proportion_ci), edges included."""
+    rng = np.random.default_rng(5)
+    cases = [(0, 1), (1, 1), (0, 10), (10, 10), (81, 263), (500, 630_000)]
+    for _ in range(300):
+        n = int(rng.integers(1, 10**6))
+        cases.append((int(rng.integers(0, n + 1)), n))
+    for k, n in cases:
+        reference = scipy_stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        ci = stats.proportion(k, n)["ci"]
+        assert ci is not None
+        assert ci == pytest.approx([round(reference.low, 4), round(reference.high, 4)], abs=1e-4), (k, n)
+
+
 def test_proportion_edges_and_bounds() -> None:
     assert stats.proportion(0, 0) == {"value": None, "n": 0, "ci": None, "undefined": "no data"}
     with pytest.raises(ValueError, match="k"):
