@@ -39,6 +39,13 @@ def _rich() -> Fields:
         ("revision_id", INT),
         ("version", INT),
         ("draft_id", INT),
+        ("adjudicated", BOOL),
+    ])  # fmt: skip
+    adjudication: Type = ("struct", [
+        *_strings("adjudicator"),
+        ("revision_id", INT),
+        ("edited", BOOL),
+        *_strings("adjudicated_at"),
     ])  # fmt: skip
     draft: Type = ("struct", [
         ("id", INT),
@@ -68,6 +75,7 @@ def _rich() -> Fields:
         ("final", feedback),
         ("draft", draft),
         ("reviews", ("list", feedback)),
+        ("adjudication", adjudication),
     ])  # fmt: skip
     return [
         *_strings("schema_version", "id", "project", "split", "target_criterion", "reference_answer"),

@@ -2,9 +2,10 @@
 in chunks of samples so that memory does not grow with the project.
 
 Each chunk costs a fixed number of queries (samples with their images, turns, revisions, drafts,
-imported feedback, flags), read as plain values rather than model instances. A turn's **final**
-feedback is the latest revision of a submitted, unflagged review; failing that, the feedback that
-came with an imported dataset. The draft shown beside it is the one the final revision started
+imported feedback, flags, adjudications), read as plain values rather than model instances. A turn's
+**final** feedback is its adjudication when reviews that disagreed were settled; else the latest
+revision of a submitted, unflagged review; failing that, the feedback that came with an imported
+dataset. The draft shown beside it is the one the final revision started
 from, or else the turn's latest successful draft.
 """
 
@@ -22,7 +23,7 @@ from django.db.models.functions import Cast
 
 from feedback.drafting.models import CallStatus, Draft
 from feedback.models import ImportedFeedback, Project, Sample, Turn
-from feedback.review.models import Assignment, Revision
+from feedback.review.models import Adjudication, Assignment, Revision
 
 CHUNK_SIZE = 1000
 IMPORTED = "imported"  # the decision of feedback that came with the dataset, reviewed by nobody
@@ -84,6 +85,9 @@ class Feedback:
     version: int | None = None
     draft_id: int | None = None
     per_criterion: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # On a review: the adjudicator kept this version (as it was or edited); on a final: it is the
+    # adjudication's (``reviewer`` the adjudicator, ``revision_id`` the version kept).
+    adjudicated: bool = False
 
     @property
     def imported(self) -> bool:
@@ -106,6 +110,16 @@ class Feedback:
         return "" if score is None else str(score)
 
 
+@dataclass(frozen=True)
+class Adjudicated:
+    """How reviews that disagreed on a turn were settled."""
+
+    adjudicator: str
+    revision_id: int  # the reviewer's version kept
+    edited: bool
+    adjudicated_at: datetime
+
+
 @dataclass
 class ExportTurn:
     id: int
@@ -115,6 +129,7 @@ class ExportTurn:
     final: Feedback | None = None
     draft: DraftInfo | None = None
     reviews: list[Feedback] = field(default_factory=list)  # each reviewer's latest, oldest first
+    adjudication: Adjudicated | None = None
 
     @property
     def answered(self) -> bool:
@@ -307,6 +322,23 @@ def _assemble(project: Project, rows: list[dict]) -> list[ExportSample]:
             )
         )
 
+    settled: dict[int, dict[str, Any]] = {}
+    for a in _values(
+        Adjudication.objects.filter(**by_turn),
+        "turn_id",
+        "revision_id",
+        "edited",
+        "decision",
+        "critique",
+        "refinement",
+        "scores",
+        "reason",
+        "created_at",
+        "adjudicator__username",
+        "revision__draft_id",
+    ):
+        settled[a["turn_id"]] = a
+
     imported: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     for f in (
         ImportedFeedback.objects.filter(**by_turn)
@@ -325,7 +357,12 @@ def _assemble(project: Project, rows: list[dict]) -> list[ExportSample]:
         flags[sample_id].append(flag)
 
     for turn in turn_index.values():
-        if turn.reviews:
+        adjudication = settled.get(turn.id)
+        if adjudication is not None and turn.reviews:
+            _settle(turn, adjudication)
+            started_from = turn.final.draft_id if turn.final else None
+            turn.draft = drafts.get(started_from) if started_from else latest_draft.get(turn.id)
+        elif turn.reviews:
             turn.final = turn.reviews[-1]
             started_from = turn.final.draft_id
             turn.draft = drafts.get(started_from) if started_from else latest_draft.get(turn.id)
@@ -349,6 +386,33 @@ def _assemble(project: Project, rows: list[dict]) -> list[ExportSample]:
         )
         for row in rows
     ]
+
+
+def _settle(turn: ExportTurn, row: dict[str, Any]) -> None:
+    """The adjudication becomes the turn's final; the reviewer's version it kept is marked."""
+    kept = row["revision_id"]
+    turn.reviews = [
+        Feedback(**{**review.__dict__, "adjudicated": True}) if review.revision_id == kept else review
+        for review in turn.reviews
+    ]
+    turn.adjudication = Adjudicated(
+        adjudicator=row["adjudicator__username"],
+        revision_id=kept,
+        edited=row["edited"],
+        adjudicated_at=row["created_at"],
+    )
+    turn.final = Feedback(
+        decision=row["decision"],
+        critique=row["critique"],
+        refinement=row["refinement"],
+        scores=dict(row["scores"] or {}),
+        reviewer=row["adjudicator__username"],
+        reviewed_at=row["created_at"],
+        reason=row["reason"],
+        revision_id=kept,
+        draft_id=row["revision__draft_id"],
+        adjudicated=True,
+    )
 
 
 def _image(row: dict) -> ImageInfo | None:

@@ -1,8 +1,8 @@
 """Parquet of the rich records: ``rich.parquet`` per split, one row per released sample.
 
-The columns are the rich record's keys (see ``rich.py`` and ``exports/schemas/rich_record.schema.json``)
-with explicit, nested Arrow types, so that ``pyarrow.parquet.read_table(path).to_pylist()`` gives
-back the rich JSONL records, except that:
+The columns are the rich record's keys (see ``rich.py`` and
+``exports/schemas/rich_record.schema.json``) with explicit, nested Arrow types, so that
+``pyarrow.parquet.read_table(path).to_pylist()`` gives back the rich JSONL records, except that:
 
 - ``metadata`` is free-form, so it is a JSON string (``json.loads`` it);
 - criterion scores (``scores`` of feedback and drafts) and imported feedback's ``per_criterion``
@@ -12,9 +12,9 @@ back the rich JSONL records, except that:
 
 ``image`` is a struct (captions a list of strings; objects ``{label, bbox, score}`` and regions
 ``{description, bbox}`` lists of structs, bboxes ``[x, y, w, h]`` as doubles); ``turns`` a list of
-structs with ``final`` and ``draft`` structs and ``reviews`` a list of the same struct as
-``final``. Times are ISO 8601 strings as in the JSONL. The file's schema metadata carries
-``schema_version``.
+structs with ``final`` and ``draft`` structs and ``reviews`` a list of the same struct as ``final``,
+and ``adjudication`` a struct (null when the turn was not adjudicated). Times are ISO 8601 strings
+as in the JSONL. The file's schema metadata carries ``schema_version``.
 
 Rows are written in row groups of ``ROW_GROUP_ROWS``; only the group being filled is held in
 memory (one per split).
@@ -59,6 +59,16 @@ FEEDBACK = pa.struct(
         ("revision_id", pa.int64()),
         ("version", pa.int64()),
         ("draft_id", pa.int64()),
+        ("adjudicated", pa.bool_()),
+    ]
+)
+
+ADJUDICATION = pa.struct(
+    [
+        ("adjudicator", pa.string()),
+        ("revision_id", pa.int64()),
+        ("edited", pa.bool_()),
+        ("adjudicated_at", pa.string()),
     ]
 )
 
@@ -104,6 +114,7 @@ TURN = pa.struct(
         ("final", FEEDBACK),
         ("draft", DRAFT),
         ("reviews", pa.list_(FEEDBACK)),
+        ("adjudication", ADJUDICATION),
     ]
 )
 

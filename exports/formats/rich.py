@@ -1,9 +1,10 @@
 """Rich JSONL of our own: one record per released sample with everything a researcher may need.
 
-Every turn of the conversation, and on each released turn the LLM draft and the human final
-side by side (critique, refinement, all criterion scores), the decision, every reviewer's
-version, the model, prompt version and hash; the image's annotations and metadata. The shape
-is stated by ``exports/schemas/rich_record.schema.json`` (``SCHEMA_VERSION``).
+Every turn of the conversation, and on each released turn the LLM draft and the human final side by
+side (critique, refinement, all criterion scores), the decision, every reviewer's version (the one
+an adjudicator kept marked, the adjudication beside them), the model, prompt version and hash; the
+image's annotations and metadata. The shape is stated by ``exports/schemas/rich_record.schema.json``
+(``SCHEMA_VERSION``).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..records import DraftInfo, ExportSample, Feedback, ImageInfo
+from ..records import Adjudicated, DraftInfo, ExportSample, Feedback, ImageInfo
 from .base import ExportContext, ExportFormat, JsonlWriter, compact_json_line
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 FILE_NAME = "rich.jsonl"
 # Shipped in every release of rich records (JSONL or Parquet), listed in its manifest as "schema".
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "rich_record.schema.json"
@@ -40,6 +41,16 @@ def feedback_dict(feedback: Feedback) -> dict[str, Any]:
         "revision_id": feedback.revision_id,
         "version": feedback.version,
         "draft_id": feedback.draft_id,
+        "adjudicated": feedback.adjudicated,
+    }
+
+
+def adjudication_dict(adjudication: Adjudicated) -> dict[str, Any]:
+    return {
+        "adjudicator": adjudication.adjudicator,
+        "revision_id": adjudication.revision_id,
+        "edited": adjudication.edited,
+        "adjudicated_at": _time(adjudication.adjudicated_at),
     }
 
 
@@ -95,6 +106,7 @@ def record(sample: ExportSample, ctx: ExportContext) -> dict[str, Any] | None:
                 "draft": draft_dict(turn.draft) if shown and turn.draft else None,
                 # The final feedback is most often the latest review: the same dict, written twice.
                 "reviews": [final if r is turn.final else feedback_dict(r) for r in turn.reviews] if shown else [],
+                "adjudication": adjudication_dict(turn.adjudication) if shown and turn.adjudication else None,
             }
         )
     return {

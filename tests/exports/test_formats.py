@@ -322,7 +322,7 @@ def test_parquet_holds_the_rich_records_in_row_groups(project, monkeypatch):
     assert table.num_rows == 5
     assert file_rows(release)["rich.parquet"] == 5
     assert pq.ParquetFile(path).metadata.num_row_groups == 3
-    assert table.schema.metadata[b"schema_version"] == b"1.0"
+    assert table.schema.metadata[b"schema_version"] == b"1.1"
 
     expected = read_jsonl(folder(release) / "rich.jsonl")
     assert table.column_names == list(expected[0])
