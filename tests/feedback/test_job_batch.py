@@ -11,6 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db.models import Sum
 
 from feedback.drafting.models import CallStatus, Draft, Generation
@@ -320,6 +321,10 @@ def test_the_mode_is_checked_at_every_door(project, admin_user, batch_settings):
     response = api.post(f"/api/projects/{project.slug}/jobs/", {"kind": "draft", "mode": "batch"}, format="json")
     assert response.status_code == 202 and response.json()["mode"] == "batch"
     assert Job.objects.get(pk=response.json()["id"]).mode == Job.Mode.BATCH
+    call_command("run_job", "--project", project.slug, "--kind", "draft", "--mode", "batch", "--no-wait")
+    assert Job.objects.order_by("-pk").values_list("mode", flat=True).first() == Job.Mode.BATCH
+    with pytest.raises(CommandError):
+        call_command("run_job", "--project", project.slug, "--mode", "bulk", "--no-wait")
 
 
 def test_the_job_page_and_api_show_the_batches(project, admin_user, batch_settings, llm_simulator, client):

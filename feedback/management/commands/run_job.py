@@ -66,6 +66,7 @@ class Command(BaseCommand):
                     "limit": opts["limit"],
                 },
                 "rounds": opts["rounds"],
+                "mode": opts["mode"],
                 "budget": opts["budget"],
                 "drafter": {
                     "connection": opts["connection"],
