@@ -25,13 +25,15 @@ class Source(models.TextChoices):
 
 
 class ReviewedTurn(models.Model):
-    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="+")
+    # No index of their own where a composite index below starts with the column, or where the row is
+    # never looked up by it but when its target is deleted (reviewer, import): fewer indexes to write.
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
     sample = models.ForeignKey("feedback.Sample", on_delete=models.CASCADE, related_name="+")
-    turn = models.ForeignKey("feedback.Turn", on_delete=models.CASCADE, related_name="+")
+    turn = models.ForeignKey("feedback.Turn", on_delete=models.CASCADE, related_name="+", db_index=False)
     turn_index = models.PositiveSmallIntegerField()
     assignment = models.ForeignKey("feedback.Assignment", on_delete=models.CASCADE, related_name="+")
     revision = models.ForeignKey("feedback.Revision", on_delete=models.CASCADE, related_name="+")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
     submitted = models.BooleanField(default=False, help_text="The assignment is submitted: the row counts.")
     shared = models.BooleanField(default=False, help_text="The sample has two or more submitted reviews.")
     decision = models.CharField(max_length=20)
@@ -39,7 +41,7 @@ class ReviewedTurn(models.Model):
     prompt_version = models.CharField(max_length=50, blank=True)
     draft_model = models.CharField(max_length=200, blank=True)
     import_batch = models.ForeignKey(
-        "feedback.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "feedback.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     responder_model = models.CharField(max_length=200, blank=True)
     responder_source = models.CharField(max_length=20, choices=Source.choices, blank=True)
@@ -78,19 +80,19 @@ class ReviewedScore(models.Model):
     draft_score = models.SmallIntegerField(null=True, blank=True)
     final_score = models.SmallIntegerField(null=True, blank=True)
     next_score = models.SmallIntegerField(null=True, blank=True)
-    # Copies of the row's grouping columns.
-    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="+")
+    # Copies of the row's grouping columns (indexed as in ReviewedTurn).
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
     sample = models.ForeignKey("feedback.Sample", on_delete=models.CASCADE, related_name="+")
-    turn = models.ForeignKey("feedback.Turn", on_delete=models.CASCADE, related_name="+")
+    turn = models.ForeignKey("feedback.Turn", on_delete=models.CASCADE, related_name="+", db_index=False)
     assignment = models.ForeignKey("feedback.Assignment", on_delete=models.CASCADE, related_name="+")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
     submitted = models.BooleanField(default=False)
     shared = models.BooleanField(default=False)
     decision = models.CharField(max_length=20)
     prompt_version = models.CharField(max_length=50, blank=True)
     draft_model = models.CharField(max_length=200, blank=True)
     import_batch = models.ForeignKey(
-        "feedback.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "feedback.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     responder_model = models.CharField(max_length=200, blank=True)
     responder_source = models.CharField(max_length=20, choices=Source.choices, blank=True)
