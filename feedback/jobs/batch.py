@@ -394,12 +394,11 @@ def _cancel_parts(job: Job) -> None:
 
 
 def _cancel_remote(target: _Target, batch_id: str) -> str:
-    try:
-        return remote.cancel(batch_id=batch_id, **target.kwargs()).status
-    except LLMError as exc:
-        if "409" in exc.message or "400" in exc.message:  # it ended already
-            return remote.retrieve(batch_id=batch_id, **target.kwargs()).status
-        raise
+    """Cancel the batch unless it has ended already; its status after."""
+    batch = remote.retrieve(batch_id=batch_id, **target.kwargs())
+    if batch.ended or batch.status == "cancelling":
+        return batch.status
+    return remote.cancel(batch_id=batch_id, **target.kwargs()).status
 
 
 # --- writing a part -------------------------------------------------------------------------------

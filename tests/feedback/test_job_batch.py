@@ -389,3 +389,16 @@ def test_a_respond_job_in_batch_mode_runs_the_dress_loop(project, batch_settings
     generations = Generation.objects.filter(job=job)
     assert generations.count() == 8
     assert all(g.cost == cost_of(g.model, g.tokens_in, g.tokens_out) / 2 for g in generations)
+
+
+def test_cancel_after_the_remote_batch_ended_cancels_nothing_remotely(project, batch_settings, llm_simulator):
+    SampleFactory.create_numbered(3, project=project)
+    job = batch_job(project)
+    tick(job)
+    wait_remote(llm_simulator)
+    service.job_cancel(job=job)
+    tick(job)
+    part = BatchPart.objects.get(job=job)
+    assert (part.state, part.remote_status, part.error) == (BatchPart.State.CANCELLED, "completed", "")
+    assert llm_simulator.stats()["batch"]["cancelled"] == 0
+    assert job.state == Job.State.CANCELLED and not Draft.objects.filter(job=job).exists()
