@@ -82,11 +82,14 @@ class RoleEstimateSerializer(serializers.Serializer):
 class JobEstimateSerializer(serializers.Serializer):
     """A dry run: what the job would send and cost (feedback/jobs/estimate.py)."""
 
+    mode = serializers.CharField(help_text="live, or batch: costs at ANNOTATOR_LLM_BATCH_PRICE, no rate-limit time.")
     calls = serializers.IntegerField()
     tokens_in = serializers.IntegerField()
     tokens_out = serializers.IntegerField()
     cost = serializers.DecimalField(max_digits=20, decimal_places=8, help_text="US dollars.")
-    seconds = serializers.FloatField(allow_null=True, help_text="At the rate limits; null without one.")
+    seconds = serializers.FloatField(
+        allow_null=True, help_text="At the rate limits; null without one, and in batch mode."
+    )
     selected = serializers.IntegerField(help_text="Turns (draft job) or samples (respond job) selected.")
     rendered = serializers.IntegerField(help_text="Prompts rendered and counted; the rest scaled from them.")
     roles = RoleEstimateSerializer(many=True)

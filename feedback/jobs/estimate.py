@@ -10,9 +10,11 @@
   adds the expected answer and ``REFINEMENT_TOKENS`` to both prompts.
 - **Output tokens.** The mean of the project's last ``HISTORY`` successful calls of the same model
   and role where there are at least ``HISTORY_MIN``, else ``DEFAULT_OUTPUT`` (said in ``output``).
-- **Cost** at the model's prices (``ANNOTATOR_LLM_PRICES``; a model without one is said to cost 0).
+- **Cost** at the model's prices (``ANNOTATOR_LLM_PRICES``; a model without one is said to cost 0),
+  times ``ANNOTATOR_LLM_BATCH_PRICE`` for a job in batch mode.
 - **Time** at the connection's rate limit: the larger of calls / rpm and tokens / tpm, per
-  connection (roles on the same URL share its bucket); none when the connection has no limit.
+  connection (roles on the same URL share its bucket); none when the connection has no limit, nor
+  in batch mode, where the provider answers within its completion window.
 """
 
 from __future__ import annotations
@@ -47,7 +49,13 @@ _IMAGE = "data:image/png;base64,"
 
 
 def job_estimate(
-    *, project: Project, kind: str, selection: Selection, rounds: int, llm_settings: dict[str, Any]
+    *,
+    project: Project,
+    kind: str,
+    selection: Selection,
+    rounds: int,
+    llm_settings: dict[str, Any],
+    mode: str = Job.Mode.LIVE,
 ) -> dict[str, Any]:
     """The estimate of a validated job request (feedback.jobs.service.job_request), JSON-ready."""
     drafter = CallSettings.from_dict(llm_settings["drafter"])
@@ -78,12 +86,17 @@ def job_estimate(
             _role("drafter", drafter, project, calls=calls, prompts=review, growth=growth, rounds=rounds),
         ]
         units, rendered = len(sample_ids), len(chosen)
+    if mode == Job.Mode.BATCH:
+        factor = Decimal(str(settings.LLM_BATCH_PRICE))
+        for r in roles:
+            r["cost"] = str(Decimal(r["cost"]) * factor)
     return {
+        "mode": mode,
         "calls": sum(r["calls"] for r in roles),
         "tokens_in": sum(r["tokens_in"] for r in roles),
         "tokens_out": sum(r["tokens_out"] for r in roles),
         "cost": str(sum((Decimal(r["cost"]) for r in roles), Decimal(0))),
-        "seconds": _seconds(roles),
+        "seconds": None if mode == Job.Mode.BATCH else _seconds(roles),
         "selected": units,
         "rendered": rendered,
         "roles": roles,

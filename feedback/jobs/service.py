@@ -154,7 +154,12 @@ def job_dry_run(
         mode=mode,
     )
     return job_estimate(
-        project=req.project, kind=req.kind, selection=req.selection, rounds=req.rounds, llm_settings=req.llm_settings
+        project=req.project,
+        kind=req.kind,
+        selection=req.selection,
+        rounds=req.rounds,
+        llm_settings=req.llm_settings,
+        mode=req.mode,
     )
 
 
@@ -274,7 +279,12 @@ def _dispatch(job: Job) -> None:
     # The dry run's figures, before anything is sent, to compare with what the job spends.
     Job.objects.filter(pk=job.pk).update(
         estimate=job_estimate(
-            project=job.project, kind=job.kind, selection=selection, rounds=job.rounds, llm_settings=job.llm_settings
+            project=job.project,
+            kind=job.kind,
+            selection=selection,
+            rounds=job.rounds,
+            llm_settings=job.llm_settings,
+            mode=job.mode,
         )
     )
     if job.kind == Job.Kind.DRAFT:

@@ -62,6 +62,18 @@ def test_a_draft_job_dry_run_matches_a_hand_count(project, gpt4):
     assert not Job.objects.exists()
 
 
+def test_a_batch_job_is_estimated_at_the_batch_price(project, gpt4, settings):
+    settings.LLM_BATCH_PRICE = 0.5
+    TurnFactory.create_numbered(3, sample__project=project)
+    live, batch = (
+        service.job_dry_run(project=project, kind=Job.Kind.DRAFT, selection={}, drafter=gpt4, mode=mode)
+        for mode in (Job.Mode.LIVE, Job.Mode.BATCH)
+    )
+    assert (batch["mode"], batch["tokens_in"], batch["calls"]) == ("batch", live["tokens_in"], live["calls"])
+    assert Decimal(batch["cost"]) == Decimal(live["cost"]) / 2
+    assert live["seconds"] == 3.0 and batch["seconds"] is None
+
+
 def test_output_tokens_come_from_the_projects_earlier_calls_and_a_model_without_tokenizer_says_so(project):
     TurnFactory.create_numbered(12, sample__project=project, drafts=1, drafts__tokens_out=250)
     TurnFactory.create_numbered(2, prefix="new", sample__project=project)

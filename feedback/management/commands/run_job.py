@@ -126,7 +126,10 @@ class Command(BaseCommand):
 def estimate_text(estimate: dict) -> str:
     """The dry run for people: the totals, then one line per role saying how each figure was made."""
     seconds = estimate["seconds"]
-    at = "no rate limit set" if seconds is None else f"{seconds / 60:,.1f} min at the rate limits"
+    if estimate.get("mode") == "batch":
+        at = "batch price, within the provider's completion window"
+    else:
+        at = "no rate limit set" if seconds is None else f"{seconds / 60:,.1f} min at the rate limits"
     lines = [
         f"Dry run: nothing was created or sent. {estimate['selected']:,} selected; "
         f"{estimate['rendered']:,} prompts rendered and counted.",
