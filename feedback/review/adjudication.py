@@ -59,7 +59,7 @@ def adjudication_save(
         existing = Adjudication.objects.filter(turn=turn).select_related("adjudicator").first()
         if existing is not None:
             raise Conflict(
-                f"Turn {turn.index} was settled by {existing.adjudicator} at {existing.created_at:%Y-%m-%d %H:%M}."
+                f"Turn {turn.index + 1} was settled by {existing.adjudicator} at {existing.created_at:%Y-%m-%d %H:%M}."
             )
         adjudication = Adjudication.objects.create(
             case=locked,

@@ -95,7 +95,8 @@ def test_two_annotators_disagree_and_the_adjudicator_settles_it(live_server, bro
     form.locator("input[name=score-helpfulness]").fill("2")
     form.locator("button[type=submit]").click()
     page.locator("[data-role=final]").wait_for()
-    assert "Final (edited): edited" in page.locator("[data-role=final] h3").inner_text()
+    assert page.locator("[data-role=final] h3").inner_text() == "Final: edited"
+    assert "bea's version, edited." in page.locator("[data-role=final]").inner_text()
     assert page.locator("section.version[data-reviewer=bea][data-chosen=true]").count() == 1
     assert page.evaluate("window.__cspViolations") == [] and watch.errors == []
 

@@ -212,7 +212,7 @@ def test_the_adjudicator_settles_a_sample_on_the_page(team):
         {"turn": turn.pk, "revision": latest(sample, team.ann).pk, "mode": "choose"},
         follow=True,
     )
-    assert "was settled by judge" in again.content.decode()
+    assert f"Turn {turn.index + 1} was settled by judge" in again.content.decode()
     assert Adjudication.objects.count() == 1
 
 
@@ -391,7 +391,7 @@ def test_list_show_and_choose_on_the_command_line(team):
     done = adjudicate(
         "--project", slug, "choose", sample.external_id, "--turn", "1", "--revision", str(bea.pk), "--user", "judge"
     )
-    assert "settled: edited from revision" in done
+    assert f"settled, edited: as it was: revision {bea.pk}" in done
     assert Adjudication.objects.get().revision == bea
     assert "0 waiting, 1 settled" in adjudicate("--project", slug, "list")
     assert "(kept)" in adjudicate("--project", slug, "show", sample.external_id)

@@ -80,7 +80,7 @@ class Command(BaseCommand):
         counts = selectors.queue_counts(project)
         self.stdout.write(f"{counts['pending']} waiting, {counts['settled']} settled")
         for case in selectors.adjudication_queue(project, state=opts["state"]):
-            reasons = "; ".join(r for rs in case.turns.values() for r in rs)
+            reasons = "; ".join(dict.fromkeys(r for rs in case.turns.values() for r in rs))
             settled = f"settled {case.settled_at:%Y-%m-%d %H:%M}" if case.settled_at else "waiting"
             self.stdout.write(
                 f"{case.sample.external_id}  {case.adjudicated}/{len(case.turns)} turns  {settled}  {reasons}"
@@ -140,7 +140,8 @@ class Command(BaseCommand):
         adjudication = adjudication_save(
             project=project, sample=sample, turn=turn, adjudicator=user, revision_id=opts["revision"], edit=edit
         )
+        how = "an edit of" if adjudication.edited else "as it was:"
         self.stdout.write(
-            f"turn {opts['turn']} of {sample.external_id} settled: {adjudication.decision}"
-            f"{' (edited)' if adjudication.edited else ''} from revision {adjudication.revision_id}"
+            f"turn {opts['turn']} of {sample.external_id} settled, {adjudication.decision}: "
+            f"{how} revision {adjudication.revision_id}"
         )
