@@ -83,14 +83,18 @@ def test_backend_name_follows_the_settings(settings):
 
 
 def test_requests_are_spaced_one_interval_apart(key):
-    got = [_reserve(key, requests_per_minute=600, tokens_per_minute=0, max_wait=60) for _ in range(10)]
+    got, moments = [], []
+    for _ in range(10):
+        before = time.time()
+        got.append(_reserve(key, requests_per_minute=600, tokens_per_minute=0, max_wait=60))
+        moments.append((before, time.time()))
     slots = [r.slot for r in got]
     assert [b - a for a, b in pairwise(slots)] == pytest.approx([0.1] * 9, abs=EPS)
     assert got[0].wait == 0.0
-    # Each wait is its slot seen from the moment of the call: it grows by about one interval.
-    waits = [r.wait for r in got]
-    assert [b - a for a, b in pairwise(waits)] == pytest.approx([0.1] * 9, abs=0.03)
-    assert waits[-1] == pytest.approx(0.9, abs=0.05)
+    # Each wait is its slot seen from the moment of the call, however long the calls took (a busy
+    # machine): slot - wait falls within the call.
+    for reservation, (before, after) in zip(got[1:], moments[1:], strict=True):
+        assert before - EPS <= reservation.slot - reservation.wait <= after + EPS
 
 
 def test_limits_default_to_the_settings(key, settings):
