@@ -33,6 +33,7 @@ class ProjectSettingsSerializer(ProjectSerializer):
             "review_seed",
             "reviews_required",
             "review_lease_seconds",
+            "adjudication_threshold",
             "archived",
             "archived_at",
         ]
@@ -80,6 +81,9 @@ def _settings_fields() -> dict[str, serializers.Field]:
         ),
         "review_lease_seconds": serializers.IntegerField(
             min_value=s.LEASE_BOUNDS[0], max_value=s.LEASE_BOUNDS[1], required=False, allow_null=True
+        ),
+        "adjudication_threshold": serializers.IntegerField(
+            min_value=s.ADJUDICATION_THRESHOLD_BOUNDS[0], max_value=s.ADJUDICATION_THRESHOLD_BOUNDS[1], required=False
         ),
     }
 

@@ -91,6 +91,12 @@ class ProjectSettingsForm(forms.Form):
         label="Lease time (s)",
         help_text="How long a claimed sample stays with its reviewer; empty: the platform's setting.",
     )
+    adjudication_threshold = forms.IntegerField(
+        min_value=service.ADJUDICATION_THRESHOLD_BOUNDS[0],
+        max_value=service.ADJUDICATION_THRESHOLD_BOUNDS[1],
+        label="Adjudication threshold",
+        help_text="With several reviews per sample: scores of one criterion this far apart go to adjudication.",
+    )
 
     def __init__(self, data: Any = None, *, project: Project, read_only: bool = False) -> None:
         initial = {**service.settings_of(project)}

@@ -42,6 +42,8 @@ MODEL_MAX = 200
 PROMPT_VERSION_MAX = 50
 SEED_BOUNDS = (-(2**31), 2**31 - 1)
 REVIEWS_REQUIRED_BOUNDS = (1, 20)
+# Score difference that sends disagreeing reviews to adjudication (the model's check constraint).
+ADJUDICATION_THRESHOLD_BOUNDS = (1, 100)
 LEASE_BOUNDS = (120, 86_400)
 USERNAME_MAX = 150
 # Slugs the pages use as words of their own (``/projects/new/``).
@@ -63,6 +65,7 @@ SETTINGS_FIELDS = (
     "review_seed",
     "reviews_required",
     "review_lease_seconds",
+    "adjudication_threshold",
 )
 # What a new project copies from the one it is made from (everything but its name and text).
 COPIED_FIELDS = tuple(f for f in SETTINGS_FIELDS if f not in ("name", "description"))
@@ -240,6 +243,9 @@ def clean_settings(
     out["reviews_required"] = _integer(errors, "reviews_required", merged["reviews_required"], REVIEWS_REQUIRED_BOUNDS)
     out["review_lease_seconds"] = _integer(
         errors, "review_lease_seconds", merged["review_lease_seconds"], LEASE_BOUNDS, allow_none=True
+    )
+    out["adjudication_threshold"] = _integer(
+        errors, "adjudication_threshold", merged["adjudication_threshold"], ADJUDICATION_THRESHOLD_BOUNDS
     )
     if errors:
         raise InvalidInput.of(errors)

@@ -74,7 +74,14 @@ def _settings_page(request, access, form, *, preview=None, status=200):
         "guideline_fields": ["guidelines"],
         "rubric_fields": ["criteria", "score_min", "score_max", "level_descriptions"],
         "llm_fields": ["llm_connection", "llm_model", "llm_temperature", "prompt_version"],
-        "queue_fields": ["review_order", "review_criterion", "review_seed", "reviews_required", "review_lease_seconds"],
+        "queue_fields": [
+            "review_order",
+            "review_criterion",
+            "review_seed",
+            "reviews_required",
+            "review_lease_seconds",
+            "adjudication_threshold",
+        ],
     }
     return render(request, "feedback/project_settings.html", context, status=status)
 

@@ -114,6 +114,8 @@ def test_the_new_project_page_creates_and_leads_to_the_settings(client, boss, pr
         ({"llm_temperature": 3}, "llm_temperature"),
         ({"reviews_required": 21}, "reviews_required"),
         ({"review_lease_seconds": 60}, "review_lease_seconds"),
+        ({"adjudication_threshold": 0}, "adjudication_threshold"),
+        ({"adjudication_threshold": service.ADJUDICATION_THRESHOLD_BOUNDS[1] + 1}, "adjudication_threshold"),
         ({"review_order": "criterion", "review_criterion": "beauty"}, "review_criterion"),
     ],
 )
@@ -173,6 +175,7 @@ def settings_form(project: Project, **changes) -> dict:
         "review_seed": project.review_seed,
         "reviews_required": project.reviews_required,
         "review_lease_seconds": project.review_lease_seconds or "",
+        "adjudication_threshold": project.adjudication_threshold,
     }
     return {**values, **changes}
 
@@ -186,6 +189,7 @@ def test_the_settings_page_edits_the_rubric_queue_and_llm(client, project, lead)
         level_descriptions="1: Bad.\n9: Perfect.",
         reviews_required=2,
         review_lease_seconds=600,
+        adjudication_threshold=3,
         guidelines="# Read the image first",
     )
     response = client.post("/projects/test/settings/", form)
@@ -194,6 +198,7 @@ def test_the_settings_page_edits_the_rubric_queue_and_llm(client, project, lead)
     assert project.criteria == ["honesty", "helpfulness", "harmlessness", "clarity"]
     assert (project.score_max, project.level_descriptions) == (9, {"1": "Bad.", "9": "Perfect."})
     assert (project.reviews_required, project.review_lease_seconds) == (2, 600)
+    assert project.adjudication_threshold == 3
     assert lease_duration(project) == timedelta(seconds=600)
     bad = client.post("/projects/test/settings/", settings_form(project, criteria="a\n" * 21))
     assert bad.status_code == 400 and b'id="error-criteria"' in bad.content
