@@ -569,17 +569,22 @@ def _fmt(fig: dict[str, Any] | None, digits: int = 2) -> str:
 
 
 def markdown_table(figures: dict[str, Any]) -> str:
-    """A short Markdown summary of the figures (for a dataset card and the command's markdown)."""
+    """A short Markdown summary of the figures (for a dataset card and the command's markdown).
+
+    Rows follow the rubric's order and the decisions theirs, never a mapping's own order: figures
+    read back from a PostgreSQL JSON column (a release's manifest) come with their keys sorted."""
     drafter = figures["drafter"]
+    rubric = [c for c in figures["options"]["criteria"] if c in drafter["criteria"]]
     lines = [
         f"Reviewed turns with a draft: {drafter['n']:,}. "
-        + ", ".join(f"{d} {_fmt(f)}" for d, f in drafter["decisions"].items())
+        + ", ".join(f"{d} {_fmt(drafter['decisions'][d])}" for d in _DECISIONS if d in drafter["decisions"])
         + " (rates, 95 % CI).",
         "",
         "| Criterion | n | Exact | Within ±1 | Kappa (quadratic) | Spearman | Draft - final |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, c in drafter["criteria"].items():
+    for name in rubric:
+        c = drafter["criteria"][name]
         lines.append(
             f"| {name} | {c['n']:,} | {_fmt(c['exact'])} | {_fmt(c['within_1'])} | {_fmt(c['kappa'])} "
             f"| {_fmt(c['spearman'])} | {_fmt(c['mean_diff'])} |"
@@ -599,11 +604,11 @@ def markdown_table(figures: dict[str, Any]) -> str:
             "| Criterion | Krippendorff's alpha (ordinal) | Pairs exact | Pairs within ±1 |",
             "|---|---:|---:|---:|",
         ]
-        for name, a in reviewers["alpha"].items():
-            pair = reviewers["pairwise"][name]
+        for name in [c for c in figures["options"]["criteria"] if c in reviewers["alpha"]]:
+            a, pair = reviewers["alpha"][name], reviewers["pairwise"][name]
             lines.append(f"| {name} | {_fmt(a)} | {_fmt(pair['exact'])} | {_fmt(pair['within_1'])} |")
     if figures["models"]:
-        criteria = list(figures["models"][0]["scores"])
+        criteria = [c for c in figures["options"]["criteria"] if c in figures["models"][0]["scores"]]
         lines += [
             "",
             "| Model | Source | n | " + " | ".join(f"{c} mean" for c in criteria) + " |",
@@ -616,3 +621,6 @@ def markdown_table(figures: dict[str, Any]) -> str:
             )
             lines.append(f"| {m['model']} | {m['source']} | {m['n']:,} | {cells} |")
     return "\n".join(lines) + "\n"
+
+
+_DECISIONS = ("accepted", "edited", "rejected")
