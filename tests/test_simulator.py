@@ -525,9 +525,11 @@ def test_latency_and_concurrency(llm_simulator):
     for thread in threads:
         thread.join(5)
     elapsed = time.monotonic() - started
-    assert 0.15 <= elapsed < 0.8  # in parallel, not one after another
+    assert elapsed >= 0.15  # the latency was applied
     stats = llm_simulator.stats()
     assert stats["completed"] == 6
+    # In parallel, not one after another: the simulator's own count, not the wall clock (a busy
+    # machine stretches the clock, never this count).
     assert stats["max_in_flight"] >= 3
     assert stats["in_flight"] == 0
 
