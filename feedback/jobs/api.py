@@ -170,7 +170,7 @@ class JobListCreate(APIView):
             "responder": dict(data["responder"]),
         }
         if data["dry_run"]:
-            return Response(JobEstimateSerializer(service.job_dry_run(**arguments)).data)
+            return Response(JobEstimateSerializer(service.job_dry_run(service.job_request(**arguments))).data)
         job = service.job_create(**arguments)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -129,30 +129,8 @@ def job_request(
     return JobRequest(project, kind, chosen, count, cap, llm_settings, user, mode)
 
 
-def job_dry_run(
-    *,
-    project: Project,
-    kind: str,
-    selection: dict[str, Any],
-    user: Any = None,
-    rounds: int = 1,
-    budget: Decimal | str | None = None,
-    drafter: dict[str, Any] | None = None,
-    responder: dict[str, Any] | None = None,
-    mode: str = Job.Mode.LIVE,
-) -> dict[str, Any]:
-    """What the job would cost, validated as job_create validates it; nothing is stored or sent."""
-    req = job_request(
-        project=project,
-        kind=kind,
-        selection=selection,
-        user=user,
-        rounds=rounds,
-        budget=budget,
-        drafter=drafter,
-        responder=responder,
-        mode=mode,
-    )
+def job_dry_run(req: JobRequest) -> dict[str, Any]:
+    """What a validated request (job_request) would cost; nothing is stored or sent."""
     return job_estimate(
         project=req.project,
         kind=req.kind,

@@ -40,7 +40,9 @@ def job_new(request, slug):
     if request.method == "POST" and form.is_valid():
         try:
             if "dry_run" in request.POST:  # the Estimate button: the same form comes back with the figures
-                estimate = service.job_dry_run(project=project, user=request.user, **form.service_arguments())
+                estimate = service.job_dry_run(
+                    service.job_request(project=project, user=request.user, **form.service_arguments())
+                )
             else:
                 job = service.job_create(project=project, user=request.user, **form.service_arguments())
                 messages.info(request, f"Job #{job.pk} launched; this page follows its progress.")

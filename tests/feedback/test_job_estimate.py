@@ -49,7 +49,7 @@ def hand_count(project, turn: Turn) -> int:
 
 def test_a_draft_job_dry_run_matches_a_hand_count(project, gpt4):
     turns = TurnFactory.create_numbered(3, sample__project=project)
-    figures = service.job_dry_run(project=project, kind=Job.Kind.DRAFT, selection={}, drafter=gpt4)
+    figures = service.job_dry_run(service.job_request(project=project, kind=Job.Kind.DRAFT, selection={}, drafter=gpt4))
     expected_in = sum(hand_count(project, t) for t in turns)
     expected_out = 3 * estimate.DEFAULT_OUTPUT["drafter"]
     assert (figures["calls"], figures["selected"], figures["rendered"]) == (3, 3, 3)
@@ -66,7 +66,9 @@ def test_a_batch_job_is_estimated_at_the_batch_price(project, gpt4, settings):
     settings.LLM_BATCH_PRICE = 0.5
     TurnFactory.create_numbered(3, sample__project=project)
     live, batch = (
-        service.job_dry_run(project=project, kind=Job.Kind.DRAFT, selection={}, drafter=gpt4, mode=mode)
+        service.job_dry_run(
+            service.job_request(project=project, kind=Job.Kind.DRAFT, selection={}, drafter=gpt4, mode=mode)
+        )
         for mode in (Job.Mode.LIVE, Job.Mode.BATCH)
     )
     assert (batch["mode"], batch["tokens_in"], batch["calls"]) == ("batch", live["tokens_in"], live["calls"])
@@ -77,7 +79,9 @@ def test_a_batch_job_is_estimated_at_the_batch_price(project, gpt4, settings):
 def test_output_tokens_come_from_the_projects_earlier_calls_and_a_model_without_tokenizer_says_so(project):
     TurnFactory.create_numbered(12, sample__project=project, drafts=1, drafts__tokens_out=250)
     TurnFactory.create_numbered(2, prefix="new", sample__project=project)
-    figures = service.job_dry_run(project=project, kind=Job.Kind.DRAFT, selection={"status": "never"})
+    figures = service.job_dry_run(
+        service.job_request(project=project, kind=Job.Kind.DRAFT, selection={"status": "never"})
+    )
     (role,) = figures["roles"]
     assert role["model"] == "annotator-simulator"
     assert role["tokenizer"].startswith("estimate") and "no offline tokenizer" in role["tokenizer"]
@@ -88,7 +92,7 @@ def test_output_tokens_come_from_the_projects_earlier_calls_and_a_model_without_
 def test_a_large_selection_is_sampled_and_scaled(project, gpt4, monkeypatch):
     monkeypatch.setattr(estimate, "PROMPTS_RENDERED", 5)
     TurnFactory.create_numbered(12, sample__project=project)
-    figures = service.job_dry_run(project=project, kind=Job.Kind.DRAFT, selection={}, drafter=gpt4)
+    figures = service.job_dry_run(service.job_request(project=project, kind=Job.Kind.DRAFT, selection={}, drafter=gpt4))
     assert (figures["selected"], figures["rendered"], figures["calls"]) == (12, 5, 12)
     per_prompt = figures["tokens_in"] / 12
     first = Turn.objects.filter(sample__project=project).first()
@@ -100,7 +104,9 @@ def test_a_large_selection_is_sampled_and_scaled(project, gpt4, monkeypatch):
 def test_a_respond_job_counts_both_models_for_every_round(project, gpt4):
     TurnFactory.create_numbered(2, sample__project=project, awaiting=True)
     one, three = (
-        service.job_dry_run(project=project, kind=Job.Kind.RESPOND, selection={}, rounds=rounds, drafter=gpt4)
+        service.job_dry_run(
+            service.job_request(project=project, kind=Job.Kind.RESPOND, selection={}, rounds=rounds, drafter=gpt4)
+        )
         for rounds in (1, 3)
     )
     roles = {r["role"]: r for r in three["roles"]}

@@ -83,7 +83,7 @@ class Command(BaseCommand):
                 },
             }
             if opts["dry_run"]:
-                self.stdout.write(estimate_text(service.job_dry_run(**arguments)))
+                self.stdout.write(estimate_text(service.job_dry_run(service.job_request(**arguments))))
                 return
             job = service.job_create(**arguments)
         except ServiceError as exc:  # "drafter.model: …": the field and the message
