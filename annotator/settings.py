@@ -229,10 +229,6 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)  # collectstatic fills it; whitenoise serves from it
 MEDIA_ROOT = Path(os.environ.get("ANNOTATOR_MEDIA_ROOT", VAR_DIR / "media")).resolve()
 MEDIA_URL = "media/"
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
-}
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Request bodies, refused with 413 before they are read (annotator.middleware): any body but a
 # multipart upload from a signed-in user, and any body at all from someone not signed in.
@@ -241,6 +237,74 @@ ANON_BODY_MAX_BYTES = env_int("ANNOTATOR_ANON_BODY_MAX_BYTES", 64 * 1024)
 UPLOAD_DIR = Path(os.environ.get("ANNOTATOR_UPLOAD_DIR", VAR_DIR / "uploads")).resolve()
 # Dataset releases: one folder per release, served only through the release pages and API.
 RELEASES_ROOT = Path(os.environ.get("ANNOTATOR_RELEASES_ROOT", VAR_DIR / "releases")).resolve()
+
+# Files go through Django's storage API (feedback/storage.py), one store per kind: images and
+# thumbnails ("default", the media), import uploads ("uploads") and releases ("releases"). Each is
+# the local folder above (one machine) or an S3-compatible bucket shared by every web server and
+# worker: ANNOTATOR_STORAGE sets the backend of all three, ANNOTATOR_<KIND>_STORAGE one of them;
+# ANNOTATOR_S3_* the bucket, endpoint and region of all, ANNOTATOR_<KIND>_S3_* one kind's. The
+# credentials come from the environment only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, or any
+# other source boto3 reads): nothing here holds them.
+STORAGE_KINDS = {
+    "MEDIA": ("default", "MEDIA_ROOT"),
+    "UPLOADS": ("uploads", "UPLOAD_DIR"),
+    "RELEASES": ("releases", "RELEASES_ROOT"),
+}
+# Downloads of S3-stored files (releases, images): "signed" redirects to a URL signed for this many
+# seconds; "stream" sends the bytes through the web server (a store only the servers can reach).
+STORAGE_DOWNLOADS = os.environ.get("ANNOTATOR_STORAGE_DOWNLOADS", "signed").strip().lower()
+STORAGE_SIGNED_URL_SECONDS = env_int("ANNOTATOR_STORAGE_SIGNED_URL_SECONDS", 300)
+# Bytes of one part of a multipart upload (S3 wants 5 MiB at least, 10,000 parts at most).
+STORAGE_PART_BYTES = env_int("ANNOTATOR_STORAGE_PART_BYTES", 16 * 1024 * 1024)
+
+
+def storage_settings(kind: str, root_setting: str) -> dict:
+    """The ``STORAGES`` entry of one kind of file, from the environment."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    backend = os.environ.get(f"ANNOTATOR_{kind}_STORAGE") or os.environ.get("ANNOTATOR_STORAGE") or "local"
+    backend = backend.strip().lower()
+    if backend == "local":
+        return {"BACKEND": "feedback.storage.LocalStorage", "OPTIONS": {"root_setting": root_setting}}
+    if backend != "s3":
+        raise ImproperlyConfigured(f"ANNOTATOR_{kind}_STORAGE must be 'local' or 's3' (got {backend!r})")
+
+    def value(name: str, default: str = "") -> str:
+        return (
+            os.environ.get(f"ANNOTATOR_{kind}_S3_{name}") or os.environ.get(f"ANNOTATOR_S3_{name}") or default
+        ).strip()
+
+    bucket = value("BUCKET")
+    if not bucket:
+        raise ImproperlyConfigured(
+            f"ANNOTATOR_{kind}_STORAGE is s3: set ANNOTATOR_S3_BUCKET or ANNOTATOR_{kind}_S3_BUCKET"
+        )
+    prefix = os.environ.get(f"ANNOTATOR_{kind}_S3_PREFIX")
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "location": (kind.lower() if prefix is None else prefix).strip("/"),
+            "endpoint_url": value("ENDPOINT_URL") or None,
+            "region_name": value("REGION") or None,
+            "addressing_style": value("ADDRESSING_STYLE") or None,
+            "signature_version": "s3v4",
+            "default_acl": None,
+            "file_overwrite": True,  # names are chosen by the platform (a hash, a token): never renamed
+            "querystring_auth": True,
+            "querystring_expire": STORAGE_SIGNED_URL_SECONDS,
+        },
+    }
+
+
+if STORAGE_DOWNLOADS not in {"signed", "stream"}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"ANNOTATOR_STORAGE_DOWNLOADS must be 'signed' or 'stream' (got {STORAGE_DOWNLOADS!r})")
+STORAGES = {
+    **{alias: storage_settings(kind, root) for kind, (alias, root) in STORAGE_KINDS.items()},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # Images: Pillow refuses anything whose header claims more pixels than this (a decompression
 # bomb guard), and anything it cannot fully decode.

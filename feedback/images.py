@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from django.conf import settings
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
+from . import storage
 from .errors import InvalidInput
 from .models import Image
 
@@ -117,23 +116,17 @@ def stored_name(info: ImageInfo) -> str:
     return f"images/{info.sha256[:2]}/{info.sha256}{suffix}"
 
 
-def store_bytes(data: bytes, name: str) -> None:
-    """Write once: identical content already stored under its hash is not written again."""
-    target = Path(settings.MEDIA_ROOT) / name
-    if target.exists():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.replace(tmp, target)
+def store_bytes(data: bytes, name: str, content_type: str | None = None) -> None:
+    """Write once, through the media store: identical content already stored under its hash is
+    not written again."""
+    storage.store_image(data, name, content_type)
 
 
 def apply_file(image: Image, data: bytes) -> ImageInfo:
     """Check and store the bytes, and set the image's file fields (the caller saves)."""
     info = inspect_image(data)
     name = stored_name(info)
-    store_bytes(data, name)
+    store_bytes(data, name, served_content_type(info.format))
     image.file.name = name
     image.sha256 = info.sha256
     image.width, image.height = info.width, info.height

@@ -89,5 +89,6 @@ def eager_tasks():
     app.conf.task_always_eager = False
 
 
-# The `llm_simulator` fixture, for every test module.
+# The `llm_simulator` and `s3_storages` (a bucket of the test S3 server) fixtures, for every test module.
+from tests.s3 import s3_storages  # noqa: E402,F401
 from tests.simulator import llm_simulator_fixture  # noqa: E402,F401
