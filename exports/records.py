@@ -6,7 +6,9 @@ imported feedback, flags, adjudications), read as plain values rather than model
 **final** feedback is its adjudication when reviews that disagreed were settled; else the latest
 revision of a submitted, unflagged review; failing that, the feedback that came with an imported
 dataset. The draft shown beside it is the one the final revision started
-from, or else the turn's latest successful draft.
+from, or else the turn's latest successful draft. A turn whose reviews disagree and wait for an
+adjudicator has no final (it is not released) until the adjudication is saved. Gold samples are
+never read (``released_samples``), nor anyone's gold check of a sample.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet, TextField
+from django.db.models import Exists, OuterRef, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from feedback.drafting.models import CallStatus, Draft
 from feedback.models import ImportedFeedback, Project, Sample, Turn
-from feedback.review.models import Adjudication, Assignment, Revision
+from feedback.review.models import Adjudication, AdjudicationCase, Assignment, GoldSample, Revision
 
 CHUNK_SIZE = 1000
 IMPORTED = "imported"  # the decision of feedback that came with the dataset, reviewed by nobody
@@ -232,8 +234,15 @@ def _values(queryset: QuerySet, *names: str) -> Iterator[dict[str, Any]]:
         yield row
 
 
+def released_samples(project: Project) -> QuerySet[Sample]:
+    """The project's samples a release may hold: not its gold samples (the hidden checks' answers),
+    which are never released."""
+    gold = GoldSample.objects.filter(sample=OuterRef("pk"), retired_at__isnull=True)
+    return Sample.objects.filter(project=project).exclude(Exists(gold))
+
+
 def samples_total(project: Project) -> int:
-    return Sample.objects.filter(project=project).count()
+    return released_samples(project).count()
 
 
 def sample_chunks(project: Project, *, chunk_size: int = CHUNK_SIZE) -> Iterator[list[ExportSample]]:
@@ -242,7 +251,7 @@ def sample_chunks(project: Project, *, chunk_size: int = CHUNK_SIZE) -> Iterator
     while True:
         rows = list(
             _values(
-                Sample.objects.filter(project=project, id__gt=last_id).order_by("id")[:chunk_size],
+                released_samples(project).filter(id__gt=last_id).order_by("id")[:chunk_size],
                 *SAMPLE_FIELDS,
                 *(f"image__{name}" for name in IMAGE_FIELDS),
             )
@@ -286,9 +295,9 @@ def _assemble(project: Project, rows: list[dict]) -> list[ExportSample]:
 
     chains: dict[tuple[int, int], dict[str, Any]] = {}
     for r in _values(
-        Revision.objects.filter(**by_turn, assignment__state=Assignment.State.SUBMITTED, assignment__flag="").order_by(
-            "turn_id", "assignment_id", "version"
-        ),
+        Revision.objects.filter(
+            **by_turn, assignment__state=Assignment.State.SUBMITTED, assignment__flag="", assignment__gold=False
+        ).order_by("turn_id", "assignment_id", "version"),
         "id",
         "turn_id",
         "assignment_id",
@@ -349,16 +358,25 @@ def _assemble(project: Project, rows: list[dict]) -> list[ExportSample]:
 
     flags: dict[int, list[str]] = defaultdict(list)
     for sample_id, flag in (
-        Assignment.objects.filter(**in_chunk, state=Assignment.State.SUBMITTED)
+        Assignment.objects.filter(**in_chunk, state=Assignment.State.SUBMITTED, gold=False)
         .exclude(flag="")
         .order_by("sample_id", "id")
         .values_list("sample_id", "flag")
     ):
         flags[sample_id].append(flag)
 
+    # Turns whose reviews disagree and wait for an adjudicator: no final until it is settled.
+    pending: set[int] = set()
+    for turns_of_case in AdjudicationCase.objects.filter(**in_chunk, settled_at__isnull=True).values_list(
+        "turns", flat=True
+    ):
+        pending.update(int(turn_id) for turn_id in turns_of_case)
+
     for turn in turn_index.values():
         adjudication = settled.get(turn.id)
-        if adjudication is not None and turn.reviews:
+        if turn.id in pending and adjudication is None:
+            turn.draft = latest_draft.get(turn.id)
+        elif adjudication is not None and turn.reviews:
             _settle(turn, adjudication)
             started_from = turn.final.draft_id if turn.final else None
             turn.draft = drafts.get(started_from) if started_from else latest_draft.get(turn.id)

@@ -81,6 +81,10 @@ class Project(models.Model):
         help_text="With several reviews per sample: reviews whose scores of one criterion differ by at least "
         "this much (or that accept and reject) go to adjudication.",
     )
+    gold_every = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="One claim in this many serves an annotator a gold sample (a hidden check); 0: none.",
+    )
     # Archived projects are hidden from the lists; nothing of theirs is deleted.
     archived_at = models.DateTimeField(null=True, blank=True)
     members: models.ManyToManyField = models.ManyToManyField(
@@ -113,6 +117,7 @@ class Project(models.Model):
                 condition=Q(adjudication_threshold__gte=1) & Q(adjudication_threshold__lte=100),
                 name="project_adjudication_threshold_range",
             ),
+            models.CheckConstraint(condition=Q(gold_every__lte=1000), name="project_gold_every_range"),
         ]
 
     def __str__(self) -> str:

@@ -24,6 +24,7 @@ from feedback.models import Project, ReviewOrder, Sample, Turn
 
 from ..errors import Conflict
 from ..errors import NotAllowed as NotAllowedError
+from .gold import gold_due, gold_pick
 from .models import Assignment, QueueChange, QueueItem, QueueState, WorkingCopy
 
 # Sample ids stay below this; the order's major key is multiplied by it.
@@ -172,11 +173,12 @@ def leases_expire(project: Project) -> int:
         stale = list(
             Assignment.objects.select_for_update(skip_locked=True)
             .filter(project=project, state=Assignment.State.LEASED, expires_at__lt=now)
-            .values_list("id", "sample_id")
+            .values_list("id", "sample_id", "gold")
         )
-        for assignment_id, sample_id in stale:
+        for assignment_id, sample_id, gold in stale:
             Assignment.objects.filter(pk=assignment_id).update(state=Assignment.State.EXPIRED, finished_at=now)
-            QueueItem.objects.filter(sample_id=sample_id).update(holding=F("holding") - 1)
+            if not gold:  # a gold check holds none of the sample's places
+                QueueItem.objects.filter(sample_id=sample_id).update(holding=F("holding") - 1)
             expired += 1
     return expired
 
@@ -193,6 +195,10 @@ def sample_claim(*, project: Project, reviewer) -> Assignment | None:
     )
     if current is not None:
         return current
+    if gold_due(project, reviewer):
+        check = _gold_lease(project, reviewer)
+        if check is not None:
+            return check
     for _attempt in range(5):
         try:
             with transaction.atomic():
@@ -306,6 +312,8 @@ def lease_renew(*, assignment: Assignment, user) -> Assignment:
 
 def lease_revive(assignment: Assignment) -> Assignment:
     project = assignment.project
+    if assignment.gold:
+        return _gold_revive(assignment)
     item = QueueItem.objects.select_for_update().get(sample_id=assignment.sample_id)
     others = Assignment.objects.filter(sample_id=assignment.sample_id, state__in=Assignment.HOLDING)
     if item.holding >= project.reviews_required or others.filter(reviewer_id=assignment.reviewer_id).exists():
@@ -326,6 +334,38 @@ def lease_revive(assignment: Assignment) -> Assignment:
     return assignment
 
 
+def _gold_lease(project: Project, reviewer) -> Assignment | None:
+    """A lease on a gold sample the reviewer never had, in a lane like any other review's: the check
+    looks like a sample of the queue. None when no gold is left for them."""
+    sample_id = gold_pick(project, reviewer)
+    if sample_id is None:
+        return None
+    digest = hashlib.sha256(f"{project.pk}:{reviewer.pk}:{sample_id}".encode()).digest()
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            return Assignment.objects.create(
+                project=project,
+                sample_id=sample_id,
+                reviewer=reviewer,
+                lane=1 + digest[0] % project.reviews_required,
+                gold=True,
+                claimed_at=now,
+                expires_at=now + lease_duration(project),
+            )
+    except IntegrityError:
+        return None  # the same reviewer's concurrent claim took it
+
+
+def _gold_revive(assignment: Assignment) -> Assignment:
+    """A lapsed gold check is the reviewer's alone (no place of the sample is at stake): it comes back."""
+    assignment.state = Assignment.State.LEASED
+    assignment.expires_at = timezone.now() + lease_duration(assignment.project)
+    assignment.finished_at = None
+    assignment.save(update_fields=["state", "expires_at", "finished_at"])
+    return assignment
+
+
 def lease_end(*, assignment: Assignment, user, state: str, by_admin: bool = False) -> Assignment:
     """Skip (back of the reviewer's queue) or release (back to the queue, e.g. by an admin)."""
     if state not in (Assignment.State.SKIPPED, Assignment.State.RELEASED):
@@ -340,7 +380,8 @@ def lease_end(*, assignment: Assignment, user, state: str, by_admin: bool = Fals
         locked.finished_at = timezone.now()
         locked.released_by = user if locked.reviewer_id != user.pk else None
         locked.save(update_fields=["state", "finished_at", "released_by"])
-        QueueItem.objects.filter(sample_id=locked.sample_id).update(holding=F("holding") - 1)
+        if not locked.gold:
+            QueueItem.objects.filter(sample_id=locked.sample_id).update(holding=F("holding") - 1)
     return locked
 
 
@@ -348,8 +389,16 @@ def assignment_submit(assignment: Assignment, *, flag: str = "", note: str = "")
     """Counts the review as done; called with the assignment locked, inside a transaction.
 
     The queue state's row is locked before the sample's queue item: closing the item makes a
-    trigger count it there, and ``queue_sync`` takes the two in that order too.
+    trigger count it there, and ``queue_sync`` takes the two in that order too. A gold check counts
+    toward none of the sample's reviews.
     """
+    if assignment.gold:
+        assignment.state = Assignment.State.SUBMITTED
+        assignment.flag = flag
+        assignment.flag_note = note
+        assignment.finished_at = timezone.now()
+        assignment.save(update_fields=["state", "flag", "flag_note", "finished_at"])
+        return assignment
     list(QueueState.objects.select_for_update().filter(project_id=assignment.project_id).values_list("pk"))
     assignment.state = Assignment.State.SUBMITTED
     assignment.flag = flag

@@ -45,14 +45,15 @@ def _score(value: Any) -> int | None:
 
 
 def reviews_by_turn(sample_id: int) -> dict[int, list[Revision]]:
-    """Each turn's latest revision of every submitted, unflagged review of the sample, in the order
-    the reviews were claimed (one query)."""
+    """Each turn's latest revision of every submitted, unflagged review of the sample (gold checks
+    are no reviews of it), in the order the reviews were claimed (one query)."""
     latest: dict[tuple[int, int], Revision] = {}
     for revision in (
         Revision.objects.filter(
             assignment__sample_id=sample_id,
             assignment__state=Assignment.State.SUBMITTED,
             assignment__flag="",
+            assignment__gold=False,
         )
         .select_related("author", "assignment")
         .order_by("turn_id", "assignment__claimed_at", "assignment_id", "version")
@@ -79,7 +80,7 @@ def adjudication_open(*, project: Project, sample_id: int) -> AdjudicationCase |
     its required reviews are in and they disagree, the sample goes to adjudication, once."""
     if project.reviews_required < 2:
         return None
-    reviews = Assignment.objects.filter(sample_id=sample_id, state=Assignment.State.SUBMITTED)
+    reviews = Assignment.objects.filter(sample_id=sample_id, state=Assignment.State.SUBMITTED, gold=False)
     if reviews.exclude(flag="").exists() or reviews.count() < project.reviews_required:
         return None  # a flagged sample is never released; one still in review waits
     if AdjudicationCase.objects.filter(sample_id=sample_id).exists():

@@ -102,6 +102,11 @@ class Assignment(models.Model):
     sample = models.ForeignKey("feedback.Sample", on_delete=models.CASCADE, related_name="assignments")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments")
     lane = models.PositiveSmallIntegerField(help_text="Which of the sample's N independent reviews this is (1..N).")
+    gold = models.BooleanField(
+        default=False,
+        help_text="A check of the reviewer against a gold sample's expected answer: holds none of the sample's "
+        "review places, is never released, never adjudicated.",
+    )
     state = models.CharField(max_length=20, choices=State.choices, default=State.LEASED)
     flag = models.CharField(max_length=20, choices=Flag.choices, blank=True)
     flag_note = models.TextField(blank=True)
@@ -117,14 +122,18 @@ class Assignment(models.Model):
         constraints = [
             # No review place of a sample is ever held twice: the guard against double claims.
             models.UniqueConstraint(
-                fields=["sample", "lane"], condition=Q(state__in=HOLDING_STATES), name="assignment_lane_once"
+                fields=["sample", "lane"],
+                condition=Q(state__in=HOLDING_STATES, gold=False),
+                name="assignment_lane_once",
             ),
             # Nobody reviews the same sample twice.
             models.UniqueConstraint(
                 fields=["sample", "reviewer"],
-                condition=Q(state__in=HOLDING_STATES),
+                condition=Q(state__in=HOLDING_STATES, gold=False),
                 name="assignment_reviewer_once",
             ),
+            # Nobody gets the same gold sample twice, whatever became of the first check.
+            models.UniqueConstraint(fields=["sample", "reviewer"], condition=Q(gold=True), name="assignment_gold_once"),
             models.CheckConstraint(condition=Q(state__in=AssignmentState.values), name="assignment_state_valid"),
             models.CheckConstraint(
                 condition=Q(flag="") | Q(state=AssignmentState.SUBMITTED), name="assignment_flag_on_submit"
@@ -265,3 +274,29 @@ class Adjudication(models.Model):
 
     def __str__(self) -> str:
         return f"adjudication of turn {self.turn_id} ({self.decision})"
+
+
+class GoldSample(models.Model):
+    """A reviewed sample whose finals are the expected answer of hidden checks (``review/gold.py``).
+
+    ``expected`` is the finals as they were when the sample was marked, by turn id:
+    ``{"12": {"decision", "critique", "refinement", "scores", "reason"}}``, so that a later change of
+    the sample's reviews does not move the answer annotators were scored against. A gold sample is
+    never released.
+    """
+
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="gold_samples")
+    sample = models.OneToOneField("feedback.Sample", on_delete=models.CASCADE, related_name="gold")
+    expected = models.JSONField(default=dict)
+    marked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    marked_at = models.DateTimeField()
+    retired_at = models.DateTimeField(
+        null=True, blank=True, help_text="No longer served; its checks keep their scores, the sample is released again."
+    )
+
+    class Meta:
+        ordering = ["marked_at", "id"]
+        indexes = [models.Index(fields=["project", "id"])]
+
+    def __str__(self) -> str:
+        return f"gold sample {self.sample_id}"

@@ -173,7 +173,7 @@ def revision_create(
         if locked.state == Assignment.State.LEASED and _all_turns_decided(locked):
             assignment_submit(locked)
             completed = True
-        if locked.state == Assignment.State.SUBMITTED:
+        if locked.state == Assignment.State.SUBMITTED and not locked.gold:
             adjudication_open(project=locked.project, sample_id=locked.sample_id)
     return SaveResult(revision=revision, completed=completed)
 

@@ -1,0 +1,231 @@
+"""Gold checks: an admin marks reviewed samples as gold; about one claim in the project's
+``gold_every`` serves an annotator a gold sample they never had, which looks like any other; the
+check holds none of the sample's review places, opens no adjudication, and is never released."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from feedback.errors import Conflict, InvalidInput, NotFound
+from feedback.models import Project, Role, Sample, Turn
+from feedback.review.adjudication import adjudication_save
+from feedback.review.claims import lease_end, leases_expire
+from feedback.review.gold import gold_due, gold_list, gold_mark, gold_retire, gold_turn
+from feedback.review.models import AdjudicationCase, Assignment, Decision, GoldSample, QueueItem, Revision
+from feedback.review.revisions import revision_create
+from tests.conftest import make_user
+from tests.exports.export_helpers import build, folder, read_jsonl
+from tests.factories import SCORES
+from tests.feedback.review_helpers import claim_one, configure, make_drafted_samples, make_reviewers
+
+pytestmark = pytest.mark.django_db
+
+
+def decide(assignment: Assignment, *, decision: str = Decision.EDITED, critique: str = "", **scores: int) -> None:
+    reviewer = assignment.reviewer
+    for turn in Turn.objects.filter(sample_id=assignment.sample_id, model_response__isnull=False).order_by("index"):
+        fields: dict[str, Any] = {
+            "critique": critique or f"{reviewer.username} says: names the bus.",
+            "scores": {**SCORES, **scores},
+        }
+        if decision == Decision.REJECTED:
+            fields["reason"] = "Misses the colour."
+        revision_create(assignment=assignment, turn=turn, author=reviewer, base_version=0, decision=decision, **fields)
+
+
+def reviewed(project: Project, reviewers, **scores: int) -> Sample:
+    """The next sample, reviewed by each of ``reviewers`` the same way."""
+    sample = None
+    for reviewer in reviewers:
+        assignment = claim_one(project, reviewer)
+        sample = sample or assignment.sample
+        assert assignment.sample == sample
+        decide(assignment, critique="The answer names the red bus.", **scores)
+    assert sample is not None
+    return sample
+
+
+@pytest.fixture
+def team(project: Project) -> SimpleNamespace:
+    configure(project, reviews_required=2)
+    ann, bea, cid = make_reviewers(project, "ann", "bea", "cid")
+    return SimpleNamespace(
+        project=project, ann=ann, bea=bea, cid=cid, lead=make_user("lead", project=project, role=Role.ADMIN)
+    )
+
+
+def test_a_reviewed_sample_becomes_gold_with_its_finals_as_the_answer(team):
+    make_drafted_samples(team.project, 2)
+    sample = reviewed(team.project, [team.ann, team.bea], helpfulness=5)
+    gold = gold_mark(project=team.project, sample=sample, user=team.lead)
+    (turn,) = Turn.objects.filter(sample=sample)
+    assert gold.expected == {
+        str(turn.pk): {
+            "decision": "edited",
+            "critique": "The answer names the red bus.",
+            "refinement": "",
+            "scores": {**SCORES, "helpfulness": 5},
+            "reason": "",
+        }
+    }
+    with pytest.raises(Conflict):
+        gold_mark(project=team.project, sample=sample, user=team.lead)
+    assert [g.sample for g in gold_list(team.project)] == [sample]
+
+
+def test_only_reviewed_settled_unflagged_samples_can_be_gold(team):
+    first, _ = make_drafted_samples(team.project, 2)
+    with pytest.raises(InvalidInput) as caught:
+        gold_mark(project=team.project, sample=first, user=team.lead)
+    assert caught.value.field == "sample" and "0 of its 2 reviews" in str(caught.value)
+    # Disagreeing reviews wait for adjudication: no answer yet.
+    disagreeing = reviewed(team.project, [team.ann], helpfulness=1)
+    decide(claim_one(team.project, team.bea), helpfulness=7)
+    assert AdjudicationCase.objects.filter(sample=disagreeing).exists()
+    with pytest.raises(InvalidInput, match="waits for adjudication"):
+        gold_mark(project=team.project, sample=disagreeing, user=team.lead)
+
+
+def test_retired_gold_is_served_no_more_and_comes_back_with_its_answer(team):
+    make_drafted_samples(team.project, 1)
+    sample = reviewed(team.project, [team.ann, team.bea])
+    gold = gold_mark(project=team.project, sample=sample, user=team.lead)
+    gold_retire(project=team.project, sample=sample)
+    assert list(gold_list(team.project)) == []
+    with pytest.raises(NotFound):
+        gold_retire(project=team.project, sample=sample)
+    assert gold_mark(project=team.project, sample=sample, user=team.lead).expected == gold.expected
+
+
+def test_gold_is_served_at_the_rate_in_no_pattern():
+    for every in (1, 5, 20):
+        served = [gold_turn(3, 7, made, every) for made in range(4000)]
+        assert abs(sum(served) - 4000 / every) < 4 * (4000 / every) ** 0.5 + 1
+    served = [gold_turn(3, 7, made, 20) for made in range(400)]
+    gaps = {
+        b - a
+        for a, b in zip(
+            [i for i, s in enumerate(served) if s], [i for i, s in enumerate(served) if s][1:], strict=False
+        )
+    }
+    assert len(gaps) > 3, "not every twentieth claim"
+
+
+def gold_sample(team, *, every: int = 1) -> Sample:
+    make_drafted_samples(team.project, 3)
+    sample = reviewed(team.project, [team.ann, team.bea], helpfulness=5)
+    gold_mark(project=team.project, sample=sample, user=team.lead)
+    configure(team.project, gold_every=every)
+    return sample
+
+
+def test_a_gold_check_holds_no_place_counts_no_review_and_opens_no_adjudication(team):
+    sample = gold_sample(team)
+    item = QueueItem.objects.get(sample=sample)
+    before = (item.holding, item.reviews_done, item.open)
+    check = claim_one(team.project, team.cid)
+    assert check.sample == sample and check.gold
+    assert 1 <= check.lane <= team.project.reviews_required
+    item.refresh_from_db()
+    assert (item.holding, item.reviews_done, item.open) == before
+    decide(check, helpfulness=1)  # far from the answer: still no adjudication, it is no review of the sample
+    check.refresh_from_db()
+    assert check.state == Assignment.State.SUBMITTED
+    item.refresh_from_db()
+    assert (item.holding, item.reviews_done, item.open) == before
+    assert not AdjudicationCase.objects.filter(sample=sample).exists()
+    # The next claim is not the same gold sample again: none is left for cid, so a sample of the queue.
+    assert gold_due(team.project, team.cid)
+    following = claim_one(team.project, team.cid)
+    assert following.sample != sample and not following.gold
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Assignment.objects.create(
+            project=team.project,
+            sample=sample,
+            reviewer=team.cid,
+            lane=1,
+            gold=True,
+            claimed_at=check.claimed_at,
+            expires_at=check.expires_at,
+            state=Assignment.State.SKIPPED,
+        )
+
+
+def test_reviewers_of_the_sample_and_admins_get_no_gold(team):
+    sample = gold_sample(team)
+    for reviewer in (team.ann, team.bea, team.lead):
+        got = claim_one(team.project, reviewer)
+        assert got.sample != sample and not got.gold
+
+
+def test_a_let_go_or_lapsed_check_gives_its_place_back_to_no_one(team):
+    sample = gold_sample(team)
+    item = QueueItem.objects.get(sample=sample)
+    check = claim_one(team.project, team.cid)
+    lease_end(assignment=check, user=team.cid, state=Assignment.State.SKIPPED)
+    item.refresh_from_db()
+    assert item.holding == 2
+    dan = make_user("dan", project=team.project, role=Role.ANNOTATOR)
+    lapsed = claim_one(team.project, dan)
+    assert lapsed.gold
+    Assignment.objects.filter(pk=lapsed.pk).update(expires_at=lapsed.claimed_at)
+    assert leases_expire(team.project) == 1
+    item.refresh_from_db()
+    assert item.holding == 2
+    # Saving on the lapsed check revives it, as any lease of one's own.
+    lapsed.refresh_from_db()
+    decide(lapsed)
+    lapsed.refresh_from_db()
+    assert lapsed.state == Assignment.State.SUBMITTED
+
+
+def test_no_gold_without_a_rate(team):
+    sample = gold_sample(team, every=0)
+    assert claim_one(team.project, team.cid).sample != sample
+    assert not Assignment.objects.filter(gold=True).exists()
+    assert GoldSample.objects.count() == 1
+
+
+# --- releases ---------------------------------------------------------------------------------
+
+
+def test_releases_hold_no_gold_sample_and_no_check_review(team):
+    sample = gold_sample(team)
+    check = claim_one(team.project, team.cid)
+    assert check.sample == sample
+    decide(check, critique="Cid's check of the gold sample.", helpfulness=2)
+    other = reviewed(team.project, [team.ann, team.bea])
+    release = build(team.project, ["rich", "dress"])
+    rich = {r["id"]: r for r in read_jsonl(folder(release) / "rich.jsonl")}
+    assert sample.external_id not in rich and other.external_id in rich
+    dress = (folder(release) / "helpfulness_nlf.jsonl").read_text()
+    assert "Cid's check" not in dress and "cid" not in str(rich)
+    # Retired, the sample is released with its reviewers' finals; the check never is.
+    gold_retire(project=team.project, sample=sample)
+    rich = {r["id"]: r for r in read_jsonl(folder(build(team.project, ["rich"])) / "rich.jsonl")}
+    (turn,) = rich[sample.external_id]["turns"]
+    assert sorted(r["reviewer"] for r in turn["reviews"]) == ["ann", "bea"]
+    assert "Cid's check" not in str(rich)
+
+
+def test_a_turn_waiting_for_adjudication_is_not_released_until_settled(team):
+    make_drafted_samples(team.project, 2)
+    disagreeing = reviewed(team.project, [team.ann], helpfulness=1)
+    decide(claim_one(team.project, team.bea), helpfulness=7)
+    agreeing = reviewed(team.project, [team.ann, team.bea])
+    case = AdjudicationCase.objects.get(sample=disagreeing)
+    rich = {r["id"]: r for r in read_jsonl(folder(build(team.project, ["rich"])) / "rich.jsonl")}
+    assert disagreeing.external_id not in rich, "its only turn has no final yet"
+    assert agreeing.external_id in rich
+    (turn,) = Turn.objects.filter(sample=disagreeing)
+    ann = Revision.objects.filter(turn=turn, author=team.ann).latest("version")
+    adjudication_save(project=team.project, sample=disagreeing, turn=turn, adjudicator=team.lead, revision_id=ann.pk)
+    case.refresh_from_db()
+    assert case.settled_at is not None
+    rich = {r["id"]: r for r in read_jsonl(folder(build(team.project, ["rich"])) / "rich.jsonl")}
+    (released,) = rich[disagreeing.external_id]["turns"]
+    assert released["final"]["scores"]["helpfulness"] == 1
