@@ -365,6 +365,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "feedback.models.Role",
         "ReviewOrderEnum": "feedback.models.ReviewOrder",
         "JobModeEnum": "feedback.jobs.models.JobMode",
+        "TrialStateEnum": "feedback.trials.models.Trial.State",
     },
 }
 
@@ -408,6 +409,7 @@ CELERY_TASK_ROUTES = {
     "feedback.tasks.job_watch_task": {"queue": "default"},
     "feedback.tasks.job_batch_task": {"queue": "default"},
     "feedback.tasks.llm_item_run": {"queue": "llm"},
+    "feedback.trials.tasks.trial_item_run": {"queue": "llm"},
     "exports.tasks.release_build_task": {"queue": "exports"},
 }
 CELERY_TASK_ACKS_LATE = True

@@ -5,7 +5,12 @@ from django.apps import AppConfig
 # The app's models live beside the code that owns them: the domain in feedback/models.py, the rest in
 # the sub-packages. Django registers a model when its module is imported, so the app imports each one
 # here, while it loads its models; nothing re-exports them, and each is imported from its own module.
-MODEL_MODULES = ["feedback.drafting.models", "feedback.jobs.models", "feedback.review.models"]
+MODEL_MODULES = [
+    "feedback.drafting.models",
+    "feedback.jobs.models",
+    "feedback.review.models",
+    "feedback.trials.models",
+]
 
 
 class FeedbackConfig(AppConfig):
@@ -21,3 +26,4 @@ class FeedbackConfig(AppConfig):
     def ready(self) -> None:
         # The tasks are registered in every process, so a service can send one by name (feedback/sending.py).
         import_module("feedback.tasks")
+        import_module("feedback.trials.tasks")

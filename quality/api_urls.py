@@ -2,8 +2,15 @@
 
 from django.urls import path
 
-from . import api
+from . import api, trial_api
 
 urlpatterns = [
     path("projects/<slug:slug>/quality/", api.ProjectQuality.as_view(), name="api-quality"),
+    path("projects/<slug:slug>/trials/", trial_api.TrialList.as_view(), name="api-trial-list"),
+    path("projects/<slug:slug>/trials/<int:pk>/", trial_api.TrialDetail.as_view(), name="api-trial-detail"),
+    path(
+        "projects/<slug:slug>/trials/<int:pk>/variants/<str:label>/promote/",
+        trial_api.TrialPromote.as_view(),
+        name="api-trial-promote",
+    ),
 ]

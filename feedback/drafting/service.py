@@ -382,6 +382,22 @@ def draft_turn(
 ) -> Draft:
     """Ask for feedback on a turn with a response. One successful draft per turn per job: when one
     exists already (a redelivered task), it is returned and nothing is stored twice."""
+    values = draft_values(turn=turn, sample=sample, project=project, cs=cs, gate=gate, previous=previous)
+    return _store(Draft, turn=turn, job_id=job_id, **values)
+
+
+def draft_values(
+    *,
+    turn: Turn,
+    sample: Sample,
+    project: Project,
+    cs: CallSettings,
+    gate: CallGate,
+    previous: list[Turn] | None = None,
+) -> dict[str, Any]:
+    """Ask for feedback on a turn and return what a draft of it records (status, texts, scores,
+    raw output, tokens, cost, latency, calls, prompt version and hash), unsaved: a job stores it as
+    the turn's Draft, a trial as its own (feedback/trials), so both draft through this one path."""
     request = feedback_request(turn=turn, sample=sample, project=project, cs=cs, previous=previous)
     template, criteria, messages, fmt = request.template, request.criteria, request.messages, request.response_format
     start_tokens, start_cost = (gate.tokens_in, gate.tokens_out), gate.cost
@@ -422,10 +438,7 @@ def draft_turn(
         fields.update(
             critique=parsed.critique, refinement=parsed.refinement, scores=parsed.scores, overall=parsed.overall
         )
-    return _store(
-        Draft,
-        turn=turn,
-        job_id=job_id,
+    return dict(
         status=status,
         model=cs.model,
         endpoint=cs.base_url,

@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from feedback.drafting import connections
+from feedback.drafting import connections, versions
 from feedback.jobs.models import Job
 from feedback.models import Project
 
@@ -40,6 +40,7 @@ class JobForm(forms.Form):
         label="Other URL",
         help_text="Superusers only: an OpenAI-compatible base URL of no connection, called without any key.",
     )
+    prompt_version = forms.ChoiceField(required=False, help_text="Empty: the project's default version.")
     temperature = forms.FloatField(required=False, min_value=0, max_value=2)
     structured = forms.ChoiceField(
         choices=[
@@ -79,6 +80,9 @@ class JobForm(forms.Form):
         batch.choices = [("", "any")] + [
             (str(b.pk), f"#{b.pk} {b.file_name}") for b in project.import_batches.order_by("-pk")[:200]
         ]
+        version = self.fields["prompt_version"]
+        assert isinstance(version, forms.ChoiceField)
+        version.choices = [("", f"({project.prompt_version})")] + [(n, n) for n in versions.version_names(project)]
         project_connection = found.get(project.llm_connection or "default")
         self.fields["model"].widget.attrs["placeholder"] = project.llm_model or (
             project_connection.default_model if project_connection else settings.LLM_MODEL
@@ -106,6 +110,7 @@ class JobForm(forms.Form):
                 "connection": data["connection"],
                 "model": data["model"],
                 "base_url": data.get("endpoint", ""),
+                "prompt_version": data["prompt_version"],
                 "temperature": data["temperature"],
                 "structured": data["structured"],
                 "send_image": data["send_image"],

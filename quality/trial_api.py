@@ -1,0 +1,126 @@
+"""Trials in the REST API, under /api/: list and start (admins start, researchers read), one trial's
+figures (the page's JSON), and making a variant the project's default."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from feedback.models import Role
+from feedback.permissions import project_access
+from feedback.rest.errors import ErrorSerializer
+from feedback.trials import selectors, service
+from feedback.trials.models import Trial
+
+from .trials import trial_figures
+
+READERS = (Role.ADMIN, Role.RESEARCHER)
+
+
+class TrialCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, max_length=service.NAME_MAX)
+    set = serializers.JSONField(
+        help_text="The trial set: {kind: samples, samples: [ids]} | {kind: random, n, seed} | "
+        "{kind: reviewed, n, seed}; "
+        f"at most {service.MAX_SAMPLES} samples."
+    )
+    variants = serializers.JSONField(
+        help_text=f"{service.MIN_VARIANTS} to {service.MAX_VARIANTS} objects of drafting settings: "
+        f"{', '.join(service.VARIANT_FIELDS)}; what a variant leaves out is the project's."
+    )
+
+
+class TrialSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    state = serializers.ChoiceField(choices=Trial.State.choices)
+    set_kind = serializers.CharField()
+    samples = serializers.IntegerField()
+    variants = serializers.ListField(child=serializers.DictField())
+    promoted = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class TrialFiguresSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    state = serializers.ChoiceField(choices=Trial.State.choices)
+    set = serializers.DictField()
+    promoted = serializers.CharField(allow_null=True)
+    created_at = serializers.CharField()
+    finished_at = serializers.CharField(allow_null=True)
+    criteria = serializers.ListField(child=serializers.CharField())
+    variants = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Per variant: label, prompt_version, connection, model, temperature, send_image, drafts, done, "
+        "failed, open, failure_rate, repair_rate, reask_rate, tokens_in, tokens_out, cost, latency_ms {p50, p95}, "
+        "gold (turns with a human final), agreement {kappa, within_1, exact}, criteria {criterion: agreement}, "
+        "critique_distance, refinement_distance; rates and agreement as figures {value, n, ci, undefined}.",
+    )
+
+
+def _summary(trial: Trial) -> dict:
+    return {
+        "id": trial.pk,
+        "name": trial.name,
+        "state": trial.state,
+        "set_kind": trial.set_kind,
+        "samples": len(trial.sample_ids),
+        "variants": [selectors.describe(v) for v in trial.variants.all()],
+        "promoted": trial.promoted.label if trial.promoted else None,
+        "created_at": trial.created_at,
+    }
+
+
+class TrialList(APIView):
+    @extend_schema(
+        responses={200: TrialSummarySerializer(many=True)}, description="The project's trials, newest first."
+    )
+    def get(self, request, slug):
+        project = project_access(request.user, slug, *READERS).project
+        return Response(TrialSummarySerializer([_summary(t) for t in selectors.trials_of(project)], many=True).data)
+
+    @extend_schema(
+        request=TrialCreateSerializer,
+        responses={
+            201: TrialSummarySerializer,
+            400: OpenApiResponse(ErrorSerializer, description="A field is wrong or past its bound: `errors` names it."),
+            403: OpenApiResponse(ErrorSerializer, description="Not an admin of the project."),
+        },
+        description="Start a trial: each variant drafts every turn of the set, apart from the project's drafts.",
+    )
+    def post(self, request, slug):
+        project = project_access(request.user, slug, Role.ADMIN).project
+        form = TrialCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        trial = service.trial_create(
+            project=project, user=request.user, name=data.get("name", ""), set=data["set"], variants=data["variants"]
+        )
+        return Response(TrialSummarySerializer(_summary(trial)).data, status=status.HTTP_201_CREATED)
+
+
+class TrialDetail(APIView):
+    @extend_schema(responses={200: TrialFiguresSerializer}, description="The trial's figures, per variant.")
+    def get(self, request, slug, pk):
+        project = project_access(request.user, slug, *READERS).project
+        return Response(trial_figures(service.trial_get(project, pk)))
+
+
+class TrialPromote(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            200: TrialFiguresSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The trial is still running."),
+        },
+        description="Make the variant (A, B, ...) the project's default prompt version, connection, model and "
+        "temperature.",
+    )
+    def post(self, request, slug, pk, label):
+        project = project_access(request.user, slug, Role.ADMIN).project
+        trial = service.trial_get(project, pk)
+        service.trial_promote(trial=trial, variant=service.variant_get(trial, label))
+        return Response(trial_figures(service.trial_get(project, pk)))
