@@ -76,6 +76,8 @@ if _proxy_ssl_header:
             f"'HTTP_X_FORWARDED_PROTO,https' (got {_proxy_ssl_header!r})"
         )
     SECURE_PROXY_SSL_HEADER = (_header, _value)
+# /healthz answers over plain HTTP too: load balancers and container checks call it directly.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -319,6 +321,34 @@ ZIP_MAX_RATIO = env_int("ANNOTATOR_ZIP_MAX_RATIO", 100)
 # An import upload (its file and images zip together): larger bodies get 413 before they are read.
 UPLOAD_MAX_BYTES = env_int("ANNOTATOR_UPLOAD_MAX_BYTES", 2 * 1024**3)
 IMPORT_CHUNK_SIZE = env_int("ANNOTATOR_IMPORT_CHUNK_SIZE", 1000)
+# Images by reference (feedback/references/): where a worker may fetch an image from. Hosts of
+# https:// references (comma-separated: "images.example.org", "*.cdn.example.org", "host:8443";
+# "http://host:port" also allows plain http to that host, for loopback tests); the S3 buckets of
+# s3:// references (read with the store's endpoint, region and credentials unless
+# ANNOTATOR_IMAGE_REF_S3_ENDPOINT_URL / _REGION are set); the read-only folder of path references.
+# A host resolving to a private, loopback or link-local address is refused unless the address lies
+# in ANNOTATOR_IMAGE_REF_PRIVATE_NETWORKS (CIDR, comma-separated).
+IMAGE_REF_HOSTS = [h.strip() for h in os.environ.get("ANNOTATOR_IMAGE_REF_HOSTS", "").split(",") if h.strip()]
+IMAGE_REF_S3_BUCKETS = [b.strip() for b in os.environ.get("ANNOTATOR_IMAGE_REF_S3_BUCKETS", "").split(",") if b.strip()]
+IMAGE_REF_S3_ENDPOINT_URL = os.environ.get("ANNOTATOR_IMAGE_REF_S3_ENDPOINT_URL") or os.environ.get(
+    "ANNOTATOR_S3_ENDPOINT_URL", ""
+)
+IMAGE_REF_S3_REGION = os.environ.get("ANNOTATOR_IMAGE_REF_S3_REGION") or os.environ.get("ANNOTATOR_S3_REGION", "")
+IMAGE_REF_ROOT = os.environ.get("ANNOTATOR_IMAGE_REF_ROOT", "")
+IMAGE_REF_PRIVATE_NETWORKS = [
+    n.strip() for n in os.environ.get("ANNOTATOR_IMAGE_REF_PRIVATE_NETWORKS", "").split(",") if n.strip()
+]
+# A fetch: seconds to connect and between two reads, seconds for the whole body, attempts on a
+# transient failure (timeouts, refused connections, 429 and 5xx answers) and the backoff between
+# them (base doubling up to max, with jitter). Files are read no further than IMAGE_MAX_BYTES.
+IMAGE_FETCH_CONNECT_TIMEOUT = env_float("ANNOTATOR_IMAGE_FETCH_CONNECT_TIMEOUT", 5.0)
+IMAGE_FETCH_READ_TIMEOUT = env_float("ANNOTATOR_IMAGE_FETCH_READ_TIMEOUT", 20.0)
+IMAGE_FETCH_TOTAL_TIMEOUT = env_float("ANNOTATOR_IMAGE_FETCH_TOTAL_TIMEOUT", 120.0)
+IMAGE_FETCH_MAX_ATTEMPTS = env_int("ANNOTATOR_IMAGE_FETCH_MAX_ATTEMPTS", 4)
+IMAGE_FETCH_BACKOFF_BASE = env_float("ANNOTATOR_IMAGE_FETCH_BACKOFF_BASE", 2.0)
+IMAGE_FETCH_BACKOFF_MAX = env_float("ANNOTATOR_IMAGE_FETCH_BACKOFF_MAX", 120.0)
+# A reference still pending this long after it was sent (its message lost) is sent again by the sweep.
+IMAGE_FETCH_RESEND_AFTER = env_float("ANNOTATOR_IMAGE_FETCH_RESEND_AFTER", 3600.0)
 
 # API tokens expire this many hours after they were issued (0: never); a password change deletes them.
 TOKEN_TTL_HOURS = env_float("ANNOTATOR_TOKEN_TTL_HOURS", 720)
@@ -405,6 +435,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # a test holds every registered task to an entry of this table.
 CELERY_TASK_ROUTES = {
     "feedback.tasks.import_batch_run_task": {"queue": "default"},
+    "feedback.tasks.image_fetch_task": {"queue": "default"},
     "feedback.tasks.job_dispatch_task": {"queue": "default"},
     "feedback.tasks.job_watch_task": {"queue": "default"},
     "feedback.tasks.job_batch_task": {"queue": "default"},
@@ -423,6 +454,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # an attempt whose lease ran out, or whose process on this machine is gone; see feedback/recovery.py.
 WORK_LEASE = env_float("ANNOTATOR_WORK_LEASE", 120.0)
 SWEEP_INTERVAL = env_float("ANNOTATOR_SWEEP_INTERVAL", 30.0)
+# Workers record a heartbeat this often (seconds); one not seen for WORKER_STALE_AFTER is flagged
+# stale on the Workers page. /healthz gives the broker this long to answer.
+WORKER_HEARTBEAT_INTERVAL = env_float("ANNOTATOR_WORKER_HEARTBEAT_INTERVAL", 30.0)
+WORKER_STALE_AFTER = env_float("ANNOTATOR_WORKER_STALE_AFTER", 3 * WORKER_HEARTBEAT_INTERVAL)
+HEALTH_TIMEOUT = env_float("ANNOTATOR_HEALTH_TIMEOUT", 3.0)
 # Uploads are removed once their import completes; those of a failed import are kept this long.
 FAILED_UPLOAD_KEEP_HOURS = env_float("ANNOTATOR_FAILED_UPLOAD_KEEP_HOURS", 72.0)
 # Per project: releases kept (queued, building or completed) and their files' bytes.

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import URLPattern, include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from annotator.health import healthz
 from annotator.token_view import ObtainToken
 
 # Each app contributes its own API routes; all are mounted under /api/.
@@ -15,6 +16,7 @@ API_URLCONFS = [
     "feedback.prompts.api_urls",
     "feedback.jobs.api_urls",
     "feedback.review.api_urls",
+    "feedback.workers.api_urls",
     "exports.api_urls",
     "quality.api_urls",
 ]
@@ -34,6 +36,7 @@ def api_routes() -> list[URLPattern]:
 
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

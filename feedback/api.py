@@ -20,6 +20,7 @@ from .rest.serializers import (
     ImportRequestSerializer,
     SampleDetailSerializer,
     SampleSerializer,
+    import_batches_data,
 )
 
 
@@ -69,8 +70,8 @@ class ImportCreate(APIView):
     @extend_schema(responses=ImportBatchSerializer(many=True))
     def get(self, request, slug):
         project = project_access(request.user, slug, Role.ADMIN).project
-        batches = ImportBatch.objects.filter(project=project)[:50]
-        return Response(ImportBatchSerializer(batches, many=True).data)
+        batches = list(ImportBatch.objects.filter(project=project)[:50])
+        return Response(import_batches_data(batches))
 
     @extend_schema(request=ImportRequestSerializer, responses={202: ImportBatchSerializer})
     def post(self, request, slug):
@@ -85,6 +86,7 @@ class ImportCreate(APIView):
             images=form.validated_data.get("images"),
             criterion=form.validated_data["criterion"],
             source_model=form.validated_data["source_model"],
+            images_base=form.validated_data["images_base"],
         )
         return Response(ImportBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
 

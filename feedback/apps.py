@@ -8,8 +8,10 @@ from django.apps import AppConfig
 MODEL_MODULES = [
     "feedback.drafting.models",
     "feedback.jobs.models",
+    "feedback.references.models",
     "feedback.review.models",
     "feedback.trials.models",
+    "feedback.workers.models",
 ]
 
 

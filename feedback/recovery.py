@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 
 NAME = "recovery"
 # Each part takes the sweep's time and returns what it did, by name.
-PARTS = ("feedback.importers.service:import_batches_recover", "exports.service:releases_recover")
+PARTS = (
+    "feedback.importers.service:import_batches_recover",
+    "exports.service:releases_recover",
+    "feedback.references.service:image_references_recover",
+)
 
 _stop = threading.Event()
 _thread: threading.Thread | None = None

@@ -73,7 +73,7 @@ def sample_page_queryset(project: Project, *, criterion: str | None = None, miss
 
 def sample_detail(project: Project, pk: int) -> Sample:
     return (
-        Sample.objects.select_related("image", "import_batch")
+        Sample.objects.select_related("image__reference", "import_batch")
         .prefetch_related("turns__imported_feedback", "turns__drafts", "turns__generations")
         .get(project=project, pk=pk)
     )

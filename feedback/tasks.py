@@ -10,7 +10,9 @@ from . import recovery
 from .importers.service import import_batch_start
 from .jobs import batch as job_batches
 from .jobs import service as jobs
-from .sending import IMPORT_RUN, JOB_BATCH, JOB_DISPATCH, JOB_WATCH, LLM_ITEM_RUN
+from .references.service import reference_fetch
+from .sending import IMAGE_FETCH, IMPORT_RUN, JOB_BATCH, JOB_DISPATCH, JOB_WATCH, LLM_ITEM_RUN
+from .workers import heartbeat
 
 
 @shared_task(name=IMPORT_RUN, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -18,6 +20,12 @@ def import_batch_run_task(batch_id: int) -> None:
     # Only a queued batch is run, by the one attempt that claims it: a duplicate message does
     # nothing, and a batch whose worker was lost is queued again by the sweep (feedback/recovery.py).
     import_batch_start(batch_id)
+
+
+@shared_task(name=IMAGE_FETCH, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def image_fetch_task(reference_id: int) -> None:
+    """One image reference (``default`` queue): fetched, checked and stored, or failed with its reason."""
+    reference_fetch(reference_id=reference_id)
 
 
 @shared_task(name=LLM_ITEM_RUN, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -56,6 +64,14 @@ def _start_sweeper(**_: object) -> None:
     recovery.start_sweeper()
 
 
+@worker_ready.connect
+def _start_heartbeat(sender=None, **_: object) -> None:
+    """The worker records its host, queues and pool now and every interval (feedback/workers/heartbeat.py)."""
+    if sender is not None:
+        heartbeat.start(sender)
+
+
 @worker_shutdown.connect
 def _stop_sweeper(**_: object) -> None:
     recovery.stop_sweeper()
+    heartbeat.stop()

@@ -6,6 +6,7 @@ from .projects import views as project_views
 from .prompts import views as prompt_views
 from .review import adjudication_views
 from .review import views as review_views
+from .workers import views as worker_views
 
 app_name = "feedback"
 
@@ -48,4 +49,5 @@ urlpatterns = [
         name="adjudication-sample",
     ),
     path("images/<int:pk>/file", views.image_file, name="image-file"),
+    path("workers/", worker_views.worker_list, name="worker-list"),
 ]

@@ -18,6 +18,7 @@ from .models import Image, ImportBatch, Role
 from .permissions import is_platform_admin, project_access
 from .polling import render_polled
 from .projects.guidelines import render as render_guidelines
+from .references.service import batch_references
 from .rest.serializers import ImportBatchSerializer
 
 
@@ -112,6 +113,7 @@ def import_new(request, slug):
             images=form.cleaned_data["images"],
             criterion=form.cleaned_data["criterion"],
             source_model=form.cleaned_data["source_model"],
+            images_base=form.cleaned_data["images_base"],
         )
         messages.info(request, f"Import #{batch.pk} queued; this page follows its progress.")
         return redirect("feedback:import-detail", slug=project.slug, pk=batch.pk)
@@ -123,10 +125,12 @@ def import_detail(request, slug, pk):
     batch = get_object_or_404(ImportBatch, project=project, pk=pk)
     if request.GET.get("format") == "json":
         return JsonResponse(ImportBatchSerializer(batch).data)
+    references = batch_references(batch)
     return render_polled(
         request,
         "feedback/import_detail.html",
         "feedback/_import_progress.html",
-        {"project": project, "batch": batch},
-        polling=batch.status in (ImportBatch.Status.QUEUED, ImportBatch.Status.RUNNING),
+        {"project": project, "batch": batch, "references": references},
+        # Image references are fetched after the import ends: the page follows them too.
+        polling=batch.status in (ImportBatch.Status.QUEUED, ImportBatch.Status.RUNNING) or not references.done,
     )

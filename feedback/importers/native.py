@@ -6,9 +6,11 @@ under "metadata". The README documents every field.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
+from ..references.models import URI_MAX
 from .base import ParseContext, SampleFormat
 from .reader import iter_jsonl
 from .records import (
@@ -32,7 +34,7 @@ from .records import (
 )
 
 SAMPLE_FIELDS = {"id", "image", "criterion", "reference", "source", "metadata", "turns"}
-IMAGE_FIELDS = {"file_name", "width", "height", "captions", "objects", "regions", "notes"}
+IMAGE_FIELDS = {"file_name", "ref", "width", "height", "captions", "objects", "regions", "notes"}
 TURN_FIELDS = {"user", "model", "feedback"}
 FEEDBACK_FIELDS = {"criterion", "score", "critique", "refinement"}
 
@@ -44,8 +46,16 @@ def parse_image(value: Any, path: str) -> ImageRecord | None:
         return ImageRecord(file_name=image_file_name(value, path))
     obj = expect_object(value, path)
     reject_unknown(obj, IMAGE_FIELDS, path)
+    ref = get_str(obj, "ref", path, required=False).strip()
+    if len(ref) > URI_MAX:
+        raise RecordError(f"{path}.ref", f"longer than {URI_MAX} characters")
+    name = obj.get("file_name")
+    if name is None and ref:
+        # Named by its reference's last component when the record gives no name.
+        name = PurePosixPath(urlsplit(ref).path if "://" in ref else ref).name
     return ImageRecord(
-        file_name=image_file_name(obj.get("file_name"), f"{path}.file_name"),
+        ref=ref,
+        file_name=image_file_name(name, f"{path}.file_name"),
         width=get_optional_int(obj, "width", path),
         height=get_optional_int(obj, "height", path),
         captions=parse_captions(get_list(obj, "captions", path, required=False), f"{path}.captions"),

@@ -48,6 +48,7 @@ class ImageRecord:
     objects: list[dict[str, Any]] = field(default_factory=list)
     regions: list[dict[str, Any]] = field(default_factory=list)
     notes: str = ""
+    ref: str = ""  # where a worker fetches the file from (feedback/references/); "" when it comes as a file
 
 
 @dataclass
@@ -79,8 +80,17 @@ class SampleRecord:
 
     def content_hash(self) -> str:
         # The records' own attribute dicts stand for them: no deep copy, as asdict would make.
-        canonical = json.dumps(self, default=vars, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        canonical = json.dumps(self, default=_state, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _state(record: Any) -> dict[str, Any]:
+    """A record's attributes as hashed: an image without a reference hashes as it did before
+    references existed, so re-importing a file changes nothing."""
+    state = vars(record)
+    if isinstance(record, ImageRecord) and not record.ref:
+        state = {k: v for k, v in state.items() if k != "ref"}
+    return state
 
 
 def type_name(value: Any) -> str:

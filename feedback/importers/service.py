@@ -24,6 +24,7 @@ from .. import attempts
 from ..errors import InvalidInput, ServiceError
 from ..images import open_source
 from ..models import Image, ImportBatch, Project
+from ..references.service import ReferenceRegistrar, images_base_checked
 from ..sending import IMPORT_RUN, send
 from . import coco, dress, llava, native, vlsafe
 from .base import ParseContext, SampleFormat
@@ -63,6 +64,13 @@ def import_batch_create(
 ) -> ImportBatch:
     if format not in FORMAT_LABELS:
         raise InvalidInput("format", f"unknown format {format!r}; choose one of: {', '.join(sorted(FORMAT_LABELS))}")
+    options = dict(options or {})
+    if options.get("images_base"):
+        if format == IMAGES_FORMAT:
+            raise InvalidInput(
+                "images_base", "an images base names the files of samples or COCO images, not of --format images"
+            )
+        options["images_base"] = images_base_checked(options["images_base"])
     return ImportBatch.objects.create(
         project=project,
         format=format,
@@ -70,7 +78,7 @@ def import_batch_create(
         created_by=user,
         upload_path=upload_path,
         images_path=images_path,
-        options=options or {},
+        options=options,
         heartbeat_at=timezone.now(),  # queued now: the sweep sends it again if no worker takes it
     )
 
@@ -84,6 +92,7 @@ def import_file(
     criterion: str = "",
     source_dataset: str = "",
     source_model: str = "",
+    images_base: str = "",
     user=None,
     on_progress: Progress | None = None,
 ) -> ImportBatch:
@@ -94,7 +103,12 @@ def import_file(
         file_name=Path(path).name,
         user=user,
         images_path=str(images or ""),
-        options={"criterion": criterion, "source_dataset": source_dataset, "source_model": source_model},
+        options={
+            "criterion": criterion,
+            "source_dataset": source_dataset,
+            "source_model": source_model,
+            **({"images_base": images_base} if images_base else {}),
+        },
     )
     return import_batch_run(batch=batch, path=Path(path), on_progress=on_progress)
 
@@ -274,6 +288,7 @@ class _Run:
         self.project = batch.project
         self.on_progress = on_progress
         self.chunk_size = settings.IMPORT_CHUNK_SIZE
+        self.references = ReferenceRegistrar(batch, batch.options.get("images_base", ""), self.warn)
 
     def save(self, *fields: str) -> None:
         """Writes these fields and renews the lease, while the attempt still holds the batch."""
@@ -322,9 +337,8 @@ class _Run:
 
     def samples(self, fmt: SampleFormat, path: Path, source) -> None:
         ctx = self.context(fmt, path)
-        writer = SampleWriter(
-            self.project, self.batch, ImageResolver(self.project, source, self.batch, self.warn), self.reject
-        )
+        resolver = ImageResolver(self.project, source, self.batch, self.warn, self.references)
+        writer = SampleWriter(self.project, self.batch, resolver, self.reject)
         chunk: list[tuple[int, SampleRecord]] = []
         resume = position = self.batch.checkpoint_position
         for raw in fmt.read(path):
@@ -350,7 +364,7 @@ class _Run:
         self.commit(lambda: writer.write_chunk(chunk) if chunk else None, position)
 
     def annotations(self, path: Path, source) -> None:
-        resolver = ImageResolver(self.project, source, self.batch, self.warn)
+        resolver = ImageResolver(self.project, source, self.batch, self.warn, self.references)
         chunk = []
         for where, item in coco.read(path):
             if isinstance(item, RecordError):

@@ -81,6 +81,7 @@ def import_upload_create(
     images: UploadedFile | None = None,
     criterion: str = "",
     source_model: str = "",
+    images_base: str = "",
 ) -> ImportBatch:
     """Stores the files and queues the import on the worker, once the batch row is committed."""
     folder = Path(settings.UPLOAD_DIR) / uuid.uuid4().hex
@@ -94,7 +95,7 @@ def import_upload_create(
         user=user,
         upload_path=str(path),
         images_path=str(images_path),
-        options={"criterion": criterion, "source_model": source_model},
+        options={"criterion": criterion, "source_model": source_model, "images_base": images_base},
     )
     send(IMPORT_RUN, batch.pk)
     return batch

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from ..images import ImageRefused, ImageSource, apply_file
 from ..models import EXTERNAL_ID_MAX, FILE_NAME_MAX, Image, ImportBatch, ImportedFeedback, Project, Sample, Turn
+from ..references.service import ReferenceRegistrar
 from .records import FeedbackRecord, ImageRecord, RecordError, SampleRecord
 
 # (field of Image, field of ImageRecord)
@@ -71,13 +72,23 @@ def merge_image(image: Image, ref: ImageRecord) -> bool:
 
 
 class ImageResolver:
-    """Finds or registers the project's images by file name, attaching files from the source once each."""
+    """Finds or registers the project's images by file name, attaching files from the source once
+    each; an image still without a file whose record names a reference (or that the import's
+    images base names) has its reference registered for a worker to fetch."""
 
-    def __init__(self, project: Project, source: ImageSource | None, batch: ImportBatch, warn: Report) -> None:
+    def __init__(
+        self,
+        project: Project,
+        source: ImageSource | None,
+        batch: ImportBatch,
+        warn: Report,
+        references: ReferenceRegistrar | None = None,
+    ) -> None:
         self.project = project
         self.source = source
         self.batch = batch
         self.warn = warn
+        self.references = references
         self.tried: set[str] = set()
 
     def resolve(self, refs: list[tuple[int, ImageRecord]]) -> tuple[dict[str, Image], set[str], set[str]]:
@@ -105,7 +116,18 @@ class ImageResolver:
                     changed[name] = row
             images.update(stored)
         self.save(list(changed.values()))
+        self.register_references(refs, images)
         return images, set(fresh), set(changed)
+
+    def register_references(self, refs: list[tuple[int, ImageRecord]], images: dict[str, Image]) -> None:
+        if self.references is None:
+            return
+        items = []
+        for line, ref in refs:
+            image = images.get(ref.file_name)
+            if image is not None and image.is_missing:
+                items.append((line, image, ref.ref))
+        self.references.register(items)
 
     @staticmethod
     def absorb(row: Image, ours: Image) -> bool:
@@ -124,7 +146,9 @@ class ImageResolver:
         lines: dict[str, int] = {}
         for line, ref in refs:
             lines.setdefault(ref.file_name, line)
-        self.attach_files(Image.objects.filter(project=self.project, file_name__in=list(lines), file=""), lines)
+        missing = list(Image.objects.filter(project=self.project, file_name__in=list(lines), file=""))
+        self.attach_files(missing, lines)
+        self.register_references(refs, {image.file_name: image for image in missing})
 
     def attach_files(self, images, lines: dict[str, int] | None = None) -> None:
         """Attaches files to these images (rows without one), reporting refusals at their source line."""
@@ -185,7 +209,7 @@ class SampleWriter:
 
     def write_chunk(self, chunk: list[tuple[int, SampleRecord]]) -> None:
         pending, unchanged = self.classify(chunk)
-        if unchanged and self.images.source is not None:
+        if unchanged and (self.images.source is not None or self.images.references is not None):
             # Files may arrive after their samples: importing the same file again with images attaches them.
             self.images.attach_missing([(p.line, p.record.image) for p in unchanged if p.record.image])
         if not pending:

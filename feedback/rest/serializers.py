@@ -7,6 +7,7 @@ from feedback.models import Image, ImportBatch, ImportedFeedback, Project, Sampl
 from feedback.review.models import Revision
 
 from ..importers.service import FORMAT_LABELS
+from ..references.service import batch_references, batches_references
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -145,7 +146,39 @@ class SampleSerializer(serializers.ModelSerializer):
         ]
 
 
+class ImageReferenceFailureSerializer(serializers.Serializer):
+    line = serializers.IntegerField(allow_null=True, help_text="The line of the first record naming the image.")
+    file_name = serializers.CharField()
+    uri = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class ImageReferencesSerializer(serializers.Serializer):
+    """What became of the image references the import registered (fetched by workers after it ends)."""
+
+    total = serializers.IntegerField()
+    pending = serializers.IntegerField(help_text="Not fetched yet (queued, fetching or waiting to retry).")
+    fetched = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    failures = ImageReferenceFailureSerializer(many=True, help_text="The first 200 failures, with their reasons.")
+
+
 class ImportBatchSerializer(serializers.ModelSerializer):
+    image_references = serializers.SerializerMethodField()
+
+    @extend_schema_field(ImageReferencesSerializer)
+    def get_image_references(self, batch: ImportBatch) -> dict:
+        # A list passes every batch's report in its context (two queries for the page).
+        known = self.context.get("image_references")
+        report = known[batch.pk] if known is not None else batch_references(batch)
+        return {
+            "total": report.total,
+            "pending": report.pending,
+            "fetched": report.fetched,
+            "failed": report.failed,
+            "failures": report.failures,
+        }
+
     class Meta:
         model = ImportBatch
         fields = [
@@ -157,11 +190,18 @@ class ImportBatchSerializer(serializers.ModelSerializer):
             "bytes_total",
             *ImportBatch.PROGRESS_FIELDS,
             "failure",
+            "image_references",
             "started_at",
             "finished_at",
             "created_at",
         ]
         read_only_fields = fields
+
+
+def import_batches_data(batches: list[ImportBatch]) -> list[dict]:
+    """A list of imports with their image references, in a constant number of queries."""
+    context = {"image_references": batches_references([b.pk for b in batches])}
+    return list(ImportBatchSerializer(batches, many=True, context=context).data)
 
 
 class ImportRequestSerializer(serializers.Serializer):
@@ -170,6 +210,14 @@ class ImportRequestSerializer(serializers.Serializer):
     images = serializers.FileField(required=False)
     criterion = serializers.CharField(required=False, allow_blank=True, default="")
     source_model = serializers.CharField(required=False, allow_blank=True, default="")
+    images_base = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=1000,
+        help_text="Fetch the images by reference: s3://bucket/folder/, https://host/folder/ (an allowed host) or "
+        "a folder under the read-only root; each image's file name is appended.",
+    )
 
 
 class TurnDetailSerializer(TurnSerializer):

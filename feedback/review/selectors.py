@@ -120,7 +120,9 @@ def live_diff(view: TurnReview, criteria: list[str]) -> dict | None:
 
 
 def assignment_for_page(project: Project, pk: int) -> Assignment:
-    return Assignment.objects.select_related("sample__image", "reviewer", "project").get(project=project, pk=pk)
+    return Assignment.objects.select_related("sample__image__reference", "reviewer", "project").get(
+        project=project, pk=pk
+    )
 
 
 def review_page(assignment: Assignment, *, can_see_all: bool) -> ReviewPage:

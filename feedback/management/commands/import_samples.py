@@ -12,6 +12,7 @@ from tqdm import tqdm
 from feedback.errors import InvalidInput, ServiceError
 from feedback.importers.service import FORMAT_LABELS, IMAGES_FORMAT, import_file
 from feedback.models import ImportBatch
+from feedback.references.service import batch_references
 from feedback.selectors import project_by_key
 
 
@@ -23,6 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="Project slug, name or id.")
         parser.add_argument("--format", required=True, choices=sorted(FORMAT_LABELS))
         parser.add_argument("--images", help="Folder or zip of image files, matched by file name.")
+        parser.add_argument(
+            "--images-base",
+            default="",
+            help="Fetch images by reference: s3://bucket/folder/, https://host/folder/ (an allowed host) or a "
+            "folder under ANNOTATOR_IMAGE_REF_ROOT; each image's file name is appended. Workers fetch them.",
+        )
         parser.add_argument("--criterion", default="", help="The file's criterion (DRESS files hold one each).")
         parser.add_argument("--source-dataset", default="")
         parser.add_argument("--source-model", default="", help="The LVLM whose responses the file holds.")
@@ -61,6 +68,7 @@ class Command(BaseCommand):
                 criterion=opts["criterion"],
                 source_dataset=opts["source_dataset"],
                 source_model=opts["source_model"],
+                images_base=opts["images_base"],
                 on_progress=progress,
             )
         except ServiceError as exc:  # "format: …", "criterion: …": the option at fault
@@ -82,6 +90,12 @@ def summary(batch: ImportBatch) -> str:
         f"  rejected:            {batch.rejected}",
         f"  images attached:     {batch.images_attached}",
     ]
+    references = batch_references(batch)
+    if references.total:
+        lines.append(
+            f"  image references:    {references.total} registered ({references.fetched} fetched, "
+            f"{references.failed} failed, {references.pending} pending: workers fetch them)"
+        )
     for error in batch.errors:
         where = f"line {error['line']}" if error.get("line") else "record"
         field = f" {error['field']}:" if error.get("field") else ""
