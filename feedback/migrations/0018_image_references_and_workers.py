@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("feedback", "0015_gold"),
+        ("feedback", "0017_trials"),
     ]
 
     operations = [
