@@ -3,9 +3,9 @@ files and manifest) and file downloads. The same services and selectors as the p
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
-from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -14,6 +14,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from feedback import storage
 from feedback.errors import NotFound
 from feedback.models import Role
 from feedback.permissions import project_access
@@ -265,6 +266,10 @@ class ReleaseFileDownload(APIView):
         responses={
             **{(200, kind): OpenApiTypes.BINARY for kind in [*FILE_TYPES.values(), OCTET_STREAM]},
             (200, "application/json"): OpenApiTypes.ANY,  # the manifest is an object, LLaVA files are lists
+            302: OpenApiResponse(
+                description="The file is in an object store: its URL, signed for a short time "
+                "(ANNOTATOR_STORAGE_DOWNLOADS=signed)."
+            ),
             404: OpenApiResponse(
                 ErrorSerializer, description="No such release or file, or the release is not complete."
             ),
@@ -272,7 +277,6 @@ class ReleaseFileDownload(APIView):
     )
     def get(self, request, slug, pk, path):
         project = project_access(request.user, slug, *ROLES).project
-        absolute = service.release_file_path(release_in(project, pk), path)
-        return FileResponse(
-            absolute.open("rb"), as_attachment=True, filename=absolute.name, content_type=file_type(absolute.name)
-        )
+        name = service.release_file_name(release_in(project, pk), path)
+        file_name = PurePosixPath(name).name
+        return storage.serve(storage.RELEASES, name, filename=file_name, content_type=file_type(file_name))

@@ -1,9 +1,10 @@
 """Releases: create one (validated, queued on the ``exports`` queue after commit) and build it.
 
-The build streams the project's samples chunk by chunk through the chosen formats into a folder
-of its own, written beside the final one and renamed into place when complete, then records
-each file's rows, size and sha256, the manifest (with the quality figures) and the dataset card.
-A completed release is never written again.
+The build streams the project's samples chunk by chunk through the chosen formats into the
+releases store (``feedback.storage.Staging``: a hidden folder beside the final one, renamed into
+place when complete; or multipart uploads to an object store, completed together when the build
+is), measuring each file's rows, size and sha256 as it is written, then adds the manifest (with
+the quality figures) and the dataset card. A completed release is never written again.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import BooleanField, Case, F, Sum, When
 from django.utils import timezone
 
-from feedback import attempts
+from feedback import attempts, storage
 from feedback.errors import Conflict, InvalidInput, NotFound
 from feedback.models import Project
 from feedback.sending import send
@@ -31,7 +32,7 @@ from feedback.sending import send
 from .card import card_text
 from .filters import ReleaseFilters, filters_from
 from .formats import FORMATS
-from .formats.base import ExportContext, ReleaseSink, WrittenFile, file_digest, json_line
+from .formats.base import ExportContext, ReleaseSink, WrittenFile, json_line
 from .formats.rich import SCHEMA_FORMAT, SCHEMA_VERSION
 from .models import Release, ReleaseFile
 from .quality_figures import release_quality
@@ -46,8 +47,21 @@ log = logging.getLogger(__name__)
 Progress = Callable[[Release], None]
 
 
+def release_prefix(release: Release) -> str:
+    """The release's folder in the releases store."""
+    return f"{release.project.slug}/{release.pk}"
+
+
 def release_folder(release: Release) -> Path:
-    return Path(settings.RELEASES_ROOT) / release.project.slug / str(release.pk)
+    """The release's folder on this machine (a local releases store only)."""
+    return storage.local_path(storage.RELEASES, release_prefix(release))
+
+
+def release_location(release: Release) -> str:
+    """Where the release's files are, to show: a folder, or the object store's URL of it."""
+    if storage.is_local(storage.RELEASES):
+        return str(release_folder(release))
+    return storage.location(storage.RELEASES, release_prefix(release))
 
 
 @transaction.atomic  # the project's row lock below holds until the release is created
@@ -111,23 +125,29 @@ def release_build(*, release_id: int, progress: Progress | None = None) -> Relea
         return None
     release = Release.objects.select_related("project", "created_by").get(pk=release_id)
     release.samples_total = samples_total(release.project)
-    final = release_folder(release)
-    partial = final.with_name(f".{final.name}.{token}.partial")
+    staging: storage.Staging | None = None
     try:
         _held(release, token, samples_total=release.samples_total)
         remove_partials(release)
-        written, counts = _write(release, token, partial, progress)
+        staging = storage.Staging(storage.RELEASES, release_prefix(release), token)
+        sink, counts = _write(release, token, staging, progress)
+        written = sink.close()
         quality = release_quality(release.project, filters_from(release.project, release.filters))
         manifest = _manifest(release, written, counts, quality)
-        written.append(_write_text(partial, "manifest.json", json_line(manifest), "manifest"))
-        written.append(_write_text(partial, "README.md", card_text(release, manifest), "card"))
-        _check_quota(release, partial)
-        _publish(release, token, partial, final, written, manifest)
+        last = [
+            sink.add("manifest.json", json_line(manifest).encode(), format="manifest"),
+            sink.add("README.md", card_text(release, manifest).encode(), format="card"),
+        ]
+        sink.close()
+        _check_quota(release, sink.bytes_written())
+        _publish(release, token, staging, written + last, manifest)
     except attempts.StaleAttempt:
-        shutil.rmtree(partial, ignore_errors=True)
+        if staging is not None:
+            staging.discard()
         log.warning("release %s: attempt %s no longer holds it (cancelled or taken over); stopped", release.pk, token)
     except Exception as exc:
-        shutil.rmtree(partial, ignore_errors=True)
+        if staging is not None:
+            staging.discard()
         log.exception("release %s failed", release.pk)
         Release.objects.filter(pk=release.pk, attempt=token).update(
             state=Release.State.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
@@ -145,10 +165,10 @@ def _held(release: Release, token: str, **values) -> None:
 
 
 def _publish(
-    release: Release, token: str, partial: Path, final: Path, written: list[WrittenFile], manifest: dict
+    release: Release, token: str, staging: storage.Staging, written: list[WrittenFile], manifest: dict
 ) -> None:
-    """Moves the folder into place and records the files, in one transaction that first makes sure
-    the attempt still holds the release (its row stays locked until the commit)."""
+    """Makes the files visible and records them, in one transaction that first makes sure the
+    attempt still holds the release (its row stays locked until the commit)."""
     with transaction.atomic():
         if not Release.objects.filter(pk=release.pk, attempt=token, state=Release.State.RUNNING).update(
             manifest=manifest, state=Release.State.COMPLETED, finished_at=timezone.now()
@@ -167,33 +187,33 @@ def _publish(
             )
             for f in written
         )
-        shutil.rmtree(final, ignore_errors=True)
-        partial.rename(final)
+        staging.publish()
 
 
 def partial_folders(release: Release) -> list[Path]:
-    """Hidden folders of this release's attempts (``.<id>.<token>.partial``, ``.<id>.partial``)."""
+    """Hidden folders of this release's attempts (``.<id>.<token>.partial``, ``.<id>.partial``) in a
+    local releases store (an object store holds unfinished uploads instead, never objects)."""
+    if not storage.is_local(storage.RELEASES):
+        return []
     final = release_folder(release)
     return sorted(final.parent.glob(f".{final.name}.*partial")) if final.parent.is_dir() else []
 
 
 def remove_partials(release: Release) -> None:
+    """Drops what earlier attempts left unfinished: their hidden folders, or their uploads."""
     for path in partial_folders(release):
         shutil.rmtree(path, ignore_errors=True)
+    storage.abort_uploads(storage.RELEASES, release_prefix(release))
 
 
-def _write(release: Release, token: str, root: Path, progress: Progress | None) -> tuple[list[WrittenFile], dict]:
+def _write(
+    release: Release, token: str, staging: storage.Staging, progress: Progress | None
+) -> tuple[ReleaseSink, dict]:
     project = release.project
     filters = filters_from(project, release.filters)
     rule = split_rule_from(release.split)
-    root.mkdir(parents=True, exist_ok=True)
-    sink = ReleaseSink(root, rule.names)
-    ctx = ExportContext(
-        project=project,
-        filters=filters,
-        criteria=filters.criteria_of(project),
-        media_root=Path(settings.MEDIA_ROOT),
-    )
+    sink = ReleaseSink(staging, rule.names)
+    ctx = ExportContext(project=project, filters=filters, criteria=filters.criteria_of(project))
     names = list(release.formats) + (["images"] if release.include_images and "images" not in release.formats else [])
     writers = [FORMATS[name].writer(sink, ctx) for name in names]
     counts = _Counts(ctx)
@@ -211,14 +231,14 @@ def _write(release: Release, token: str, root: Path, progress: Progress | None) 
             release.samples_done += len(chunk)
             release.samples_released += released
             _held(release, token, samples_done=release.samples_done, samples_released=release.samples_released)
-            _check_quota(release, root)
+            _check_quota(release, sink.bytes_written())
             if progress:
                 progress(release)
     for writer in writers:
         writer.close()
     for companion in dict.fromkeys(path for name in names for path in FORMATS[name].companions):
         sink.copy(companion, format=SCHEMA_FORMAT)
-    return sink.close(), counts.as_dict()
+    return sink, counts.as_dict()
 
 
 # A build makes and drops some sixty objects per sample, a chunk at a time and none of them in
@@ -331,13 +351,6 @@ def _manifest(release: Release, files: list[WrittenFile], counts: dict, quality:
     }
 
 
-def _write_text(root: Path, name: str, text: str, kind: str) -> WrittenFile:
-    path = root / name
-    path.write_text(text, encoding="utf-8", newline="\n")
-    size, digest = file_digest(path)
-    return WrittenFile(path=name, format=kind, split="", rows=0, byte_size=size, sha256=digest)
-
-
 def release_cancel(*, release: Release, user=None) -> Release:
     """Stops a queued or building release: its build notices at its next chunk (its token is gone),
     removes its partial folder and writes nothing more. A cancelled release may then be deleted."""
@@ -358,12 +371,13 @@ def release_delete(*, release: Release) -> None:
         locked = Release.objects.select_for_update(of=("self",)).select_related("project").get(pk=release.pk)
         if locked.active:
             raise Conflict("This release is being built; cancel it first, then delete it.")
-        folder = release_folder(locked)
+        folder = release_prefix(locked)
         partials = partial_folders(locked)
         locked.delete()
 
         def remove() -> None:
-            for path in [folder, *partials]:
+            storage.delete_folder(storage.RELEASES, folder)
+            for path in partials:
                 shutil.rmtree(path, ignore_errors=True)
 
         transaction.on_commit(remove)
@@ -401,9 +415,8 @@ class QuotaExceeded(Exception):
     pass
 
 
-def _check_quota(release: Release, root: Path) -> None:
+def _check_quota(release: Release, written: int) -> None:
     """A build stops once its files would take the project past its byte quota."""
-    written = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.is_dir() else 0
     used = quota_usage(release.project, excluding=release.pk)[1]
     if used + written > settings.RELEASE_QUOTA_BYTES:
         raise QuotaExceeded(
@@ -439,13 +452,22 @@ def releases_recover(now) -> dict[str, int]:
 
 
 def _remove_orphan_partials() -> int:
-    """Partial folders whose attempt no longer builds its release, once a lease old (a folder just
-    made by a build that claimed its release after the query below is left alone)."""
+    """Partial folders (or, in an object store, unfinished uploads) whose attempt no longer builds
+    its release, once a lease old (one just begun by a build that claimed its release after the
+    query below is left alone). An upload names its release, not its attempt: those of a release
+    being built wait until it is no longer."""
+    old = time.time() - settings.WORK_LEASE
+    if not storage.is_local(storage.RELEASES):
+        building = {
+            release_prefix(r) for r in Release.objects.filter(state=Release.State.RUNNING).select_related("project")
+        }
+        return storage.abort_uploads(
+            storage.RELEASES, "", started_before=old, keep=lambda name: "/".join(name.split("/")[:2]) in building
+        )
     root = Path(settings.RELEASES_ROOT)
     if not root.is_dir():
         return 0
     live = set(Release.objects.filter(state=Release.State.RUNNING).values_list("pk", "attempt"))
-    old = time.time() - settings.WORK_LEASE
     removed = 0
     for path in root.glob("*/.*partial"):
         if path.stat().st_mtime > old:
@@ -458,12 +480,12 @@ def _remove_orphan_partials() -> int:
     return removed
 
 
-def release_file_path(release: Release, path: str) -> Path:
-    """The absolute path of one of a completed release's files; NotFound for anything else."""
+def release_file_name(release: Release, path: str) -> str:
+    """The name in the releases store of one of a completed release's files; NotFound for anything
+    else (the path must be one the release recorded)."""
     if release.state != Release.State.COMPLETED or not release.files.filter(path=path).exists():
         raise NotFound("No such file in this release.")
-    root = release_folder(release).resolve()
-    absolute = (root / path).resolve()
-    if root not in absolute.parents:
+    parts = PurePosixPath(path).parts
+    if not parts or any(part in ("", ".", "..") for part in parts) or path.startswith("/"):
         raise NotFound("No such file in this release.")
-    return absolute
+    return f"{release_prefix(release)}/{path}"

@@ -7,13 +7,15 @@ Releases are immutable: there is no edit page.
 from __future__ import annotations
 
 import json
+from pathlib import PurePosixPath
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from feedback import storage
 from feedback.errors import Conflict, InvalidInput, NotFound
 from feedback.models import Project, Role
 from feedback.permissions import Access, project_access
@@ -102,8 +104,8 @@ def release_detail(request, slug, pk):
 @require_GET
 def release_file(request, slug, pk, path):
     project = _access(request, slug).project
-    absolute = service.release_file_path(_release(project, pk), path)
-    return FileResponse(absolute.open("rb"), as_attachment=True, filename=absolute.name)
+    name = service.release_file_name(_release(project, pk), path)
+    return storage.serve(storage.RELEASES, name, filename=PurePosixPath(name).name)
 
 
 @require_POST

@@ -27,13 +27,15 @@ import queue
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from botocore.exceptions import ClientError
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.http import FileResponse, HttpResponseBase, HttpResponseRedirect
@@ -133,44 +135,85 @@ def delete_folder(alias: str, folder: str) -> None:
     if is_local(alias):
         shutil.rmtree(local_path(alias, folder), ignore_errors=True)
         return
-    _s3(alias).bucket.objects.filter(Prefix=s3_key(alias, folder) + "/").delete()
+    _s3(alias).bucket.objects.filter(Prefix=_prefix(alias, folder)).delete()
     abort_uploads(alias, folder)
 
 
-def abort_uploads(alias: str, folder: str, *, started_before: float | None = None) -> int:
-    """Aborts the unfinished multipart uploads under a folder of an S3 store (started before a
-    time, when given); their parts are dropped. The number aborted (0 on a local store)."""
+def _prefix(alias: str, folder: str) -> str:
+    """The key prefix of a folder of an S3 store ("" for its root), ending in "/" unless empty."""
+    location = _s3(alias).location.strip("/")
+    return "/".join(part for part in (location, folder.strip("/")) if part) + "/" if (location or folder) else ""
+
+
+def abort_uploads(
+    alias: str, folder: str, *, started_before: float | None = None, keep: Callable[[str], bool] | None = None
+) -> int:
+    """Aborts the unfinished multipart uploads under a folder of an S3 store (those started before
+    a time, when given, and not kept by ``keep``, which is given the name in the store); their parts
+    are dropped. The number aborted (0 on a local store)."""
     if is_local(alias):
         return 0
     client, bucket = s3_client(alias), _s3(alias).bucket_name
-    prefix = s3_key(alias, folder.strip("/")) + "/"
+    root, prefix = _prefix(alias, ""), _prefix(alias, folder)
     aborted = 0
     for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
         for upload in page.get("Uploads", []):
             if started_before is not None and upload["Initiated"].timestamp() > started_before:
+                continue
+            if keep is not None and keep(upload["Key"][len(root) :]):
                 continue
             client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
             aborted += 1
     return aborted
 
 
+def location(alias: str, folder: str) -> str:
+    """A folder of an S3 store as an ``s3://bucket/key/`` URL, to show where files are."""
+    return f"s3://{_s3(alias).bucket_name}/{_prefix(alias, folder)}"
+
+
 @contextmanager
 def local_copy(alias: str, name: str) -> Iterator[Path]:
     """A file of this process to read a stored file from: the file itself in a local store, else
     a download (in parts, never whole in memory) into a temporary folder removed afterwards. The
-    copy keeps the stored file's own name."""
+    copy keeps the stored file's own name; when the store has no such file, neither does the path.
+    The name ``""`` is no file."""
     if is_local(alias):
-        yield local_path(alias, name)
+        yield local_path(alias, name) if name else Path(tempfile.gettempdir()) / "no-such-upload"
         return
     folder = Path(tempfile.mkdtemp(prefix="annotator-copy-"))
     try:
         target = folder / (PurePosixPath(name).name or "file")
-        backend = _s3(alias)
-        with target.open("wb") as out:
-            s3_client(alias).download_fileobj(backend.bucket_name, s3_key(alias, name), out)
+        try:
+            with target.open("wb") as out:
+                s3_client(alias).download_fileobj(_s3(alias).bucket_name, s3_key(alias, name), out)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
+                raise
+            target.unlink()  # no such file: the caller finds none, as in a local store
         yield target
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def open_stream(alias: str, name: str) -> tuple[int, IO[bytes]] | None:
+    """A stored file's size and a stream of its bytes (the caller closes it), read as they are
+    needed; None when the store has no such file (or the name would leave the store)."""
+    if is_local(alias):
+        try:
+            stream = local_path(alias, name).open("rb")
+        except (OSError, SuspiciousFileOperation):
+            return None
+        return os.fstat(stream.fileno()).st_size, stream
+    try:
+        answer = s3_client(alias).get_object(Bucket=_s3(alias).bucket_name, Key=s3_key(alias, name))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            return None
+        raise
+    except SuspiciousFileOperation:
+        return None
+    return answer["ContentLength"], answer["Body"]
 
 
 def _content_type(name: str) -> str:

@@ -4,11 +4,11 @@ from pathlib import PurePosixPath
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from . import selectors
+from . import selectors, storage
 from .errors import NotFound
 from .forms import ImportForm
 from .images import served_content_type
@@ -79,21 +79,21 @@ def sample_detail(request, slug, pk):
 def image_file(request, pk):
     """An image's file: inline only as the raster type its bytes were checked to be at import
     (never what the stored name implies); anything else is a download. The browser is told not
-    to sniff, and the response may run nothing (a sandbox with no sources)."""
+    to sniff, and the response may run nothing (a sandbox with no sources). From an object store
+    under signed downloads, a redirect to a signed URL that makes the store answer the same type
+    and disposition."""
     image = get_object_or_404(Image.objects.select_related("project"), pk=pk)
     project_access(request.user, image.project.slug)
     if image.is_missing:
         raise NotFound("The image file has not been imported yet.")
     content_type = served_content_type(image.format)
-    if content_type:
-        response = FileResponse(image.file.open("rb"), content_type=content_type)
-    else:
-        response = FileResponse(
-            image.file.open("rb"),
-            content_type="application/octet-stream",
-            as_attachment=True,
-            filename=PurePosixPath(image.file_name).name,
-        )
+    response = storage.serve(
+        storage.MEDIA,
+        image.file.name,
+        filename=PurePosixPath(image.file_name).name,
+        content_type=content_type or "application/octet-stream",
+        attachment=not content_type,
+    )
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

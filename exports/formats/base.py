@@ -9,8 +9,8 @@ so a release's memory does not grow with the project.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import IO, Any, Protocol
 
 import orjson
 
+from feedback import storage
 from feedback.models import Project
 
 from ..filters import ReleaseFilters
@@ -55,7 +56,6 @@ class ExportContext:
     project: Project
     filters: ReleaseFilters
     criteria: list[str]  # the criteria released, in the rubric's order
-    media_root: Path
 
 
 @dataclass
@@ -71,10 +71,9 @@ class WrittenFile:
 class TextFile:
     """A UTF-8 file of the release, written row by row."""
 
-    def __init__(self, absolute: Path, record: WrittenFile):
-        absolute.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, stream: IO[bytes], record: WrittenFile):
         self.record = record
-        self._stream: IO[str] = absolute.open("w", encoding="utf-8", newline="\n", buffering=HASH_BLOCK)
+        self._stream = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
 
     def write_row(self, text: str) -> None:
         self._stream.write(text)
@@ -91,18 +90,27 @@ class TextFile:
 class ReleaseSink:
     """The files of one release: where each goes, and their rows, sizes and hashes once closed.
 
-    With one split, files sit at the top of the release folder under their own names (so a DRESS
-    release holds ``helpfulness_nlf.jsonl`` as published); with several, under ``<split>/``.
+    Files are streams into the release's staging (``feedback.storage.Staging``: a hidden folder, or
+    multipart uploads to an object store), each measured (bytes, sha256) as it is written. With
+    one split, files sit at the top of the release under their own names (so a DRESS release holds
+    ``helpfulness_nlf.jsonl`` as published); with several, under ``<split>/``.
     """
 
-    def __init__(self, root: Path, splits: list[str]):
-        self.root = root
+    def __init__(self, staging: storage.Staging, splits: list[str]):
+        self.staging = staging
         self.splits = splits
         self._files: dict[str, WrittenFile] = {}
         self._open: dict[str, TextFile] = {}
+        self._streams: list[tuple[IO[bytes], storage.Written, WrittenFile]] = []
 
     def path_for(self, name: str, split: str) -> str:
         return name if len(self.splits) <= 1 or not split else f"{split}/{name}"
+
+    def _stream(self, path: str, record: WrittenFile) -> IO[bytes]:
+        raw, measured = self.staging.open(path)
+        stream: IO[bytes] = io.BufferedWriter(raw, HASH_BLOCK)  # type: ignore[arg-type]
+        self._streams.append((stream, measured, record))
+        return stream
 
     def text(self, name: str, *, split: str, format: str) -> TextFile:
         """The text file ``name`` of ``split``, opened on first use."""
@@ -110,33 +118,44 @@ class ReleaseSink:
         handle = self._open.get(path)
         if handle is None:
             record = self._register(path, format, split)
-            handle = self._open[path] = TextFile(self.root / path, record)
+            handle = self._open[path] = TextFile(self._stream(path, record), record)
         return handle
 
-    def binary(self, name: str, *, split: str, format: str) -> tuple[Path, WrittenFile]:
-        """A file the format writes itself (Parquet, tar): its absolute path and its record, whose
-        ``rows`` the format keeps."""
+    def binary(self, name: str, *, split: str, format: str) -> tuple[IO[bytes], WrittenFile]:
+        """A file the format writes itself (Parquet, tar): a binary stream (the sink closes it) and
+        its record, whose ``rows`` the format keeps."""
         path = self.path_for(name, split)
-        record = self._files.get(path) or self._register(path, format, split)
-        absolute = self.root / path
-        absolute.parent.mkdir(parents=True, exist_ok=True)
-        return absolute, record
+        record = self._register(path, format, split)
+        return self._stream(path, record), record
+
+    def add(self, name: str, data: bytes, *, format: str) -> WrittenFile:
+        """A whole file at the top of the release (the manifest, the card)."""
+        record = self._register(name, format, "")
+        stream = self._stream(name, record)
+        stream.write(data)
+        return record
 
     def copy(self, source: Path, *, format: str) -> None:
         """A file shipped as it is (a schema, say), at the top of the release under its own name;
         once, however many formats ask for it."""
-        if source.name in self._files:
-            return
-        self._register(source.name, format, "")
-        shutil.copyfile(source, self.root / source.name)
+        if source.name not in self._files:
+            self.add(source.name, source.read_bytes(), format=format)
+
+    def bytes_written(self) -> int:
+        """Bytes written so far by every file (the quota's measure while the build runs)."""
+        return sum(stream.tell() for stream, _, _ in self._streams if not stream.closed) + sum(
+            measured.byte_size for stream, measured, _ in self._streams if stream.closed
+        )
 
     def close(self) -> list[WrittenFile]:
-        """Closes every file and measures it; the files in path order."""
+        """Closes every file and records its size and sha256; the files in path order."""
         for handle in self._open.values():
             handle.close()
         self._open.clear()
-        for record in self._files.values():
-            record.byte_size, record.sha256 = file_digest(self.root / record.path)
+        for stream, measured, record in self._streams:
+            if not stream.closed:
+                stream.close()
+            record.byte_size, record.sha256 = measured.byte_size, measured.sha256
         return sorted(self._files.values(), key=lambda f: f.path)
 
     def _register(self, path: str, format: str, split: str) -> WrittenFile:

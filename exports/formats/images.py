@@ -2,7 +2,7 @@
 
 Each image a released sample refers to is stored once, as ``images/<file_name>`` (the image's
 original file name, the ``image_id`` / ``image`` of the other formats; a name that would leave
-``images/`` loses its ``..`` and leading ``/``). The bytes are read from ``MEDIA_ROOT`` and
+``images/`` loses its ``..`` and leading ``/``). The bytes are read from the media store and
 streamed into an uncompressed tar (images are compressed already) with fixed owner, mode and
 time, so that the same images give the same tar. The file's ``rows`` is the number of images in it.
 
@@ -17,12 +17,13 @@ The writer keeps the names it has seen (to store each image once), nothing of th
 from __future__ import annotations
 
 import logging
-import os
 import tarfile
 from io import BytesIO
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
-from ..records import ExportSample, ImageInfo
+from feedback import storage
+
+from ..records import ExportSample
 from .base import ExportContext, ExportFormat, ReleaseSink, WrittenFile
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,6 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
 class ImagesWriter:
     def __init__(self, sink: ReleaseSink, ctx: ExportContext):
         self.sink = sink
-        self.media_root = Path(ctx.media_root)
         self.seen: set[str] = set()
         self.missing: list[str] = []
         self.tar: tarfile.TarFile | None = None
@@ -59,9 +59,9 @@ class ImagesWriter:
 
     def _open(self) -> tarfile.TarFile:
         if self.tar is None:
-            path, self.record = self.sink.binary(FILE_NAME, split="", format=FORMAT.name)
-            # Open across write() calls; close() closes it.
-            self.tar = tarfile.open(path, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+            stream, self.record = self.sink.binary(FILE_NAME, split="", format=FORMAT.name)
+            # Open across write() calls; close() ends it (the sink closes the stream).
+            self.tar = tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
         return self.tar
 
     def write(self, sample: ExportSample) -> None:
@@ -73,29 +73,15 @@ class ImagesWriter:
             return
         self.seen.add(name)
         tar = self._open()
-        source = self._source(image)
+        source = storage.open_stream(storage.MEDIA, image.file) if image.file else None
         if source is None:
             self.missing.append(image.file_name)
             return
-        try:
-            stream = source.open("rb")
-        except OSError:
-            self.missing.append(image.file_name)
-            return
+        size, stream = source
         with stream:
-            tar.addfile(_member(name, os.fstat(stream.fileno()).st_size), stream)
+            tar.addfile(_member(name, size), stream)
         assert self.record is not None
         self.record.rows += 1
-
-    def _source(self, image: ImageInfo) -> Path | None:
-        """The stored file of the image, or None when there is none (or it would lie outside MEDIA_ROOT)."""
-        if not image.file:
-            return None
-        root = self.media_root.resolve()
-        path = (root / image.file).resolve()
-        if root not in path.parents or not path.is_file():
-            return None
-        return path
 
     def close(self) -> None:
         if self.tar is None:

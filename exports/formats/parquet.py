@@ -23,8 +23,7 @@ memory (one per split).
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -156,8 +155,8 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class _SplitFile:
-    def __init__(self, path: Path, record: WrittenFile):
-        self.path = path
+    def __init__(self, stream: IO[bytes], record: WrittenFile):
+        self.stream = stream
         self.record = record
         self.rows: list[dict[str, Any]] = []
         self.writer: pq.ParquetWriter | None = None
@@ -166,7 +165,7 @@ class _SplitFile:
         if not self.rows:
             return
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, SCHEMA)
+            self.writer = pq.ParquetWriter(self.stream, SCHEMA)
         table = pa.Table.from_pylist(self.rows, schema=SCHEMA)
         self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         self.record.rows += table.num_rows
@@ -190,8 +189,8 @@ class RichParquetWriter:
             return
         target = self.files.get(sample.split)
         if target is None:
-            path, written = self.sink.binary(FILE_NAME, split=sample.split, format=FORMAT.name)
-            target = self.files[sample.split] = _SplitFile(path, written)
+            stream, written = self.sink.binary(FILE_NAME, split=sample.split, format=FORMAT.name)
+            target = self.files[sample.split] = _SplitFile(stream, written)
         target.rows.append(row(record))
         if len(target.rows) >= ROW_GROUP_ROWS:
             target.flush()

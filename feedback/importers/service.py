@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import BooleanField, Case, F, When
 from django.utils import timezone
 
-from .. import attempts
+from .. import attempts, storage
 from ..errors import InvalidInput, ServiceError
 from ..images import open_source
 from ..models import Image, ImportBatch, Project
@@ -144,7 +144,8 @@ def import_batch_start(batch_id: int) -> ImportBatch | None:
     if claim is None:
         return None
     batch, token = claim
-    return _run(batch, token, Path(batch.upload_path), None)
+    with _batch_files(batch, None) as (path, images):
+        return _run(batch, token, path, None, images)
 
 
 def import_batch_run(
@@ -156,10 +157,39 @@ def import_batch_run(
         batch.refresh_from_db()
         return batch
     claimed, token = claim
-    return _run(claimed, token, Path(path or claimed.upload_path), on_progress)
+    with _batch_files(claimed, path) as (local, images):
+        return _run(claimed, token, local, on_progress, images)
 
 
-def _run(batch: ImportBatch, token: str, path: Path, on_progress: Progress | None) -> ImportBatch:
+def _upload_name(value: str) -> str:
+    """A batch's upload as a name in the uploads store (a row written before the stores holds the
+    absolute path of its file under UPLOAD_DIR, the local store's folder); "" for none."""
+    path = Path(value)
+    if not path.is_absolute():
+        return value
+    try:
+        return path.resolve().relative_to(Path(settings.UPLOAD_DIR).resolve()).as_posix()
+    except ValueError:
+        return ""
+
+
+@contextmanager
+def _batch_files(batch: ImportBatch, path: Path | None) -> Iterator[tuple[Path, str]]:
+    """The batch's file and images folder or zip as files of this process: the command line's own
+    paths, or the upload's, read from the uploads store (copied out of it when it is not a folder of
+    this machine: another machine's web server took the upload)."""
+    with ExitStack() as stack:
+        if path is None:
+            path = stack.enter_context(storage.local_copy(storage.UPLOADS, _upload_name(batch.upload_path)))
+        images = batch.images_path
+        if images and batch.upload_path:
+            images = str(stack.enter_context(storage.local_copy(storage.UPLOADS, _upload_name(images))))
+        yield path, images
+
+
+def _run(
+    batch: ImportBatch, token: str, path: Path, on_progress: Progress | None, images: str | None = None
+) -> ImportBatch:
     batch.bytes_total = path.stat().st_size if path.is_file() else 0
     run = _Run(batch, token, on_progress)
     source = None
@@ -173,7 +203,7 @@ def _run(batch: ImportBatch, token: str, path: Path, on_progress: Progress | Non
                 raise ImportFailed(f"file {path} does not exist")
             batch.file_sha256 = _sha256(path)
             run.save("file_sha256")
-            source = open_source(batch.images_path or None)
+            source = open_source((batch.images_path if images is None else images) or None)
             if batch.format == "coco":
                 run.annotations(path, source)
             else:
@@ -223,11 +253,10 @@ def remove_upload(batch: ImportBatch) -> bool:
     """Deletes the batch's uploaded files (never a file the command line named)."""
     if not batch.upload_path or batch.upload_removed_at is not None:
         return False
-    uploads = Path(settings.UPLOAD_DIR).resolve()
-    folder = Path(batch.upload_path).resolve().parent
-    if uploads not in folder.parents:
+    folder = PurePosixPath(_upload_name(batch.upload_path)).parent.as_posix()
+    if folder in ("", "."):
         return False
-    shutil.rmtree(folder, ignore_errors=True)
+    storage.delete_folder(storage.UPLOADS, folder)
     batch.upload_removed_at = timezone.now()
     ImportBatch.objects.filter(pk=batch.pk).update(upload_removed_at=batch.upload_removed_at)
     return True

@@ -1,4 +1,4 @@
-"""Imports that arrive as uploads (browser, API): saved under UPLOAD_DIR and run by a worker.
+"""Imports that arrive as uploads (browser, API): streamed into the uploads store and run by a worker.
 
 An upload's size is checked from its ``Content-Length`` before anything reads the body (Django
 spools uploaded files to disk as it parses them): past ``UPLOAD_MAX_BYTES`` the import page and the
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
+from .. import storage
 from ..errors import TooLarge
 from ..models import ImportBatch, Project
 from ..sending import IMPORT_RUN, send
@@ -63,13 +64,9 @@ def upload_size_checked(view):
     return wrapper
 
 
-def _save(upload: UploadedFile, folder: Path) -> Path:
-    name = Path(upload.name or "upload").name
-    target = folder / name
-    with target.open("wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
-    return target
+def _save(upload: UploadedFile, folder: str) -> str:
+    """Streams the upload into the uploads store; its name there."""
+    return storage.save_upload(storage.UPLOADS, f"{folder}/{Path(upload.name or 'upload').name}", upload)
 
 
 def import_upload_create(
@@ -84,17 +81,16 @@ def import_upload_create(
     images_base: str = "",
 ) -> ImportBatch:
     """Stores the files and queues the import on the worker, once the batch row is committed."""
-    folder = Path(settings.UPLOAD_DIR) / uuid.uuid4().hex
-    folder.mkdir(parents=True)
+    folder = uuid.uuid4().hex
     path = _save(upload, folder)
     images_path = _save(images, folder) if images else ""
     batch = import_batch_create(
         project=project,
         format=format,
-        file_name=path.name,
+        file_name=PurePosixPath(path).name,
         user=user,
-        upload_path=str(path),
-        images_path=str(images_path),
+        upload_path=path,
+        images_path=images_path,
         options={"criterion": criterion, "source_model": source_model, "images_base": images_base},
     )
     send(IMPORT_RUN, batch.pk)

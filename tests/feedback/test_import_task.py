@@ -5,6 +5,7 @@ queued again by the sweep and resumes after its last committed chunk, storing no
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from feedback import storage
 from feedback.importers import service
 from feedback.importers.uploads import import_upload_create
 from feedback.models import ImportBatch, Sample, Turn
@@ -68,7 +69,7 @@ def test_a_dead_attempt_is_requeued_by_the_sweep_and_resumes_after_its_last_comm
     assert claim is not None
     claimed, token = claim
     with pytest.raises(Killed):
-        service._run(claimed, token, service.Path(claimed.upload_path), die_at_fourth_checkpoint)
+        service._run(claimed, token, storage.local_path(storage.UPLOADS, claimed.upload_path), die_at_fourth_checkpoint)
     big_batch.refresh_from_db()
     assert (big_batch.status, big_batch.records_read, big_batch.created) == (ImportBatch.Status.RUNNING, 30, 30)
     assert Sample.objects.count() == 30
@@ -98,11 +99,11 @@ def test_a_lease_that_ran_out_is_taken_over_and_the_stale_attempt_writes_nothing
     taken = service.import_batch_claim(big_batch.pk)
     assert taken is not None and taken[1] != stale_token
 
-    after = service._run(stale_batch, stale_token, service.Path(stale_batch.upload_path), None)
+    after = service._run(stale_batch, stale_token, storage.local_path(storage.UPLOADS, stale_batch.upload_path), None)
     assert after.status == ImportBatch.Status.RUNNING and after.attempt == taken[1]
     assert Sample.objects.count() == 0  # its first chunk was rolled back with its refused checkpoint
 
-    done = service._run(*taken, service.Path(taken[0].upload_path), None)
+    done = service._run(*taken, storage.local_path(storage.UPLOADS, taken[0].upload_path), None)
     assert (done.status, done.created) == (ImportBatch.Status.COMPLETED, 95)
     assert Sample.objects.count() == 95
 

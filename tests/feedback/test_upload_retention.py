@@ -5,13 +5,12 @@ never removed."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from feedback import recovery
+from feedback import recovery, storage
 from feedback.importers.service import import_file
 from feedback.importers.uploads import import_upload_create
 from feedback.models import ImportBatch
@@ -33,14 +32,14 @@ def test_a_completed_import_removes_its_upload(project, admin_user):
     batch = upload(project, admin_user, "vlsafe.jsonl", (SHARED_FORMATS / "vlsafe_example.jsonl").read_bytes())
     assert batch.status == ImportBatch.Status.COMPLETED
     assert batch.upload_removed_at is not None
-    assert not Path(batch.upload_path).parent.exists()
+    assert not storage.local_path(storage.UPLOADS, batch.upload_path).parent.exists()
 
 
 def test_a_failed_import_keeps_its_upload_for_the_keeping_time_then_the_sweep_removes_it(project, admin_user, settings):
     settings.FAILED_UPLOAD_KEEP_HOURS = 72
     batch = upload(project, admin_user, "captions.json", b"not json at all", format="coco")
     assert batch.status == ImportBatch.Status.FAILED
-    kept = Path(batch.upload_path)
+    kept = storage.local_path(storage.UPLOADS, batch.upload_path)
     assert kept.exists()
     assert forced_sweep()["uploads_removed"] == 0  # failed just now
 

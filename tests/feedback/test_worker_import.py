@@ -1,11 +1,10 @@
 """An upload imported by a real Celery worker on the configured broker (filesystem, Redis,
 RabbitMQ), and one whose worker is killed mid-way, finished by the next worker."""
 
-from pathlib import Path
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from feedback import storage
 from feedback.importers.uploads import import_upload_create
 from feedback.models import ImportBatch, Sample, Turn
 from tests.conftest import SHARED_FORMATS
@@ -41,7 +40,7 @@ def test_a_worker_killed_mid_import_leaves_it_to_the_next_worker_which_stores_ev
     path = write_native(tmp_path / "big.jsonl", total)
     upload = SimpleUploadedFile("big.jsonl", path.read_bytes())
     batch = import_upload_create(project=project, user=admin_user, format="native", upload=upload)
-    upload_folder = Path(batch.upload_path).parent
+    upload_folder = storage.local_path(storage.UPLOADS, batch.upload_path).parent
     env = {"ANNOTATOR_IMPORT_CHUNK_SIZE": "100"}
 
     first = WorkerProcess(log_path=tmp_path / "first.log", env=env)

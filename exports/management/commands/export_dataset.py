@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from exports.forms import names_in
 from exports.models import Release
-from exports.service import release_build, release_create, release_folder
+from exports.service import release_build, release_create, release_location
 from exports.splits import SPLITS
 from feedback.errors import InvalidInput, ServiceError
 from feedback.selectors import project_by_key
@@ -157,7 +157,7 @@ class Command(BaseCommand):
         lines = [
             f"Release #{release.pk} completed: {release.samples_released} of {release.samples_total} samples, "
             f"{counts.get('turns', 0)} turns released.",
-            f"Folder: {release_folder(release)}",
+            f"Folder: {release_location(release)}",
         ]
         files = list(release.files.all())
         width = max((len(f.path) for f in files), default=0)
