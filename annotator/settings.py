@@ -441,6 +441,7 @@ CELERY_TASK_ROUTES = {
     "feedback.tasks.job_batch_task": {"queue": "default"},
     "feedback.tasks.llm_item_run": {"queue": "llm"},
     "feedback.trials.tasks.trial_item_run": {"queue": "llm"},
+    "feedback.trials.tasks.trial_watch": {"queue": "default"},
     "exports.tasks.release_build_task": {"queue": "exports"},
 }
 CELERY_TASK_ACKS_LATE = True

@@ -45,6 +45,7 @@ def trial_detail(request, slug, pk):
     access = project_access(request.user, slug, *READERS)
     project = access.project
     trial = service.trial_get(project, pk)
+    service.trial_watch_kick(trial)
     samples = selectors.trial_samples(trial)
     chosen = samples[0] if samples else None
     wanted = request.GET.get("sample", "")

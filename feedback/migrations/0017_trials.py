@@ -44,6 +44,10 @@ class Migration(migrations.Migration):
                 ("finished_at", models.DateTimeField(blank=True, null=True)),
                 ("promoted_at", models.DateTimeField(blank=True, null=True)),
                 (
+                    "watched_at",
+                    models.DateTimeField(blank=True, help_text="When its watcher last looked.", null=True),
+                ),
+                (
                     "created_by",
                     models.ForeignKey(
                         blank=True,
@@ -94,6 +98,14 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("token", models.CharField(blank=True, max_length=32)),
+                (
+                    "lease_until",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Queued or running until then; past it, its watcher sends it again.",
+                        null=True,
+                    ),
+                ),
                 ("attempts", models.PositiveSmallIntegerField(default=0)),
                 (
                     "status",

@@ -42,6 +42,7 @@ class Trial(models.Model):
         help_text="The variant made the project's default.",
     )
     promoted_at = models.DateTimeField(null=True, blank=True)
+    watched_at = models.DateTimeField(null=True, blank=True, help_text="When its watcher last looked.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -87,6 +88,9 @@ class TrialDraft(models.Model):
     turn = models.ForeignKey("feedback.Turn", on_delete=models.CASCADE, related_name="+")
     state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
     token = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="Queued or running until then; past it, its watcher sends it again."
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     status = models.CharField(max_length=20, choices=CallStatus.choices, blank=True)
     error = models.TextField(blank=True)

@@ -5,8 +5,10 @@ made when the trial is created and sent as one task by name (``TRIAL_ITEM_RUN``,
 queue); the task drafts with ``drafting.service.draft_values`` (the same prompt, rate limit,
 parser, repair and re-ask as a job's draft) and writes the result on its own row, never a Draft:
 the review queue, the project's drafts and its releases never see a trial. Completion is read from
-the rows' states. A message runs its row only while the row holds that message's token; a worker
-lost mid-call has its message redelivered (acks late) and the row is drafted again, still once.
+the rows' states. A message runs its row only while the row holds that message's token, and each row has a lease:
+a watcher (``TRIAL_WATCH``, every ``JOB_WATCH_INTERVAL`` while the trial runs) sends a row whose
+lease ran out again under a new token (its worker was lost), so a row is drafted once whatever
+happens to the workers, and the stale message does nothing.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from feedback.drafting.client import LLMError
@@ -39,6 +42,7 @@ from .models import Trial, TrialDraft, TrialSet, TrialVariant
 log = logging.getLogger(__name__)
 
 TRIAL_ITEM_RUN = "feedback.trials.tasks.trial_item_run"
+TRIAL_WATCH = "feedback.trials.tasks.trial_watch"
 
 # Bounds of a trial: it is a small comparison before a bulk job, not a job.
 MAX_SAMPLES = 200
@@ -54,6 +58,10 @@ VARIANT_FIELDS = ("prompt_version", "connection", "model", "temperature", "send_
 _ECHO_MAX = 50
 # Characters of an error kept on a failed trial draft.
 _ERROR_MAX = 1000
+# Seconds added to a running row's lease for the database writes around its calls.
+_LEASE_MARGIN_SECONDS = 10
+# Watch intervals without a look after which a trial's watcher is presumed lost and another started.
+_WATCHER_STALE_INTERVALS = 3
 
 
 @dataclass(frozen=True)
@@ -167,6 +175,7 @@ def trial_create(*, project: Project, set: Any, variants: Any, name: Any = "", u
     once the transaction commits."""
     req = trial_request(project=project, set=set, variants=variants, name=name, user=user)
     token = uuid.uuid4().hex
+    lease = timezone.now() + timedelta(seconds=settings.JOB_LEASE)
     with transaction.atomic():
         trial = Trial.objects.create(
             project=project,
@@ -181,10 +190,13 @@ def trial_create(*, project: Project, set: Any, variants: Any, name: Any = "", u
             TrialVariant(trial=trial, position=i, llm_settings=s) for i, s in enumerate(req.variants)
         )
         drafts = TrialDraft.objects.bulk_create(
-            TrialDraft(variant=variant, turn_id=turn_id, token=token) for variant in rows for turn_id in req.turn_ids
+            TrialDraft(variant=variant, turn_id=turn_id, token=token, lease_until=lease)
+            for variant in rows
+            for turn_id in req.turn_ids
         )
         ids = [d.pk for d in drafts] if all(d.pk for d in drafts) else _ids(trial)
         send_each(TRIAL_ITEM_RUN, ((pk, token) for pk in ids))
+        send(TRIAL_WATCH, trial.pk, countdown=settings.JOB_WATCH_INTERVAL)
     return trial
 
 
@@ -194,8 +206,9 @@ def _ids(trial: Trial) -> list[int]:
 
 def trial_item_run(*, draft_id: int, token: str) -> None:
     """Draft one turn with one variant. A stale message (its token replaced) does nothing."""
+    now = timezone.now()
     claimed = TrialDraft.objects.filter(pk=draft_id, token=token, state__in=TrialDraft.OPEN).update(
-        state=TrialDraft.State.RUNNING, updated_at=timezone.now()
+        state=TrialDraft.State.RUNNING, updated_at=now, lease_until=now + _running_lease()
     )
     if not claimed:
         return
@@ -250,7 +263,12 @@ def trial_item_run(*, draft_id: int, token: str) -> None:
 
 def _again(row: TrialDraft, token: str, delay: float, *, error: str, attempt: bool = False) -> None:
     new_token = uuid.uuid4().hex
-    changes: dict[str, Any] = {"state": TrialDraft.State.QUEUED, "token": new_token, "error": error[:_ERROR_MAX]}
+    changes: dict[str, Any] = {
+        "state": TrialDraft.State.QUEUED,
+        "token": new_token,
+        "error": error[:_ERROR_MAX],
+        "lease_until": timezone.now() + timedelta(seconds=delay + settings.JOB_LEASE),
+    }
     if attempt:
         changes["attempts"] = row.attempts + 1
     with transaction.atomic():
@@ -261,7 +279,7 @@ def _again(row: TrialDraft, token: str, delay: float, *, error: str, attempt: bo
 def _store(row: TrialDraft, token: str, **values: Any) -> None:
     with transaction.atomic():
         if TrialDraft.objects.filter(pk=row.pk, token=token, state=TrialDraft.State.RUNNING).update(
-            token="", updated_at=timezone.now(), **values
+            token="", lease_until=None, updated_at=timezone.now(), **values
         ):
             _finish_if_done(row.variant.trial_id)
 
@@ -272,6 +290,45 @@ def _finish_if_done(trial_id: int) -> None:
     Trial.objects.filter(pk=trial_id, state=Trial.State.RUNNING).update(
         state=Trial.State.COMPLETED, finished_at=timezone.now()
     )
+
+
+def _running_lease() -> timedelta:
+    # A call, its re-ask, the longest rate-limit wait and a margin for the database writes (as a job's item).
+    return timedelta(seconds=2 * settings.LLM_TIMEOUT + settings.RATE_LIMIT_MAX_WAIT + _LEASE_MARGIN_SECONDS)
+
+
+def trial_watch(*, trial_id: int) -> None:
+    """Send again the rows whose lease ran out (their worker was lost), finish the trial when no row
+    is open, and look again in an interval while it runs. One chain per trial: a second finds the
+    trial freshly watched and stops."""
+    now = timezone.now()
+    interval = settings.JOB_WATCH_INTERVAL
+    fresh = Q(watched_at__isnull=True) | Q(watched_at__lt=now - timedelta(seconds=0.8 * interval))
+    if not Trial.objects.filter(fresh, pk=trial_id, state=Trial.State.RUNNING).update(watched_at=now):
+        return
+    expired = TrialDraft.objects.filter(variant__trial_id=trial_id, state__in=TrialDraft.OPEN, lease_until__lt=now)
+    for row_id, old_token in expired.values_list("pk", "token"):
+        new_token = uuid.uuid4().hex
+        lease = now + timedelta(seconds=settings.JOB_LEASE)
+        if TrialDraft.objects.filter(pk=row_id, token=old_token).update(
+            state=TrialDraft.State.QUEUED, token=new_token, lease_until=lease, updated_at=now
+        ):
+            log.warning("trial %s: draft %s was lost with its worker; sent again", trial_id, row_id)
+            send(TRIAL_ITEM_RUN, row_id, new_token)
+    _finish_if_done(trial_id)
+    if Trial.objects.filter(pk=trial_id, state=Trial.State.RUNNING).exists():
+        send(TRIAL_WATCH, trial_id, countdown=interval)
+
+
+def trial_watch_kick(trial: Trial) -> None:
+    """Start a watcher when none has looked lately (after a restart, or from the trial's page)."""
+    stale = timezone.now() - timedelta(seconds=_WATCHER_STALE_INTERVALS * settings.JOB_WATCH_INTERVAL)
+    if trial.state == Trial.State.RUNNING and (trial.watched_at is None or trial.watched_at < stale):
+        send(TRIAL_WATCH, trial.pk)
+
+
+def running_trials() -> list[int]:
+    return list(Trial.objects.filter(state=Trial.State.RUNNING).values_list("pk", flat=True))
 
 
 def trial_get(project: Project, trial_id: Any) -> Trial:

@@ -4,11 +4,13 @@ promoting the winner; bounds naming the field; the pages, the API and the roles.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from feedback.drafting import prompts, versions
 from feedback.drafting.models import Draft
@@ -220,6 +222,30 @@ def test_a_redelivered_or_stale_message_drafts_nothing_twice(project, admin_user
     service.trial_item_run(draft_id=row.pk, token=row.token)  # delivered again
     done = TrialDraft.objects.get(pk=row.pk)
     assert done.state == TrialDraft.State.DONE and done.calls == 1
+
+
+def test_the_watcher_sends_again_the_drafts_whose_worker_was_lost(
+    project, admin_user, simulated, django_capture_on_commit_callbacks
+):
+    SampleFactory.create_numbered(2, project=project, turns=1)
+    trial = service.trial_create(  # its messages never run: as if the broker had lost them with a worker
+        project=project, user=admin_user, set={"kind": "random", "n": 2}, variants=[{}, {"temperature": 1.0}]
+    )
+    rows = TrialDraft.objects.filter(variant__trial=trial)
+    old_tokens = dict(rows.values_list("pk", "token"))
+    with django_capture_on_commit_callbacks(execute=True):
+        service.trial_watch(trial_id=trial.pk)  # within their lease: left alone
+    assert set(rows.values_list("state", flat=True)) == {TrialDraft.State.QUEUED}
+    rows.update(lease_until=timezone.now() - timedelta(seconds=1))
+    Trial.objects.filter(pk=trial.pk).update(watched_at=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        service.trial_watch(trial_id=trial.pk)
+    assert set(rows.values_list("state", flat=True)) == {TrialDraft.State.DONE}
+    trial.refresh_from_db()
+    assert trial.state == Trial.State.COMPLETED and trial.watched_at is not None
+    for pk, token in old_tokens.items():  # the lost messages, delivered late, do nothing
+        service.trial_item_run(draft_id=pk, token=token)
+    assert list(rows.values_list("calls", flat=True)) == [1, 1, 1, 1]
 
 
 def test_a_seeded_random_set_is_the_same_for_the_same_seed(project, admin_user):
