@@ -24,7 +24,6 @@ from django.db.models import (
     Count,
     Exists,
     F,
-    FloatField,
     IntegerField,
     JSONField,
     OuterRef,
@@ -36,7 +35,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.fields.json import KeyTransform, KeyTransformExact
-from django.db.models.functions import Coalesce, Floor, Least, NullIf
+from django.db.models.functions import Coalesce, NullIf, TruncWeek
 
 from feedback.drafting.models import CallStatus, Draft, Generation
 from feedback.errors import InvalidInput
@@ -44,10 +43,20 @@ from feedback.models import ImportBatch, Project
 from feedback.review.models import Decision
 
 from . import stats
+from .cube import BINS
 from .filters import QualityFilters
-from .models import ReviewedScore, ReviewedTurn, Source
+from .models import (
+    NO_BIN,
+    NO_IMPORT,
+    NO_SCORE,
+    FinalCell,
+    PairCell,
+    ReviewedScore,
+    ReviewedTurn,
+    Source,
+    TurnCell,
+)
 
-BINS = 10  # edit distance histogram: [0, 0.1), ..., [0.9, 1]
 EDGES = [round(i / BINS, 2) for i in range(BINS + 1)]
 BY_ROWS = 25  # at most this many rows per breakdown, the largest first
 BY_RESAMPLES = 200  # bootstrap resamples of a breakdown row's figures (the headline ones use 1000)
@@ -68,16 +77,17 @@ def compute(project: Project, filters: QualityFilters | None = None) -> dict[str
         )
     turns = _filtered(ReviewedTurn.objects.filter(project=project), filters)
     scores = _filtered(ReviewedScore.objects.filter(project=project, criterion__in=criteria), filters)
+    cells = _Cells(project, filters, criteria)
     options = _options(project)
-    drafter = _drafter(turns, scores, criteria, labels, options["imports"])
+    drafter = _drafter(cells, criteria, labels, options["imports"])
     return {
         "project": project.slug,
         "filters": filters.as_json(),
         "options": options,
         "scale": {"min": project.score_min, "max": project.score_max},
         "drafter": drafter,
-        "reviewers": _reviewers(turns, scores, criteria, labels),
-        "models": _models(project, filters, turns, scores, criteria, labels),
+        "reviewers": _reviewers(turns, scores, criteria, labels, cells),
+        "models": _models(project, filters, cells, criteria, labels),
     }
 
 
@@ -104,12 +114,66 @@ def _day_start(day) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+class _Cells:
+    """The project's cube (``quality.cube``) under the filters: the same rows ``_filtered`` keeps,
+    counted. Days are the reviews' UTC days, as the date filters' bounds are."""
+
+    def __init__(self, project: Project, filters: QualityFilters, criteria: list[str]) -> None:
+        self.project, self.filters, self.criteria = project, filters, criteria
+
+    def of(self, model: type[TurnCell | PairCell | FinalCell]) -> QuerySet:
+        cells = model._default_manager.filter(project=self.project)
+        if model is not TurnCell:
+            cells = cells.filter(**{"criterion__in": self.criteria})
+        f = self.filters
+        if f.prompt_version:
+            cells = cells.filter(prompt_version=f.prompt_version)
+        if f.model:
+            cells = cells.filter(Q(draft_model=f.model) | Q(responder_model=f.model))
+        if f.import_id is not None:
+            cells = cells.filter(import_key=f.import_id)
+        if f.since:
+            cells = cells.filter(day__gte=f.since)
+        if f.until:
+            cells = cells.filter(day__lte=f.until)
+        return cells
+
+
+def _import_id(key: int) -> int | None:
+    return None if key == NO_IMPORT else key
+
+
+COUNTED = frozenset({"n", "cd_n"})
+SUMMED = frozenset({"cd_sum", "cd_sq", "rd_sum", "rd_sq"})
+
+
+def _decoded(cell: dict[str, Any]) -> dict[str, Any]:
+    """A grouped cell as the figures read a grouped row: ``import_batch_id`` (None for none), bins
+    and next scores None for none, sums as numbers (PostgreSQL sums whole numbers as decimals)."""
+    out: dict[str, Any] = {}
+    for key, value in cell.items():
+        if key == "import_key":
+            out["import_batch_id"] = _import_id(value)
+        elif key in ("critique_bin", "refinement_bin"):
+            out[key] = None if value == NO_BIN else value
+        elif key == "next_score":
+            out[key] = None if value == NO_SCORE else value
+        elif key in COUNTED:
+            out[key] = int(value or 0)
+        elif key in SUMMED:
+            out[key] = float(value or 0.0)
+        else:
+            out[key] = value
+    return out
+
+
 def _options(project: Project) -> dict[str, Any]:
     """What the filters can be set to: from the project's reviewed turns, whatever the filters."""
     seen = (
-        ReviewedTurn.objects.filter(project=project, submitted=True)
-        .values("prompt_version", "draft_model", "responder_model", "import_batch_id")
-        .annotate(n=Count("id"))
+        TurnCell.objects.filter(project=project)
+        .values("prompt_version", "draft_model", "responder_model", "import_key")
+        .annotate(n=Sum("n"))
+        .order_by()
     )
     versions: set[str] = set()
     models: set[str] = set()
@@ -117,7 +181,7 @@ def _options(project: Project) -> dict[str, Any]:
     for row in seen:
         versions.add(row["prompt_version"])
         models.update((row["draft_model"], row["responder_model"]))
-        imports.add(row["import_batch_id"])
+        imports.add(_import_id(row["import_key"]))
     batches = ImportBatch.objects.filter(project=project, pk__in=[i for i in imports if i is not None])
     labelled = [
         {"id": b["id"], "label": f"#{b['id']} {b['file_name']} ({b['format']})"}
@@ -163,25 +227,23 @@ def _run(queryset: QuerySet, outer: str) -> list[tuple]:
 # Drafter vs human
 
 
-def _drafter(turns, scores, criteria, labels, imports) -> dict[str, Any]:
-    drafted = turns.filter(draft__isnull=False)
-    bucket = {
-        f"{field}_bin": Least(Floor(F(f"{field}_distance") * BINS), Value(BINS - 1), output_field=IntegerField())
-        for field in ("critique", "refinement")
-    }
-    # One scan: the turns by breakdown key, decision and edit distance bins, with the distances' sums.
-    binned = list(
-        drafted.annotate(**bucket)
-        .values("prompt_version", "draft_model", "import_batch_id", "decision", "critique_bin", "refinement_bin")
+def _drafter(cells: _Cells, criteria, labels, imports) -> dict[str, Any]:
+    # The turns by breakdown key, decision and edit distance bins, with the distances' sums.
+    binned = [
+        _decoded(b)
+        for b in cells.of(TurnCell)
+        .filter(drafted=True)
+        .values("prompt_version", "draft_model", "import_key", "decision", "critique_bin", "refinement_bin")
         .annotate(
-            n=Count("id"),
-            cd_n=Count("critique_distance"),
-            cd_sum=Sum("critique_distance"),
-            cd_sq=Sum(F("critique_distance") * F("critique_distance"), output_field=FloatField()),
-            rd_sum=Sum("refinement_distance"),
-            rd_sq=Sum(F("refinement_distance") * F("refinement_distance"), output_field=FloatField()),
+            n=Sum("n"),
+            cd_n=Sum("cd_n"),
+            cd_sum=Sum("cd_sum"),
+            cd_sq=Sum("cd_sq"),
+            rd_sum=Sum("rd_sum"),
+            rd_sq=Sum("rd_sq"),
         )
-    )
+        .order_by()
+    ]
     merged: dict[tuple, dict[str, Any]] = {}
     for b in binned:
         key = (b["prompt_version"], b["draft_model"], b["import_batch_id"], b["decision"])
@@ -214,17 +276,20 @@ def _drafter(turns, scores, criteria, labels, imports) -> dict[str, Any]:
             "mean": stats.mean_from_sums(sum(counts), total, squares),
             "histogram": {"edges": list(EDGES), "counts": counts},
         }
-    pairs = scores.filter(draft_score__isnull=False, final_score__isnull=False).exclude(decision=Decision.REJECTED)
-    # One scan: the pairs by criterion, breakdown key and week (for over_time), draft and final score.
-    cells = list(
-        pairs.values(
-            "criterion", "prompt_version", "draft_model", "import_batch_id", "week", "draft_score", "final_score"
-        ).annotate(n=Count("id"))
-    )
+    # The pairs (both scores given, not rejected) by criterion, breakdown key and week (for
+    # over_time), draft and final score.
+    cells_ = [
+        _decoded(x)
+        for x in cells.of(PairCell)
+        .annotate(week=TruncWeek("day"))
+        .values("criterion", "prompt_version", "draft_model", "import_key", "week", "draft_score", "final_score")
+        .annotate(n=Sum("n"))
+        .order_by()
+    ]
     per_criterion = {}
     for c in criteria:
         matrix = _confusion(
-            ((x["draft_score"], x["final_score"], x["n"]) for x in cells if x["criterion"] == c), labels
+            ((x["draft_score"], x["final_score"], x["n"]) for x in cells_ if x["criterion"] == c), labels
         )
         figures = stats.agreement(matrix, labels)
         per_criterion[c] = {
@@ -238,7 +303,7 @@ def _drafter(turns, scores, criteria, labels, imports) -> dict[str, Any]:
     by: dict[str, list[dict[str, Any]]] = {}
     left_off: dict[str, int] = {}
     for name, column in BY_KEYS.items():
-        rows, more = _by(column, groups, cells, criteria, labels, import_labels)
+        rows, more = _by(column, groups, cells_, criteria, labels, import_labels)
         by[name] = rows
         left_off[name] = more
     return {
@@ -248,7 +313,7 @@ def _drafter(turns, scores, criteria, labels, imports) -> dict[str, Any]:
         "text": text,
         "by": by,
         "by_left_off": left_off,
-        "over_time": _over_time(cells, labels),
+        "over_time": _over_time(cells_, labels),
     }
 
 
@@ -318,7 +383,7 @@ def _over_time(cells, labels) -> list[dict[str, Any]]:
 # Reviewer vs reviewer
 
 
-def _reviewers(turns, scores, criteria, labels) -> dict[str, Any]:
+def _reviewers(turns, scores, criteria, labels, cells: _Cells) -> dict[str, Any]:
     shared_turns = turns.filter(shared=True)
     shared_scores = scores.filter(shared=True, final_score__isnull=False)
     samples = (
@@ -361,17 +426,20 @@ def _reviewers(turns, scores, criteria, labels) -> dict[str, Any]:
         "alpha": alpha,
         "pairwise": pairwise,
         "decisions": stats.proportion(agreeing, sum(n for _, n in decided)),
-        "annotators": _annotators(turns, shared_scores),
+        "annotators": _annotators(turns, shared_scores, cells),
     }
 
 
-def _annotators(turns, shared_scores) -> list[dict[str, Any]]:
+def _annotators(turns, shared_scores, cells: _Cells) -> list[dict[str, Any]]:
     per = {
-        r["reviewer_id"]: r
-        for r in turns.values("reviewer_id").annotate(
-            drafted=Count("id", filter=Q(draft__isnull=False)),
-            accepted=Count("id", filter=Q(draft__isnull=False, decision=Decision.ACCEPTED)),
+        r["reviewer_id"]: {"drafted": int(r["drafted_n"] or 0), "accepted": int(r["accepted_n"] or 0)}
+        for r in cells.of(TurnCell)
+        .values("reviewer_id")
+        .annotate(
+            drafted_n=Sum("n", filter=Q(drafted=True)),
+            accepted_n=Sum("n", filter=Q(drafted=True, decision=Decision.ACCEPTED)),
         )
+        .order_by()
     }
     durations: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for reviewer, seconds, n in _run(
@@ -468,14 +536,19 @@ def _latest_drafts(project: Project, filters: QualityFilters) -> QuerySet:
     return drafts
 
 
-def _models(project, filters, turns, scores, criteria, labels) -> list[dict[str, Any]]:
-    reviewed = list(turns.values("responder_model", "responder_source").annotate(n=Count("id")))
-    # One scan: the final scores by model, criterion and the same reviewer's score of the next turn.
-    human = list(
-        scores.filter(final_score__isnull=False)
+def _models(project, filters, cells: _Cells, criteria, labels) -> list[dict[str, Any]]:
+    reviewed = [
+        _decoded(x)
+        for x in cells.of(TurnCell).values("responder_model", "responder_source").annotate(n=Sum("n")).order_by()
+    ]
+    # The final scores by model, criterion and the same reviewer's score of the next turn.
+    human = [
+        _decoded(x)
+        for x in cells.of(FinalCell)
         .values("responder_model", "criterion", "final_score", "next_score")
-        .annotate(n=Count("id"))
-    )
+        .annotate(n=Sum("n"))
+        .order_by()
+    ]
     score_of = {
         f"s{i}": Case(
             *[

@@ -109,3 +109,148 @@ class ReviewedScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.criterion} of {self.row_id}: {self.draft_score} → {self.final_score}"
+
+
+# --------------------------------------------------------------------------------------------
+# The cube: the submitted rows above counted per value of everything the figures filter and group
+# by, so that a request groups over thousands of cells instead of a project's every row. Kept by
+# ``quality.cube`` in the transactions that change the rows (one delta per change, under the
+# project's ``QualityState`` row lock), rebuilt whole by ``quality_rebuild``. No null in a key
+# (a unique constraint would let nulls repeat): NO_IMPORT, NO_SCORE and NO_BIN stand for none.
+
+NO_IMPORT = 0
+NO_SCORE = -100_000
+NO_BIN = -1
+
+
+class QualityState(models.Model):
+    """A project's version of its quality figures: bumped by every change of its summary or cube
+    (in the changing transaction), so a cached figures JSON of another version is stale. Its row
+    lock orders every writer of the project's cube."""
+
+    project = models.OneToOneField("feedback.Project", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    version = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"quality of project {self.project_id}: version {self.version}"
+
+
+class TurnCell(models.Model):
+    """Submitted reviewed turns counted by day (UTC) of the review, reviewer, decision, whether it
+    started from a draft, the grouping columns and the edit distance bins, with the distances' sums."""
+
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    reviewer_id = models.BigIntegerField()
+    decision = models.CharField(max_length=20)
+    drafted = models.BooleanField()
+    prompt_version = models.CharField(max_length=50, blank=True)
+    draft_model = models.CharField(max_length=200, blank=True)
+    responder_model = models.CharField(max_length=200, blank=True)
+    responder_source = models.CharField(max_length=20, blank=True)
+    import_key = models.BigIntegerField(help_text="The import batch's id; NO_IMPORT for none.")
+    critique_bin = models.SmallIntegerField(help_text="Edit distance bin; NO_BIN without a distance.")
+    refinement_bin = models.SmallIntegerField(help_text="Edit distance bin; NO_BIN without a distance.")
+    n = models.BigIntegerField(default=0)
+    cd_n = models.BigIntegerField(default=0)
+    cd_sum = models.FloatField(default=0.0)
+    cd_sq = models.FloatField(default=0.0)
+    rd_sum = models.FloatField(default=0.0)
+    rd_sq = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "project",
+                    "day",
+                    "reviewer_id",
+                    "decision",
+                    "drafted",
+                    "prompt_version",
+                    "draft_model",
+                    "responder_model",
+                    "responder_source",
+                    "import_key",
+                    "critique_bin",
+                    "refinement_bin",
+                ],
+                name="turn_cell_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.n} turns of project {self.project_id} on {self.day}"
+
+
+class PairCell(models.Model):
+    """Draft and final scores of a criterion, both given, of submitted turns not rejected, counted."""
+
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    criterion = models.CharField(max_length=50)
+    prompt_version = models.CharField(max_length=50, blank=True)
+    draft_model = models.CharField(max_length=200, blank=True)
+    responder_model = models.CharField(max_length=200, blank=True)
+    import_key = models.BigIntegerField()
+    draft_score = models.SmallIntegerField()
+    final_score = models.SmallIntegerField()
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "project",
+                    "day",
+                    "criterion",
+                    "prompt_version",
+                    "draft_model",
+                    "responder_model",
+                    "import_key",
+                    "draft_score",
+                    "final_score",
+                ],
+                name="pair_cell_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.n} x {self.criterion} {self.draft_score} → {self.final_score}"
+
+
+class FinalCell(models.Model):
+    """Final scores of a criterion of submitted turns, with the same reviewer's final score of the
+    next turn (NO_SCORE: none), counted."""
+
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    criterion = models.CharField(max_length=50)
+    prompt_version = models.CharField(max_length=50, blank=True)
+    draft_model = models.CharField(max_length=200, blank=True)
+    responder_model = models.CharField(max_length=200, blank=True)
+    import_key = models.BigIntegerField()
+    final_score = models.SmallIntegerField()
+    next_score = models.IntegerField(help_text="NO_SCORE: no score of the next turn.")
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "project",
+                    "day",
+                    "criterion",
+                    "prompt_version",
+                    "draft_model",
+                    "responder_model",
+                    "import_key",
+                    "final_score",
+                    "next_score",
+                ],
+                name="final_cell_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.n} x {self.criterion} {self.final_score} then {self.next_score}"

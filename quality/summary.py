@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Count, F, IntegerField, Value, When
 
 from feedback.drafting.models import CallStatus, Draft, Generation
 from feedback.models import Project, Sample
 from feedback.review.models import Assignment, AssignmentState, Revision
 
-from . import stats
+from . import cube, stats
 from .models import ReviewedScore, ReviewedTurn, Source
 
 BATCH = 2000
@@ -220,6 +220,15 @@ def revision_saved(revision: Revision) -> None:
     row = chain.row()
     finals = chain.finals(criteria)
     with transaction.atomic():
+        cube.lock(chain.project_id)
+        # The rows this save changes: its own (rewritten) and the one of the turn before (its
+        # next-turn scores); their cells out before, back in after.
+        before = list(
+            ReviewedTurn.objects.filter(assignment_id=revision.assignment_id, turn_index=turn.index - 1).values_list(
+                "pk", flat=True
+            )
+        )
+        delta = cube.Delta(chain.project_id).rows([*before, *([existing["pk"]] if existing else [])], -1)
         if existing:
             row.pk = existing["pk"]
             mine.filter(row_id=row.pk).delete()
@@ -231,19 +240,36 @@ def revision_saved(revision: Revision) -> None:
         # A CASE of NULLs alone would be text to PostgreSQL: no score at all is a plain NULL.
         linked = Case(*given, default=None, output_field=IntegerField()) if given else None
         mine.filter(row__turn_index=turn.index - 1).update(next_score=linked)
+        delta.rows([*before, row.pk], 1).apply()
 
 
-def assignment_saved(assignment_id: int, sample_id: int, state: str) -> None:
-    """Counts an assignment's rows in the figures exactly while it is submitted."""
+def assignment_saved(assignment_id: int, sample_id: int, state: str, project_id: int) -> None:
+    """Counts an assignment's rows in the figures exactly while it is submitted.
+
+    A save that changes no row (a claim, an expiry of an assignment without rows) takes no lock."""
     submitted = state == AssignmentState.SUBMITTED
-    ReviewedTurn.objects.filter(assignment_id=assignment_id).exclude(submitted=submitted).update(submitted=submitted)
-    ReviewedScore.objects.filter(assignment_id=assignment_id).exclude(submitted=submitted).update(submitted=submitted)
-    sync_shared(sample_id)
+    flipping = ReviewedTurn.objects.filter(assignment_id=assignment_id).exclude(submitted=submitted)
+    shared = _shared(sample_id)
+    if not flipping.exists() and not ReviewedTurn.objects.filter(sample_id=sample_id).exclude(shared=shared).exists():
+        return
+    with transaction.atomic():
+        cube.lock(project_id)
+        ids = list(flipping.values_list("pk", flat=True))
+        delta = cube.Delta(project_id).rows(ids, -1)
+        ReviewedTurn.objects.filter(pk__in=ids).update(submitted=submitted)
+        ReviewedScore.objects.filter(row_id__in=ids).update(submitted=submitted)
+        delta.rows(ids, 1).apply()
+        sync_shared(sample_id)
+
+
+def _shared(sample_id: int) -> bool:
+    return Assignment.objects.filter(sample_id=sample_id, state=AssignmentState.SUBMITTED).count() >= 2
 
 
 def sync_shared(sample_id: int) -> None:
-    """Marks the sample's rows as shared (reviewed by two or more) when it has two submitted reviews."""
-    shared = Assignment.objects.filter(sample_id=sample_id, state=AssignmentState.SUBMITTED).count() >= 2
+    """Marks the sample's rows as shared (reviewed by two or more) when it has two submitted reviews.
+    (Not a dimension of the cube: the reviewer figures read the shared rows themselves.)"""
+    shared = _shared(sample_id)
     ReviewedTurn.objects.filter(sample_id=sample_id).exclude(shared=shared).update(shared=shared)
     ReviewedScore.objects.filter(sample_id=sample_id).exclude(shared=shared).update(shared=shared)
 
@@ -385,8 +411,15 @@ def rebuild_project(project: Project, progress=None) -> int:
     )
     written = 0
     with transaction.atomic():
-        ReviewedScore.objects.filter(project=project).delete()
-        ReviewedTurn.objects.filter(project=project).delete()
+        cube.lock(project.pk)
+        # Plain DELETEs: the rows' own deletion receiver (a cascade's) would recompute the cube,
+        # which this does at the end anyway.
+        with connection.cursor() as cursor:
+            for model in (ReviewedScore, ReviewedTurn):
+                cursor.execute(
+                    f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)} WHERE project_id = %s",  # noqa: S608
+                    [project.pk],
+                )
         pending: list[Chain] = []
         for group in _chains(project, generated, shared):
             by_index = {chain.turn_index: chain for chain in group}
@@ -407,6 +440,7 @@ def rebuild_project(project: Project, progress=None) -> int:
             written += len(pending)
             if progress:
                 progress(written)
+        cube.recompute(project.pk)
     return written
 
 
