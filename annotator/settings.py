@@ -308,6 +308,29 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+
+def storage_origin(entry: dict) -> str | None:
+    """The origin that signed URLs of an S3 store point to (pages must be allowed to load images
+    from it), or None for a local store."""
+    options = entry.get("OPTIONS", {})
+    if "bucket_name" not in options:
+        return None
+    endpoint = options.get("endpoint_url")
+    if not endpoint:
+        return "https://*.amazonaws.com"
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    if options.get("addressing_style") == "virtual":
+        return f"{parts.scheme}://*.{parts.netloc}"
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# Images of an S3 media store under signed downloads come from the store: the pages may load them.
+_media_origin = storage_origin(STORAGES["default"])
+if _media_origin and STORAGE_DOWNLOADS == "signed":
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"].append(_media_origin)
+
 # Images: Pillow refuses anything whose header claims more pixels than this (a decompression
 # bomb guard), and anything it cannot fully decode.
 IMAGE_MAX_PIXELS = env_int("ANNOTATOR_IMAGE_MAX_PIXELS", 50_000_000)

@@ -8,15 +8,25 @@ import hashlib
 import io
 import json
 import tarfile
+import time
 import urllib.request
 import zipfile
+from datetime import timedelta
 
 import boto3
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from exports.models import Release
-from exports.service import release_build, release_create, release_delete, release_location
+from exports.service import (
+    release_build,
+    release_create,
+    release_delete,
+    release_location,
+    release_prefix,
+    releases_recover,
+)
 from feedback import storage
 from feedback.images import apply_file
 from feedback.importers.uploads import import_upload_create
@@ -151,3 +161,19 @@ def test_an_upload_gone_from_the_bucket_fails_its_import_with_a_reason(project, 
     batch.refresh_from_db()
     assert batch.status == ImportBatch.Status.FAILED
     assert "gone.jsonl does not exist" in batch.failure
+
+
+def test_the_sweep_aborts_unfinished_uploads_of_releases_no_build_holds(project, s3_storages, settings):
+    lost = release_create(project=project, user=None, formats=["rich"], enqueue=False)
+    building = release_create(project=project, user=None, formats=["rich"], enqueue=False)
+    Release.objects.filter(pk=building.pk).update(
+        state=Release.State.RUNNING, attempt="live", heartbeat_at=timezone.now() + timedelta(hours=1)
+    )
+    for release, token in ((lost, "lost"), (building, "live")):
+        stream, _ = storage.Staging(storage.RELEASES, release_prefix(release), token).open("rich.jsonl")
+        stream.write(b"{}\n")  # begun, never completed: the lost one's worker died
+    time.sleep(1.1)  # the store counts whole seconds
+    settings.WORK_LEASE = 0
+    assert releases_recover(timezone.now())["partials_removed"] == 1
+    assert storage.abort_uploads(storage.RELEASES, release_prefix(lost)) == 0  # gone already
+    assert storage.abort_uploads(storage.RELEASES, release_prefix(building)) == 1  # was kept

@@ -98,3 +98,35 @@ def test_serving_signed_or_streamed(s3_storages, settings):
     assert isinstance(streamed, FileResponse)
     assert streamed.status_code == 200 and b"".join(streamed.streaming_content) == b"GIF89a"  # type: ignore[arg-type]
     assert "attachment" in streamed["Content-Disposition"]
+
+
+def test_store_settings_per_kind_with_shared_defaults(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from annotator.settings import storage_origin, storage_settings
+
+    monkeypatch.setenv("ANNOTATOR_STORAGE", "s3")
+    with pytest.raises(ImproperlyConfigured, match="ANNOTATOR_S3_BUCKET or ANNOTATOR_RELEASES_S3_BUCKET"):
+        storage_settings("RELEASES", "RELEASES_ROOT")
+    monkeypatch.setenv("ANNOTATOR_S3_BUCKET", "shared")
+    monkeypatch.setenv("ANNOTATOR_S3_ENDPOINT_URL", "http://store.internal:9000")
+    monkeypatch.setenv("ANNOTATOR_RELEASES_S3_BUCKET", "releases-bucket")
+    monkeypatch.setenv("ANNOTATOR_RELEASES_S3_PREFIX", "/team/a/")
+    monkeypatch.setenv("ANNOTATOR_UPLOADS_STORAGE", "local")
+    releases = storage_settings("RELEASES", "RELEASES_ROOT")["OPTIONS"]
+    assert (releases["bucket_name"], releases["location"]) == ("releases-bucket", "team/a")
+    assert releases["endpoint_url"] == "http://store.internal:9000"
+    media = storage_settings("MEDIA", "MEDIA_ROOT")
+    assert (media["OPTIONS"]["bucket_name"], media["OPTIONS"]["location"]) == ("shared", "media")
+    assert storage_settings("UPLOADS", "UPLOAD_DIR")["BACKEND"] == "feedback.storage.LocalStorage"
+    assert storage_origin(media) == "http://store.internal:9000"
+    assert storage_origin(storage_settings("UPLOADS", "UPLOAD_DIR")) is None
+    monkeypatch.setenv("ANNOTATOR_MEDIA_STORAGE", "ftp")
+    with pytest.raises(ImproperlyConfigured, match="ANNOTATOR_MEDIA_STORAGE must be 'local' or 's3'"):
+        storage_settings("MEDIA", "MEDIA_ROOT")
+
+
+def test_credentials_stay_in_the_environment(s3_storages, settings):
+    """The settings name no key: boto3 reads them from the environment when it connects."""
+    assert s3_storages["AWS_SECRET_ACCESS_KEY"] not in repr(settings.STORAGES)
+    assert "access_key" not in repr(settings.STORAGES) and "secret_key" not in repr(settings.STORAGES)
