@@ -23,9 +23,11 @@ def import_batch_run_task(batch_id: int) -> None:
 
 
 @shared_task(name=IMAGE_FETCH, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def image_fetch_task(reference_id: int) -> None:
-    """One image reference (``default`` queue): fetched, checked and stored, or failed with its reason."""
-    reference_fetch(reference_id=reference_id)
+def image_fetch_task(reference_ids: list[int]) -> None:
+    """A few image references (``default`` queue), one after the other: each fetched, checked and
+    stored, or failed with its reason, or left for a retry."""
+    for reference_id in reference_ids:
+        reference_fetch(reference_id=reference_id)
 
 
 @shared_task(name=LLM_ITEM_RUN, acks_late=True, reject_on_worker_lost=True, ignore_result=True)

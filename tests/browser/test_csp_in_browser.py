@@ -126,6 +126,7 @@ def test_every_page_runs_under_the_strict_policy_without_a_violation(live_server
         "project settings": (f"{base}/projects/{slug}/settings/", False),
         "members": (f"{base}/projects/{slug}/members/", False),
         "adjudication queue": (f"{base}/projects/{slug}/adjudication/", False),
+        "workers": (f"{base}/workers/", False),
         "admin": (f"{base}/admin/", False),
         "admin samples": (f"{base}/admin/feedback/sample/", False),
         "admin sample": (f"{base}/admin/feedback/sample/{sample.pk}/change/", False),

@@ -347,3 +347,30 @@ def test_the_reference_must_be_a_string(project, tmp_path):
         from feedback.importers.service import import_batch_create
 
         import_batch_create(project=project, format="images", file_name="x", options={"images_base": "s3://b/x/"})
+
+
+def test_the_review_page_says_pending_then_failed_then_shows_the_fetched_image(refs, project, tmp_path, client):
+    from .review_helpers import claim_one, make_reviewers
+
+    records = [
+        native_record("a", {"file_name": "a.png", "ref": f"{refs.base}/img/a.png"}),
+        native_record("b", {"file_name": "b.png", "ref": f"{refs.base}/gone/b.png"}),
+    ]
+    run_import(project, "native", write_jsonl(tmp_path / "r.jsonl", records))
+    pages, users = {}, {}
+    for reviewer in make_reviewers(project, "alice", "bob"):
+        assignment = claim_one(project, reviewer)
+        name = assignment.sample.external_id
+        pages[name], users[name] = f"/projects/{project.slug}/review/{assignment.pk}/", reviewer
+    assert set(pages) == {"a", "b"}
+    client.force_login(users["a"])
+    html = client.get(pages["a"]).content.decode()
+    assert 'id="image-missing" data-reference-state="pending"' in html and "is being fetched from" in html
+    fetch_all()
+    html = client.get(pages["a"]).content.decode()
+    image = Image.objects.get(file_name="a.png")
+    assert 'id="image-missing"' not in html and f'src="/images/{image.pk}/file"' in html
+    assert f'data-width="{image.width}"' in html
+    client.force_login(users["b"])
+    html = client.get(pages["b"]).content.decode()
+    assert 'data-reference-state="failed"' in html and "HTTP 404" in html
