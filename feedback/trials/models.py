@@ -77,16 +77,18 @@ class TrialDraft(models.Model):
     a Draft). One per variant and turn, so a redelivered message drafts nothing twice."""
 
     class State(models.TextChoices):
+        PENDING = "pending", "Pending"
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
-    OPEN = (State.QUEUED, State.RUNNING)
+    IN_FLIGHT = (State.QUEUED, State.RUNNING)
+    OPEN = (State.PENDING, State.QUEUED, State.RUNNING)
 
     variant = models.ForeignKey(TrialVariant, on_delete=models.CASCADE, related_name="drafts")
     turn = models.ForeignKey("feedback.Turn", on_delete=models.CASCADE, related_name="+")
-    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
     token = models.CharField(max_length=32, blank=True)
     lease_until = models.DateTimeField(
         null=True, blank=True, help_text="Queued or running until then; past it, its watcher sends it again."

@@ -2,13 +2,14 @@
 
 A trial drafts every turn of its set once per variant. Each (variant, turn) is one TrialDraft row,
 made when the trial is created and sent as one task by name (``TRIAL_ITEM_RUN``, the ``llm``
-queue); the task drafts with ``drafting.service.draft_values`` (the same prompt, rate limit,
-parser, repair and re-ask as a job's draft) and writes the result on its own row, never a Draft:
-the review queue, the project's drafts and its releases never see a trial. Completion is read from
-the rows' states. A message runs its row only while the row holds that message's token, and each row has a lease:
-a watcher (``TRIAL_WATCH``, every ``JOB_WATCH_INTERVAL`` while the trial runs) sends a row whose
-lease ran out again under a new token (its worker was lost), so a row is drafted once whatever
-happens to the workers, and the stale message does nothing.
+queue), at most ``JOB_WINDOW`` of a trial on the broker at once (each finished row sends the next).
+The task drafts with ``drafting.service.draft_values`` (the same prompt, rate limit, parser, repair
+and re-ask as a job's draft) and writes the result on its own row, never a Draft: the review queue,
+the project's drafts and its releases never see a trial. Completion is read from the rows' states.
+A message runs its row only while the row holds that message's token, and each row in flight has
+a lease: a watcher (``TRIAL_WATCH``, every ``JOB_WATCH_INTERVAL`` while the trial runs) sends a
+row whose lease ran out again under a new token (its worker was lost), so a row is drafted once
+whatever happens to the workers, and the stale message does nothing.
 """
 
 from __future__ import annotations
@@ -174,8 +175,6 @@ def trial_create(*, project: Project, set: Any, variants: Any, name: Any = "", u
     """Validate (trial_request) and start a trial: one row per variant and turn, each sent by name
     once the transaction commits."""
     req = trial_request(project=project, set=set, variants=variants, name=name, user=user)
-    token = uuid.uuid4().hex
-    lease = timezone.now() + timedelta(seconds=settings.JOB_LEASE)
     with transaction.atomic():
         trial = Trial.objects.create(
             project=project,
@@ -189,25 +188,40 @@ def trial_create(*, project: Project, set: Any, variants: Any, name: Any = "", u
         rows = TrialVariant.objects.bulk_create(
             TrialVariant(trial=trial, position=i, llm_settings=s) for i, s in enumerate(req.variants)
         )
-        drafts = TrialDraft.objects.bulk_create(
-            TrialDraft(variant=variant, turn_id=turn_id, token=token, lease_until=lease)
-            for variant in rows
-            for turn_id in req.turn_ids
+        # Variant by variant for each turn, so that a window in flight holds every variant alike.
+        TrialDraft.objects.bulk_create(
+            TrialDraft(variant=variant, turn_id=turn_id) for turn_id in req.turn_ids for variant in rows
         )
-        ids = [d.pk for d in drafts] if all(d.pk for d in drafts) else _ids(trial)
-        send_each(TRIAL_ITEM_RUN, ((pk, token) for pk in ids))
+        _fill(trial.pk)
         send(TRIAL_WATCH, trial.pk, countdown=settings.JOB_WATCH_INTERVAL)
     return trial
 
 
-def _ids(trial: Trial) -> list[int]:
-    return list(TrialDraft.objects.filter(variant__trial=trial).order_by("pk").values_list("pk", flat=True))
+def _fill(trial_id: int, limit: int | None = None) -> int:
+    """Send pending rows until ``JOB_WINDOW`` of the trial are in flight (or ``limit`` more), each
+    under a token and a lease, once the transaction commits. Returns how many."""
+    rows = TrialDraft.objects.filter(variant__trial_id=trial_id)
+    if limit is None:
+        limit = settings.JOB_WINDOW - rows.filter(state__in=TrialDraft.IN_FLIGHT).count()
+    sent: list[tuple[int, str]] = []
+    if limit <= 0:
+        return 0
+    lease = timezone.now() + timedelta(seconds=settings.JOB_LEASE)
+    for row_id in rows.filter(state=TrialDraft.State.PENDING).order_by("pk").values_list("pk", flat=True)[:limit]:
+        token = uuid.uuid4().hex
+        # A row another process sent meanwhile is no longer pending: it is not sent twice.
+        if TrialDraft.objects.filter(pk=row_id, state=TrialDraft.State.PENDING).update(
+            state=TrialDraft.State.QUEUED, token=token, lease_until=lease, updated_at=timezone.now()
+        ):
+            sent.append((row_id, token))
+    send_each(TRIAL_ITEM_RUN, sent)
+    return len(sent)
 
 
 def trial_item_run(*, draft_id: int, token: str) -> None:
     """Draft one turn with one variant. A stale message (its token replaced) does nothing."""
     now = timezone.now()
-    claimed = TrialDraft.objects.filter(pk=draft_id, token=token, state__in=TrialDraft.OPEN).update(
+    claimed = TrialDraft.objects.filter(pk=draft_id, token=token, state__in=TrialDraft.IN_FLIGHT).update(
         state=TrialDraft.State.RUNNING, updated_at=now, lease_until=now + _running_lease()
     )
     if not claimed:
@@ -278,9 +292,10 @@ def _again(row: TrialDraft, token: str, delay: float, *, error: str, attempt: bo
 
 def _store(row: TrialDraft, token: str, **values: Any) -> None:
     with transaction.atomic():
-        if TrialDraft.objects.filter(pk=row.pk, token=token, state=TrialDraft.State.RUNNING).update(
+        stored = TrialDraft.objects.filter(pk=row.pk, token=token, state=TrialDraft.State.RUNNING).update(
             token="", lease_until=None, updated_at=timezone.now(), **values
-        ):
+        )
+        if stored and not _fill(row.variant.trial_id, limit=1):
             _finish_if_done(row.variant.trial_id)
 
 
@@ -306,15 +321,17 @@ def trial_watch(*, trial_id: int) -> None:
     fresh = Q(watched_at__isnull=True) | Q(watched_at__lt=now - timedelta(seconds=0.8 * interval))
     if not Trial.objects.filter(fresh, pk=trial_id, state=Trial.State.RUNNING).update(watched_at=now):
         return
-    expired = TrialDraft.objects.filter(variant__trial_id=trial_id, state__in=TrialDraft.OPEN, lease_until__lt=now)
+    expired = TrialDraft.objects.filter(variant__trial_id=trial_id, state__in=TrialDraft.IN_FLIGHT, lease_until__lt=now)
     for row_id, old_token in expired.values_list("pk", "token"):
         new_token = uuid.uuid4().hex
         lease = now + timedelta(seconds=settings.JOB_LEASE)
-        if TrialDraft.objects.filter(pk=row_id, token=old_token).update(
+        # Still expired: a worker that claimed the row meanwhile gave it a fresh lease, and keeps it.
+        if TrialDraft.objects.filter(pk=row_id, token=old_token, lease_until__lt=now).update(
             state=TrialDraft.State.QUEUED, token=new_token, lease_until=lease, updated_at=now
         ):
             log.warning("trial %s: draft %s was lost with its worker; sent again", trial_id, row_id)
             send(TRIAL_ITEM_RUN, row_id, new_token)
+    _fill(trial_id)
     _finish_if_done(trial_id)
     if Trial.objects.filter(pk=trial_id, state=Trial.State.RUNNING).exists():
         send(TRIAL_WATCH, trial_id, countdown=interval)

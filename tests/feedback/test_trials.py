@@ -224,6 +224,23 @@ def test_a_redelivered_or_stale_message_drafts_nothing_twice(project, admin_user
     assert done.state == TrialDraft.State.DONE and done.calls == 1
 
 
+def test_at_most_a_window_of_drafts_is_on_the_broker_and_each_finished_one_sends_the_next(
+    project, admin_user, simulated, settings
+):
+    settings.JOB_WINDOW = 3
+    SampleFactory.create_numbered(4, project=project, turns=1)
+    trial = service.trial_create(
+        project=project, user=admin_user, set={"kind": "random", "n": 4}, variants=[{}, {"temperature": 1.0}]
+    )
+    rows = TrialDraft.objects.filter(variant__trial=trial).order_by("pk")
+    assert list(rows.values_list("state", flat=True)) == ["queued"] * 3 + ["pending"] * 5
+    first = rows[0]
+    service.trial_item_run(draft_id=first.pk, token=first.token)
+    assert list(rows.values_list("state", flat=True)) == ["done"] + ["queued"] * 3 + ["pending"] * 4
+    # Turn by turn, each variant alike: the window holds both variants of the first turns.
+    assert [r.variant.label for r in rows[:4]] == ["A", "B", "A", "B"]
+
+
 def test_the_watcher_sends_again_the_drafts_whose_worker_was_lost(
     project, admin_user, simulated, django_capture_on_commit_callbacks
 ):

@@ -22,8 +22,9 @@ V1 = prompts.FEEDBACK_V1
 
 
 @pytest.fixture
-def env(job_env):  # noqa: F811 (the fixture imported above)
-    """The jobs' short timings, for the test process and the worker alike."""
+def env(job_env, settings):  # noqa: F811 (the fixture imported above)
+    """The jobs' short timings and window, for the test process and the worker alike."""
+    settings.JOB_WINDOW = 16
     return job_env
 
 
