@@ -3,6 +3,7 @@
     .venv/bin/python bench/review_bench.py [--samples 63000] [--ops 1000] [--clients 20] [--seconds 60]
         [--mode processes|threads] [--reviews-required 1] [--queries] [--database-url URL] [--keep]
     .venv/bin/python bench/review_bench.py --smoke    # 2,000 samples, 4 clients for 3 s: seconds, no targets
+    .venv/bin/python bench/review_bench.py --team [--smoke]   # the team scenario below
 
 Set-up: a PostgreSQL database of its own (dropped and created, then migrated; its name must contain
 "bench"), seeded in bulk with one project of --samples samples, each with an annotated image (no
@@ -29,7 +30,17 @@ GIL, so claims/s would measure one interpreter rather than the server and the da
 claims would really overlap in the database, the very races the double-claim check is after.
 --mode threads is there for comparison.
 
-It prints its figures and the targets met or missed; it never fails on time, only on double claims.
+--team runs the scenario of a labelling team: reviews_required 2 (unless given), adjudication at the
+default threshold, and gold checks at 5 %: one sample in 20 is reviewed twice (agreeing) and marked
+gold before anything is timed, and the project serves gold one claim in 20. In phase 3 one review
+in 8 edits every score to the far end of the scale from the draft, so that reviews disagree. After
+phase 3 it also checks: no reviewer holds the same sample twice (in two lanes, or as a review and a
+gold check), no gold sample nor any gold check is read by a release (``exports.records``, what
+every format writes from), and every sample whose two reviews disagree has exactly one adjudication
+case while no agreeing one has any.
+
+It prints its figures and the targets met or missed; it never fails on time, only on double claims
+(and, with --team, on the checks above).
 """
 
 from __future__ import annotations
@@ -72,6 +83,16 @@ SEED = 20240620
 CRITERIA = ["helpfulness", "honesty", "harmlessness"]
 LABELS = ["person", "car", "dog", "cup", "chair", "bench", "bottle", "bicycle", "bus", "umbrella"]
 CHUNK = 5000
+GOLD_EVERY = 20  # the team scenario: one sample in 20 is gold, one claim in 20 serves gold
+DISAGREE_EVERY = 8  # the team scenario: one review in 8 scores far from the draft
+
+
+def gold_authors() -> list[Any]:
+    """The two reviewers of the gold samples (not among the clients, who are checked against them)."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    return [User.objects.create_user(username=f"bench-gold-author-{i}") for i in (1, 2)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,7 +104,7 @@ def fill(template: str, n: int) -> str:
     return template.format(s=subject, p=place, c=COLOURS[n % len(COLOURS)])
 
 
-def seed(count: int, reviews_required: int, clients: int) -> tuple[Any, Any, list[Any]]:
+def seed(count: int, reviews_required: int, clients: int, gold_every: int = 0) -> tuple[Any, Any, list[Any]]:
     """The project, the measuring annotator and one annotator per client."""
     from django.contrib.auth import get_user_model
     from django.db import transaction
@@ -92,7 +113,9 @@ def seed(count: int, reviews_required: int, clients: int) -> tuple[Any, Any, lis
     from feedback.models import Image, Project, ProjectMembership, Role, Sample, Turn
 
     rng = random.Random(SEED)
-    project = Project.objects.create(name="Review bench", slug=SLUG, reviews_required=reviews_required)
+    project = Project.objects.create(
+        name="Review bench", slug=SLUG, reviews_required=reviews_required, gold_every=gold_every
+    )
     for start in range(0, count, CHUNK):
         numbers = range(start, min(start + CHUNK, count))
         with transaction.atomic():
@@ -157,14 +180,101 @@ def seed(count: int, reviews_required: int, clients: int) -> tuple[Any, Any, lis
 # Operations
 
 
-def submit(assignment: Any, user: Any) -> None:
-    """Accepts the draft of every answered turn: the last save submits the review."""
+def submit(assignment: Any, user: Any, *, disagree: bool = False) -> None:
+    """Accepts the draft of every answered turn: the last save submits the review. ``disagree``: edits
+    every score to the far end of the scale from the draft's instead."""
     from feedback.models import Turn
     from feedback.review.models import Decision
-    from feedback.review.revisions import revision_create
+    from feedback.review.revisions import latest_draft, revision_create
 
     for turn in Turn.objects.filter(sample_id=assignment.sample_id, model_response__isnull=False).order_by("index"):
-        revision_create(assignment=assignment, turn=turn, author=user, base_version=0, decision=Decision.ACCEPTED)
+        if not disagree:
+            revision_create(assignment=assignment, turn=turn, author=user, base_version=0, decision=Decision.ACCEPTED)
+            continue
+        draft = latest_draft(turn)
+        drafted = draft.scores if draft is not None else {}
+        revision_create(
+            assignment=assignment,
+            turn=turn,
+            author=user,
+            base_version=0,
+            decision=Decision.EDITED,
+            critique="The draft misreads the image.",
+            scores={c: 1 if int(drafted.get(c, 4)) >= 4 else 7 for c in CRITERIA},
+        )
+
+
+def mark_gold(project: Any, every: int, reviewers: list[Any]) -> int:
+    """Every ``every``-th sample reviewed by two ``reviewers`` (accepting the drafts, in bulk) and
+    marked gold with the accepted drafts as the expected answer; returns the gold samples made."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from feedback.drafting.models import Draft
+    from feedback.review.models import Assignment, Decision, GoldSample, QueueItem, QueueState, Revision
+
+    now = timezone.now()
+    ids = list(
+        QueueItem.objects.filter(project=project).order_by("sample_id").values_list("sample_id", flat=True)[::every]
+    )
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        with transaction.atomic():
+            list(QueueState.objects.select_for_update().filter(project=project).values_list("pk"))
+            assignments = Assignment.objects.bulk_create(
+                Assignment(
+                    project=project,
+                    sample_id=sample_id,
+                    reviewer=reviewer,
+                    lane=lane,
+                    state=Assignment.State.SUBMITTED,
+                    claimed_at=now,
+                    expires_at=now,
+                    finished_at=now,
+                )
+                for sample_id in chunk
+                for lane, reviewer in enumerate(reviewers[:2], 1)
+            )
+            drafts = list(Draft.objects.filter(turn__sample_id__in=chunk).select_related("turn"))
+            by_sample: dict[int, list[Any]] = {}
+            for draft in drafts:
+                by_sample.setdefault(draft.turn.sample_id, []).append(draft)
+            Revision.objects.bulk_create(
+                Revision(
+                    assignment=a,
+                    turn_id=d.turn_id,
+                    version=1,
+                    author_id=a.reviewer_id,
+                    draft=d,
+                    decision=Decision.ACCEPTED,
+                    critique=d.critique,
+                    refinement=d.refinement,
+                    scores=d.scores,
+                )
+                for a in assignments
+                for d in by_sample[a.sample_id]
+            )
+            QueueItem.objects.filter(sample_id__in=chunk).update(holding=2, reviews_done=2, open=False)
+            GoldSample.objects.bulk_create(
+                GoldSample(
+                    project=project,
+                    sample_id=sample_id,
+                    marked_by=reviewers[0],
+                    marked_at=now,
+                    expected={
+                        str(d.turn_id): {
+                            "decision": Decision.ACCEPTED,
+                            "critique": d.critique,
+                            "refinement": d.refinement,
+                            "scores": d.scores,
+                            "reason": "",
+                        }
+                        for d in by_sample[sample_id]
+                    },
+                )
+                for sample_id in chunk
+            )
+    return len(ids)
 
 
 def ms(seconds: float) -> float:
@@ -327,7 +437,7 @@ def queries_of(project: Any, user: Any, show: bool, render: bool) -> dict[str, i
 # Concurrent clients
 
 
-def client_loop(user_id: int, project_id: int, seconds: float, barrier: Any) -> dict[str, Any]:
+def client_loop(user_id: int, project_id: int, seconds: float, barrier: Any, disagree_every: int = 0) -> dict[str, Any]:
     """One annotator claiming and submitting (every 10th skipped) until the time is up."""
     from django.contrib.auth import get_user_model
     from django.db import connection
@@ -354,7 +464,7 @@ def client_loop(user_id: int, project_id: int, seconds: float, barrier: Any) -> 
                 lease_end(assignment=assignment, user=user, state=Assignment.State.SKIPPED)
                 out["skips"] += 1
             else:
-                submit(assignment, user)
+                submit(assignment, user, disagree=bool(disagree_every) and out["claims"] % disagree_every == 3)
         except Exception as error:  # counted and reported; the client goes on
             out["errors"] += 1
             out["first_error"] = out["first_error"] or f"{type(error).__name__}: {error}"[:300]
@@ -363,12 +473,16 @@ def client_loop(user_id: int, project_id: int, seconds: float, barrier: Any) -> 
     return out
 
 
-def _process_client(user_id: int, project_id: int, seconds: float, barrier: Any, results: Any) -> None:
+def _process_client(
+    user_id: int, project_id: int, seconds: float, barrier: Any, results: Any, disagree_every: int = 0
+) -> None:
     setup_django()
-    results.put(client_loop(user_id, project_id, seconds, barrier))
+    results.put(client_loop(user_id, project_id, seconds, barrier, disagree_every))
 
 
-def phase_concurrent(project: Any, users: list[Any], seconds: float, mode: str, db: Database) -> dict[str, Any]:
+def phase_concurrent(
+    project: Any, users: list[Any], seconds: float, mode: str, db: Database, disagree_every: int = 0
+) -> dict[str, Any]:
     from django.db import connections
 
     clients = len(users)
@@ -377,14 +491,20 @@ def phase_concurrent(project: Any, users: list[Any], seconds: float, mode: str, 
         barrier: Any = ctx.Barrier(clients + 1)
         results: Any = ctx.Queue()
         workers: list[Any] = [
-            ctx.Process(target=_process_client, args=(u.pk, project.pk, seconds, barrier, results), daemon=True)
+            ctx.Process(
+                target=_process_client,
+                args=(u.pk, project.pk, seconds, barrier, results, disagree_every),
+                daemon=True,
+            )
             for u in users
         ]
     else:
         barrier = threading.Barrier(clients + 1)
         results = queue.Queue()
         workers = [
-            threading.Thread(target=lambda u=u: results.put(client_loop(u.pk, project.pk, seconds, barrier)))
+            threading.Thread(
+                target=lambda u=u: results.put(client_loop(u.pk, project.pk, seconds, barrier, disagree_every))
+            )
             for u in users
         ]
     connections.close_all()
@@ -415,7 +535,8 @@ def double_claims(project: Any) -> dict[str, int]:
 
     from feedback.review.models import Assignment, QueueItem
 
-    held = Assignment.objects.filter(project=project, state__in=Assignment.HOLDING)
+    # Gold checks hold none of a sample's places: the lanes and counters are the reviews'.
+    held = Assignment.objects.filter(project=project, state__in=Assignment.HOLDING, gold=False)
     submitted = held.filter(state=Assignment.State.SUBMITTED)
     needed = project.reviews_required
 
@@ -486,6 +607,102 @@ def print_summary(claim: dict, save: dict, conc: dict, doubles: dict[str, int], 
     return twice == 0 and not doubles["queue counters off"]
 
 
+def team_checks(project: Any) -> dict[str, Any]:
+    """The team scenario's checks: one sample per reviewer, gold out of releases, each disagreement
+    adjudicated once."""
+    from collections import defaultdict
+
+    from django.db.models import Count
+
+    from exports.records import sample_chunks
+    from feedback.review.disagreement import turn_disagreements
+    from feedback.review.models import AdjudicationCase, Assignment, GoldSample, Revision
+
+    every = Assignment.objects.filter(project=project)
+    held = every.filter(state__in=Assignment.HOLDING)
+    claimed = every.exclude(reviewer__username__startswith="bench-gold-author")  # not the bulk gold reviews
+    out: dict[str, Any] = {
+        "reviewer holds a sample twice": held.values("sample_id", "reviewer_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .count(),
+        "gold checks": every.filter(gold=True).count(),
+        "claims": claimed.count(),
+    }
+    checks = set(every.filter(gold=True).values_list("id", flat=True))
+    check_revisions = set(Revision.objects.filter(assignment_id__in=checks).values_list("id", flat=True))
+    gold = set(GoldSample.objects.filter(project=project).values_list("sample_id", flat=True))
+    started = time.perf_counter()
+    released = gold_released = check_released = 0
+    for chunk in sample_chunks(project):
+        for sample in chunk:
+            released += 1
+            gold_released += sample.id in gold
+            check_released += sum(r.revision_id in check_revisions for t in sample.turns for r in t.reviews)
+    out["samples read by a release"] = released
+    out["release read in s"] = round(time.perf_counter() - started, 1)
+    out["gold samples in a release"] = gold_released
+    out["gold checks in a release"] = check_released
+
+    # Each submitted, unflagged review's latest revision per turn, of samples with two reviews.
+    reviews = every.filter(state=Assignment.State.SUBMITTED, gold=False, flag="")
+    pairs = reviews.values("sample_id").annotate(n=Count("id")).filter(n__gte=project.reviews_required)
+    two = set(pairs.values_list("sample_id", flat=True)) - gold
+    latest: dict[tuple[int, int], Any] = {}
+    for revision in Revision.objects.filter(assignment__in=reviews, assignment__sample_id__in=two).order_by(
+        "turn_id", "assignment_id", "version"
+    ):
+        latest[(revision.turn_id, revision.assignment_id)] = revision
+    by_sample: dict[int, dict[int, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    sample_of = dict(
+        Revision.objects.filter(id__in=[r.id for r in latest.values()]).values_list("id", "turn__sample_id")
+    )
+    for (turn_id, _), revision in latest.items():
+        by_sample[sample_of[revision.id]][turn_id].append(revision)
+    disagreeing = {
+        sample_id
+        for sample_id, turns in by_sample.items()
+        if any(
+            len(rs) >= 2 and turn_disagreements(rs, project.criteria, project.adjudication_threshold)
+            for rs in turns.values()
+        )
+    }
+    cases = dict(
+        AdjudicationCase.objects.filter(project=project)
+        .values("sample_id")
+        .annotate(n=Count("id"))
+        .values_list("sample_id", "n")
+    )
+    out["samples with all reviews"] = len(two)
+    out["disagreeing"] = len(disagreeing)
+    out["disagreeing without one case"] = sum(cases.get(s, 0) != 1 for s in disagreeing)
+    out["agreeing with a case"] = sum(1 for s in cases if s not in disagreeing)
+    return out
+
+
+def print_team(checks: dict[str, Any]) -> bool:
+    share = checks["gold checks"] / checks["claims"] if checks["claims"] else 0.0
+    print(
+        f"\n  gold: {checks['gold checks']:,} of {checks['claims']:,} claims were gold checks ({100 * share:.1f} %); "
+        f"a release read {checks['samples read by a release']:,} samples in {checks['release read in s']} s"
+    )
+    print(
+        f"  adjudication: {checks['samples with all reviews']:,} samples have both reviews, "
+        f"{checks['disagreeing']:,} of them disagree"
+    )
+    failed = False
+    for name in (
+        "reviewer holds a sample twice",
+        "gold samples in a release",
+        "gold checks in a release",
+        "disagreeing without one case",
+        "agreeing with a case",
+    ):
+        failed = failed or checks[name] != 0
+        print(f"  [{'PASS' if checks[name] == 0 else 'FAIL'}] {name}: {checks[name]} (target 0)")
+    return not failed
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -500,9 +717,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--mode", default="processes", choices=["processes", "threads"], help="clients as (default processes)"
     )
     parser.add_argument("--reviews-required", type=int, default=1, help="the project's reviews per sample (default 1)")
+    parser.add_argument(
+        "--team",
+        action="store_true",
+        help="reviews_required 2, adjudication and 5 %% gold, with the team checks (see the docstring)",
+    )
     parser.add_argument("--queries", action="store_true", help="print the slowest queries of one claim, render, save")
     add_common_arguments(parser, database_url=DEFAULT_DATABASE_URL)
     args = parser.parse_args(argv)
+    if args.team and args.reviews_required == 1:
+        args.reviews_required = 2
     if args.smoke:
         # Every phase, small: the concurrent clients still race for the queue and the double-claim
         # check still runs.
@@ -535,13 +759,23 @@ def main(argv: list[str]) -> int:
 
             print(f"migrated in {migrated:.1f} s", flush=True)
             started = time.perf_counter()
-            project, measurer, client_users = seed(args.samples, args.reviews_required, args.clients)
+            gold_every = GOLD_EVERY if args.team else 0
+            project, measurer, client_users = seed(args.samples, args.reviews_required, args.clients, gold_every)
             print(f"seeded {args.samples:,} samples (2 turns, 1 draft each) in {time.perf_counter() - started:.1f} s")
-            with connection.cursor() as cursor:
-                cursor.execute("VACUUM ANALYZE")
             started = time.perf_counter()
             queue_sync(project)
-            print(f"first queue sync (every sample enters the queue): {time.perf_counter() - started:.1f} s\n")
+            print(f"first queue sync (every sample enters the queue): {time.perf_counter() - started:.1f} s")
+            if args.team:
+                started = time.perf_counter()
+                made = mark_gold(project, GOLD_EVERY, gold_authors())
+                print(
+                    f"team: reviews_required {project.reviews_required}, adjudication threshold "
+                    f"{project.adjudication_threshold}, {made:,} gold samples, gold served 1 claim in {GOLD_EVERY} "
+                    f"(marked in {time.perf_counter() - started:.1f} s)"
+                )
+            with connection.cursor() as cursor:
+                cursor.execute("VACUUM ANALYZE")
+            print()
 
             print(f"phase 1: claim + render, {args.ops:,} operations ...", flush=True)
             claim = phase_claim(project, measurer, args.ops, args.warmup)
@@ -550,7 +784,9 @@ def main(argv: list[str]) -> int:
             counts = queries_of(project, measurer, args.queries, claim["rendering"])
             print(f"queries of one operation: {counts}")
             print(f"phase 3: {args.clients} clients ({args.mode}) for {args.seconds:g} s ...", flush=True)
-            conc = phase_concurrent(project, client_users, args.seconds, args.mode, db)
+            conc = phase_concurrent(
+                project, client_users, args.seconds, args.mode, db, DISAGREE_EVERY if args.team else 0
+            )
             cpu, claims = conc["cpu"], max(1, conc["claims"])
             busy = cpu["machine busy"] / cpu["machine total"] if cpu["machine total"] else 0.0
             print(
@@ -561,6 +797,8 @@ def main(argv: list[str]) -> int:
             )
             doubles = double_claims(project)
             ok = print_summary(claim, save, conc, doubles, args)
+            if args.team:
+                ok = print_team(team_checks(project)) and ok
         except KeyboardInterrupt:
             print("\ninterrupted; cleaning up", file=sys.stderr)
             return 130

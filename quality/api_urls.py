@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import api, trial_api
+from . import annotator_api, api, trial_api
 
 urlpatterns = [
     path("projects/<slug:slug>/quality/", api.ProjectQuality.as_view(), name="api-quality"),
@@ -12,5 +12,11 @@ urlpatterns = [
         "projects/<slug:slug>/trials/<int:pk>/variants/<str:label>/promote/",
         trial_api.TrialPromote.as_view(),
         name="api-trial-promote",
+    ),
+    path("projects/<slug:slug>/annotators/", annotator_api.AnnotatorList.as_view(), name="api-annotator-list"),
+    path(
+        "projects/<slug:slug>/annotators/<str:username>/",
+        annotator_api.AnnotatorDetail.as_view(),
+        name="api-annotator-detail",
     ),
 ]

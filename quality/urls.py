@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import trial_views, views
+from . import annotator_views, gold_views, trial_views, views
 
 app_name = "quality"
 
@@ -15,4 +15,8 @@ urlpatterns = [
         trial_views.trial_promote,
         name="trial-promote",
     ),
+    path("projects/<slug:slug>/gold/", gold_views.gold_page, name="gold"),
+    path("projects/<slug:slug>/gold/<int:sample_pk>/retire/", gold_views.gold_retire_view, name="gold-retire"),
+    path("projects/<slug:slug>/annotators/", annotator_views.annotators_page, name="annotators"),
+    path("projects/<slug:slug>/annotators/<str:username>/", annotator_views.annotator_page, name="annotator"),
 ]

@@ -34,6 +34,7 @@ class ProjectSettingsSerializer(ProjectSerializer):
             "reviews_required",
             "review_lease_seconds",
             "adjudication_threshold",
+            "gold_every",
             "archived",
             "archived_at",
         ]
@@ -84,6 +85,12 @@ def _settings_fields() -> dict[str, serializers.Field]:
         ),
         "adjudication_threshold": serializers.IntegerField(
             min_value=s.ADJUDICATION_THRESHOLD_BOUNDS[0], max_value=s.ADJUDICATION_THRESHOLD_BOUNDS[1], required=False
+        ),
+        "gold_every": serializers.IntegerField(
+            min_value=s.GOLD_EVERY_BOUNDS[0],
+            max_value=s.GOLD_EVERY_BOUNDS[1],
+            required=False,
+            help_text="One claim in this many serves an annotator a gold sample (a hidden check); 0: none.",
         ),
     }
 

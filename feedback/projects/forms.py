@@ -97,6 +97,13 @@ class ProjectSettingsForm(forms.Form):
         label="Adjudication threshold",
         help_text="With several reviews per sample: scores of one criterion this far apart go to adjudication.",
     )
+    gold_every = forms.IntegerField(
+        min_value=service.GOLD_EVERY_BOUNDS[0],
+        max_value=service.GOLD_EVERY_BOUNDS[1],
+        label="Gold checks: one claim in",
+        help_text="An annotator gets a gold sample (a hidden check of their accuracy) about once in this many "
+        "claims; 0: never.",
+    )
 
     def __init__(self, data: Any = None, *, project: Project, read_only: bool = False) -> None:
         initial = {**service.settings_of(project)}

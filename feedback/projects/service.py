@@ -44,6 +44,8 @@ SEED_BOUNDS = (-(2**31), 2**31 - 1)
 REVIEWS_REQUIRED_BOUNDS = (1, 20)
 # Score difference that sends disagreeing reviews to adjudication (the model's check constraint).
 ADJUDICATION_THRESHOLD_BOUNDS = (1, 100)
+# One claim in this many serves gold; 0: none (the model's check constraint).
+GOLD_EVERY_BOUNDS = (0, 1000)
 LEASE_BOUNDS = (120, 86_400)
 USERNAME_MAX = 150
 # Slugs the pages use as words of their own (``/projects/new/``).
@@ -66,6 +68,7 @@ SETTINGS_FIELDS = (
     "reviews_required",
     "review_lease_seconds",
     "adjudication_threshold",
+    "gold_every",
 )
 # What a new project copies from the one it is made from (everything but its name and text).
 COPIED_FIELDS = tuple(f for f in SETTINGS_FIELDS if f not in ("name", "description"))
@@ -247,6 +250,7 @@ def clean_settings(
     out["adjudication_threshold"] = _integer(
         errors, "adjudication_threshold", merged["adjudication_threshold"], ADJUDICATION_THRESHOLD_BOUNDS
     )
+    out["gold_every"] = _integer(errors, "gold_every", merged["gold_every"], GOLD_EVERY_BOUNDS)
     if errors:
         raise InvalidInput.of(errors)
     return out

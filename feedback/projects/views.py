@@ -81,6 +81,7 @@ def _settings_page(request, access, form, *, preview=None, status=200):
             "reviews_required",
             "review_lease_seconds",
             "adjudication_threshold",
+            "gold_every",
         ],
     }
     return render(request, "feedback/project_settings.html", context, status=status)

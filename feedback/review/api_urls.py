@@ -32,3 +32,8 @@ urlpatterns = [
 from .adjudication_api_urls import urlpatterns as adjudication_urlpatterns  # noqa: E402
 
 urlpatterns += adjudication_urlpatterns
+
+# Gold samples too (feedback/review/gold_api_urls.py).
+from .gold_api_urls import urlpatterns as gold_urlpatterns  # noqa: E402
+
+urlpatterns += gold_urlpatterns

@@ -27,8 +27,8 @@ from ..permissions import roles_in
 from .disagreement import reviews_by_turn
 from .models import Adjudication, AdjudicationCase, Assignment, GoldSample
 
-# One claim in this many at most (0: no gold served).
-GOLD_EVERY_BOUNDS = (0, 1000)
+# A sample named by its external id or number: at most this long.
+KEY_MAX = 200
 # Rows of the gold list a page or an answer shows at most.
 GOLD_LIST_MAX = 500
 # A prime above 2**32: each reviewer gets the gold samples in their own order.
@@ -106,15 +106,16 @@ def expected_answers(project: Project, sample: Sample) -> dict[str, dict[str, An
     return expected
 
 
-def sample_of(project: Project, sample_id: Any) -> Sample:
-    """The project's sample by id (a page, API or command argument): NotFound naming it."""
-    try:
-        number = int(sample_id)
-    except (TypeError, ValueError):
-        raise InvalidInput("sample", f"A sample id, not {str(sample_id)[:40]!r}.") from None
-    sample = Sample.objects.filter(project=project, pk=number).first()
+def sample_by_key(project: Project, key: Any) -> Sample:
+    """The project's sample by its external id or its number (a page, API or command argument)."""
+    text = str(key if key is not None else "").strip()
+    if not text or len(text) > KEY_MAX:
+        raise InvalidInput("sample", f"A sample's external id or number, at most {KEY_MAX} characters.")
+    sample = Sample.objects.filter(project=project, external_id=text).first()
+    if sample is None and text.isascii() and text.isdigit() and len(text) <= 18:
+        sample = Sample.objects.filter(project=project, pk=int(text)).first()
     if sample is None:
-        raise NotFound(f"No sample {number} in this project.")
+        raise NotFound(f"No sample {text[:100]!r} in this project.")
     return sample
 
 
@@ -150,19 +151,23 @@ def gold_retire(*, project: Project, sample: Sample) -> GoldSample:
     return gold
 
 
-def gold_list(project: Project, *, include_retired: bool = False):
-    """The project's gold samples, newest first, with the checks made of each (one query)."""
-    golds = GoldSample.objects.filter(project=project)
-    if not include_retired:
-        golds = golds.filter(retired_at__isnull=True)
+def gold_samples(project: Project):
+    """The project's gold samples in service, newest first, with the checks made of each."""
     checks = Count(
-        "sample__assignments", filter=Q(sample__assignments__gold=True, sample__assignments__state="submitted")
+        "sample__assignments",
+        filter=Q(sample__assignments__gold=True, sample__assignments__state=Assignment.State.SUBMITTED),
     )
     return (
-        golds.select_related("sample", "marked_by")
+        GoldSample.objects.filter(project=project, retired_at__isnull=True)
+        .select_related("sample", "marked_by")
         .annotate(checks=checks)
-        .order_by("-marked_at", "-id")[:GOLD_LIST_MAX]
+        .order_by("-marked_at", "-id")
     )
+
+
+def gold_list(project: Project):
+    """The first ``GOLD_LIST_MAX`` of ``gold_samples`` (one query)."""
+    return gold_samples(project)[:GOLD_LIST_MAX]
 
 
 def gold_count(project: Project) -> int:

@@ -4,11 +4,15 @@ check holds none of the sample's review places, opens no adjudication, and is ne
 
 from __future__ import annotations
 
+from io import StringIO
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import IntegrityError, transaction
+from django.test import Client
 
 from feedback.errors import Conflict, InvalidInput, NotFound
 from feedback.models import Project, Role, Sample, Turn
@@ -17,7 +21,7 @@ from feedback.review.claims import lease_end, leases_expire
 from feedback.review.gold import gold_due, gold_list, gold_mark, gold_retire, gold_turn
 from feedback.review.models import AdjudicationCase, Assignment, Decision, GoldSample, QueueItem, Revision
 from feedback.review.revisions import revision_create
-from tests.conftest import make_user
+from tests.conftest import make_user, token_client
 from tests.exports.export_helpers import build, folder, read_jsonl
 from tests.factories import SCORES
 from tests.feedback.review_helpers import claim_one, configure, make_drafted_samples, make_reviewers
@@ -229,3 +233,112 @@ def test_a_turn_waiting_for_adjudication_is_not_released_until_settled(team):
     rich = {r["id"]: r for r in read_jsonl(folder(build(team.project, ["rich"])) / "rich.jsonl")}
     (released,) = rich[disagreeing.external_id]["turns"]
     assert released["final"]["scores"]["helpfulness"] == 1
+
+
+# --- the three doors --------------------------------------------------------------------------
+
+
+def test_mark_list_and_retire_through_the_api_admins_only(team):
+    make_drafted_samples(team.project, 2)
+    sample = reviewed(team.project, [team.ann, team.bea])
+    lead = token_client(team.lead)
+    url = f"/api/projects/{team.project.slug}/gold/"
+    for user, code in ((team.ann, 403), (make_user("rita", project=team.project, role=Role.RESEARCHER), 403)):
+        assert token_client(user).get(url).status_code == code
+        assert token_client(user).post(url, {"sample": sample.external_id}, format="json").status_code == code
+    assert token_client(make_user("otto")).get(url).status_code == 404
+    created = lead.post(url, {"sample": sample.external_id}, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["external_id"] == sample.external_id and created.json()["marked_by"] == "lead"
+    assert lead.post(url, {"sample": str(sample.pk)}, format="json").status_code == 409
+    (row,) = lead.get(url).json()
+    assert (row["sample"], row["checks"]) == (sample.pk, 0)
+    unreviewed = Sample.objects.exclude(pk=sample.pk).get()
+    refused = lead.post(url, {"sample": unreviewed.external_id}, format="json")
+    assert refused.status_code == 400 and "sample" in refused.json()["errors"]
+    too_long = lead.post(url, {"sample": "x" * 201}, format="json")
+    assert too_long.status_code == 400 and "sample" in too_long.json()["errors"]
+    assert lead.post(url, {"sample": "nope"}, format="json").status_code == 404
+    assert token_client(team.ann).delete(f"{url}{sample.pk}/").status_code == 403
+    assert lead.delete(f"{url}{sample.pk}/").status_code == 204
+    assert lead.get(url).json() == []
+    assert lead.delete(f"{url}{sample.pk}/").status_code == 404
+
+
+def test_the_settings_take_the_gold_rate_within_its_bounds(team):
+    lead = token_client(team.lead)
+    url = f"/api/projects/{team.project.slug}/"
+    assert lead.patch(url, {"gold_every": 20}, format="json").status_code == 200
+    team.project.refresh_from_db()
+    assert team.project.gold_every == 20
+    for bad in (-1, 1001, "often"):
+        response = lead.patch(url, {"gold_every": bad}, format="json")
+        assert response.status_code == 400 and "gold_every" in response.json()["errors"]
+    assert token_client(team.ann).patch(url, {"gold_every": 2}, format="json").status_code == 403
+
+
+def test_the_gold_page_marks_and_retires_admins_only(team):
+    make_drafted_samples(team.project, 1)
+    sample = reviewed(team.project, [team.ann, team.bea])
+    page = f"/projects/{team.project.slug}/gold/"
+    annotator = Client()
+    annotator.force_login(team.ann)
+    assert annotator.get(page).status_code == 403
+    assert annotator.post(page, {"sample": sample.external_id}).status_code == 403
+    lead = Client()
+    lead.force_login(team.lead)
+    response = lead.post(page, {"sample": sample.external_id}, follow=True)
+    assert response.status_code == 200
+    assert GoldSample.objects.filter(sample=sample, retired_at__isnull=True).exists()
+    assert sample.external_id in response.content.decode()
+    again = lead.post(page, {"sample": sample.external_id}, follow=True)
+    assert "gold already" in again.content.decode()
+    lead.post(f"{page}{sample.pk}/retire/")
+    assert not GoldSample.objects.filter(sample=sample, retired_at__isnull=True).exists()
+
+
+def gold_command(*args: str) -> str:
+    out = StringIO()
+    call_command("gold", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_list_mark_and_retire_on_the_command_line(team):
+    make_drafted_samples(team.project, 2)
+    sample = reviewed(team.project, [team.ann, team.bea])
+    slug = team.project.slug
+    assert "s0: gold (1 turns in the answer)" in gold_command(
+        "--project", slug, "mark", sample.external_id, "--user", "lead"
+    )
+    assert "s0  marked by lead" in gold_command("--project", slug, "list")
+    with pytest.raises(CommandError, match="not an admin"):
+        gold_command("--project", slug, "mark", "s1", "--user", "ann")
+    with pytest.raises(CommandError, match="0 of its 2 reviews"):
+        gold_command("--project", slug, "mark", "s1", "--user", "lead")
+    with pytest.raises(CommandError, match="gold already"):
+        gold_command("--project", slug, "mark", "s0", "--user", "lead")
+    assert "s0: retired" in gold_command("--project", slug, "retire", "s0")
+
+
+def test_nothing_an_annotator_sees_tells_a_check_from_a_review(team):
+    sample = gold_sample(team)
+    check = claim_one(team.project, team.cid)
+    assert check.gold and check.sample == sample
+    cid = Client()
+    cid.force_login(team.cid)
+    page = cid.get(f"/projects/{team.project.slug}/review/{check.pk}/").content.decode().lower()
+    api = token_client(team.cid).get(f"/api/projects/{team.project.slug}/review/assignments/{check.pk}/").json()
+    assert "gold" not in page and "gold" not in str(api).lower()
+    assert "names the red bus" not in page, "the expected answer is not shown"
+    assert set(api) == {
+        "id",
+        "state",
+        "lane",
+        "reviewer",
+        "claimed_at",
+        "expires_at",
+        "flag",
+        "flag_note",
+        "sample",
+        "turns",
+    }

@@ -116,6 +116,8 @@ def test_the_new_project_page_creates_and_leads_to_the_settings(client, boss, pr
         ({"review_lease_seconds": 60}, "review_lease_seconds"),
         ({"adjudication_threshold": 0}, "adjudication_threshold"),
         ({"adjudication_threshold": service.ADJUDICATION_THRESHOLD_BOUNDS[1] + 1}, "adjudication_threshold"),
+        ({"gold_every": -1}, "gold_every"),
+        ({"gold_every": service.GOLD_EVERY_BOUNDS[1] + 1}, "gold_every"),
         ({"review_order": "criterion", "review_criterion": "beauty"}, "review_criterion"),
     ],
 )
@@ -176,6 +178,7 @@ def settings_form(project: Project, **changes) -> dict:
         "reviews_required": project.reviews_required,
         "review_lease_seconds": project.review_lease_seconds or "",
         "adjudication_threshold": project.adjudication_threshold,
+        "gold_every": project.gold_every,
     }
     return {**values, **changes}
 
