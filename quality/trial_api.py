@@ -8,27 +8,46 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback.models import Role
+from feedback.models import EXTERNAL_ID_MAX, Role
 from feedback.permissions import project_access
 from feedback.rest.errors import ErrorSerializer
 from feedback.trials import selectors, service
-from feedback.trials.models import Trial
+from feedback.trials.models import Trial, TrialSet
 
 from .trials import trial_figures
 
 READERS = (Role.ADMIN, Role.RESEARCHER)
 
 
+class TrialSetSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=TrialSet.choices)
+    samples = serializers.ListField(
+        child=serializers.CharField(max_length=EXTERNAL_ID_MAX),
+        required=False,
+        max_length=service.MAX_SAMPLES,
+        help_text="kind samples: the samples' ids.",
+    )
+    n = serializers.IntegerField(
+        required=False, min_value=1, max_value=service.MAX_SAMPLES, help_text="kind random or reviewed: how many."
+    )
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=service.SEED_MAX)
+
+
+class TrialVariantSerializer(serializers.Serializer):
+    """Drafting settings; what a variant leaves out is the project's."""
+
+    prompt_version = serializers.CharField(required=False, max_length=50)
+    connection = serializers.CharField(required=False, max_length=100)
+    model = serializers.CharField(required=False, max_length=200)
+    temperature = serializers.FloatField(required=False, min_value=0, max_value=2)
+    send_image = serializers.BooleanField(required=False)
+
+
 class TrialCreateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=service.NAME_MAX)
-    set = serializers.JSONField(
-        help_text="The trial set: {kind: samples, samples: [ids]} | {kind: random, n, seed} | "
-        "{kind: reviewed, n, seed}; "
-        f"at most {service.MAX_SAMPLES} samples."
-    )
-    variants = serializers.JSONField(
-        help_text=f"{service.MIN_VARIANTS} to {service.MAX_VARIANTS} objects of drafting settings: "
-        f"{', '.join(service.VARIANT_FIELDS)}; what a variant leaves out is the project's."
+    set = TrialSetSerializer()
+    variants = serializers.ListField(
+        child=TrialVariantSerializer(), min_length=service.MIN_VARIANTS, max_length=service.MAX_VARIANTS
     )
 
 
@@ -95,9 +114,14 @@ class TrialList(APIView):
         project = project_access(request.user, slug, Role.ADMIN).project
         form = TrialCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        data = form.validated_data
+        # The shapes checked, the service checks the rest on the request as sent (an unknown
+        # setting is refused by name there, where the serializer would drop it).
         trial = service.trial_create(
-            project=project, user=request.user, name=data.get("name", ""), set=data["set"], variants=data["variants"]
+            project=project,
+            user=request.user,
+            name=form.validated_data.get("name", ""),
+            set=request.data["set"],
+            variants=request.data["variants"],
         )
         return Response(TrialSummarySerializer(_summary(trial)).data, status=status.HTTP_201_CREATED)
 
