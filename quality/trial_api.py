@@ -49,6 +49,21 @@ class TrialCreateSerializer(serializers.Serializer):
     variants = serializers.ListField(
         child=TrialVariantSerializer(), min_length=service.MIN_VARIANTS, max_length=service.MAX_VARIANTS
     )
+    dry_run = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Only estimate each variant's calls, tokens and cost: 200, nothing made.",
+    )
+
+
+class TrialEstimateSerializer(serializers.Serializer):
+    calls = serializers.IntegerField()
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost = serializers.CharField(help_text="US dollars at the connections' prices.")
+    variants = serializers.ListField(
+        child=serializers.DictField(), help_text="Per variant: label and the jobs' dry-run estimate of its drafts."
+    )
 
 
 class TrialSummarySerializer(serializers.Serializer):
@@ -105,6 +120,7 @@ class TrialList(APIView):
         request=TrialCreateSerializer,
         responses={
             201: TrialSummarySerializer,
+            200: OpenApiResponse(TrialEstimateSerializer, description="dry_run: the estimate; nothing is made."),
             400: OpenApiResponse(ErrorSerializer, description="A field is wrong or past its bound: `errors` names it."),
             403: OpenApiResponse(ErrorSerializer, description="Not an admin of the project."),
         },
@@ -116,13 +132,16 @@ class TrialList(APIView):
         form.is_valid(raise_exception=True)
         # The shapes checked, the service checks the rest on the request as sent (an unknown
         # setting is refused by name there, where the serializer would drop it).
-        trial = service.trial_create(
-            project=project,
-            user=request.user,
-            name=form.validated_data.get("name", ""),
-            set=request.data["set"],
-            variants=request.data["variants"],
-        )
+        arguments = {
+            "project": project,
+            "user": request.user,
+            "name": form.validated_data.get("name", ""),
+            "set": request.data["set"],
+            "variants": request.data["variants"],
+        }
+        if form.validated_data["dry_run"]:
+            return Response(service.trial_dry_run(service.trial_request(**arguments)))
+        trial = service.trial_create(**arguments)
         return Response(TrialSummarySerializer(_summary(trial)).data, status=status.HTTP_201_CREATED)
 
 

@@ -26,17 +26,29 @@ def trial_list(request, slug):
     access = project_access(request.user, slug, *READERS)
     project = access.project
     form = TrialForm(request.POST or None, project=project)
+    estimate = None
     if request.method == "POST":
         project_access(request.user, slug, Role.ADMIN)
         if form.is_valid():
+            arguments = form.service_arguments()
             try:
-                trial = service.trial_create(project=project, user=request.user, **form.service_arguments())
+                if "dry_run" in request.POST:  # the Estimate button: the same form comes back with the figures
+                    estimate = service.trial_dry_run(
+                        service.trial_request(project=project, user=request.user, **arguments)
+                    )
+                else:
+                    trial = service.trial_create(project=project, user=request.user, **arguments)
+                    messages.info(request, f"Trial #{trial.pk} started; this page follows it.")
+                    return redirect("quality:trial-detail", slug=project.slug, pk=trial.pk)
             except InvalidInput as exc:  # "variants.1.model: …": the form's rows are not the service's fields
                 form.add_error(None, str(exc))
-            else:
-                messages.info(request, f"Trial #{trial.pk} started; this page follows it.")
-                return redirect("quality:trial-detail", slug=project.slug, pk=trial.pk)
-    context = {"project": project, "trials": selectors.trials_of(project), "form": form, "is_admin": access.is_admin}
+    context = {
+        "project": project,
+        "trials": selectors.trials_of(project),
+        "form": form,
+        "is_admin": access.is_admin,
+        "estimate": estimate,
+    }
     return render(request, "quality/trial_list.html", context, status=400 if form.errors else 200)
 
 

@@ -19,6 +19,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -31,7 +32,9 @@ from feedback.drafting.models import CallStatus
 from feedback.drafting.ratelimit import RateLimitWait
 from feedback.drafting.service import CallGate, CallSettings, draft_values, drafter_settings
 from feedback.errors import Conflict, InvalidInput, NotFound
-from feedback.jobs.selection import whole_number
+from feedback.jobs.estimate import job_estimate
+from feedback.jobs.models import Job
+from feedback.jobs.selection import Selection, whole_number
 from feedback.jobs.service import backoff
 from feedback.models import EXTERNAL_ID_MAX, Project, Sample, Turn
 from feedback.projects.service import project_update
@@ -169,6 +172,27 @@ def trial_request(*, project: Project, set: Any, variants: Any, name: Any = "", 
             "choose fewer samples",
         )
     return TrialRequest(project, name.strip(), kind, n, seed, sample_ids, chosen, turn_ids)
+
+
+def trial_dry_run(req: TrialRequest) -> dict[str, Any]:
+    """What a validated trial (trial_request) would cost, variant by variant, with the jobs' dry run
+    (feedback.jobs.estimate: the prompts rendered and counted, the connection's prices); nothing is
+    stored or sent."""
+    external = list(Sample.objects.filter(pk__in=req.sample_ids).values_list("external_id", flat=True))
+    selection = Selection(status="all", sample_ids=external)
+    variants = []
+    for position, variant in enumerate(req.variants):
+        estimate = job_estimate(
+            project=req.project, kind=Job.Kind.DRAFT, selection=selection, rounds=1, llm_settings={"drafter": variant}
+        )
+        variants.append({"label": chr(ord("A") + position), **estimate})
+    return {
+        "calls": sum(v["calls"] for v in variants),
+        "tokens_in": sum(v["tokens_in"] for v in variants),
+        "tokens_out": sum(v["tokens_out"] for v in variants),
+        "cost": str(sum((Decimal(v["cost"]) for v in variants), Decimal(0))),
+        "variants": variants,
+    }
 
 
 def trial_create(*, project: Project, set: Any, variants: Any, name: Any = "", user: Any = None) -> Trial:

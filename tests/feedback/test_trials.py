@@ -5,6 +5,7 @@ promoting the winner; bounds naming the field; the pages, the API and the roles.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -263,6 +264,28 @@ def test_the_watcher_sends_again_the_drafts_whose_worker_was_lost(
     for pk, token in old_tokens.items():  # the lost messages, delivered late, do nothing
         service.trial_item_run(draft_id=pk, token=token)
     assert list(rows.values_list("calls", flat=True)) == [1, 1, 1, 1]
+
+
+def test_the_dry_run_states_each_variants_calls_tokens_and_cost_and_makes_nothing(project, admin_user):
+    SampleFactory.create_numbered(3, project=project, turns=2)
+    v2(project)
+    pick = {"kind": "random", "n": 3}
+    estimate = service.trial_dry_run(service.trial_request(project=project, set=pick, variants=TWO))
+    assert [v["label"] for v in estimate["variants"]] == ["A", "B"]
+    assert [v["calls"] for v in estimate["variants"]] == [6, 6] and estimate["calls"] == 12
+    assert all(v["tokens_in"] > 0 and v["tokens_out"] > 0 for v in estimate["variants"])
+    assert Decimal(estimate["cost"]) == sum(Decimal(v["cost"]) for v in estimate["variants"]) > 0
+    client = token_client(admin_user)
+    answer = client.post(
+        reverse("api-trial-list", args=[project.slug]), {"set": pick, "variants": TWO, "dry_run": True}, format="json"
+    )
+    assert answer.status_code == 200 and answer.json()["calls"] == 12
+    page = Client()
+    page.force_login(admin_user)
+    form = {"set_kind": "random", "n": "3", "seed": "0", "v0_prompt_version": "v1", "v1_prompt_version": "v2"}
+    shown = page.post(reverse("quality:trial-list", args=[project.slug]), {**form, "dry_run": "1"})
+    assert shown.status_code == 200 and b'<td id="estimate-calls">12</td>' in shown.content
+    assert not Trial.objects.exists() and not TrialDraft.objects.exists()
 
 
 def test_a_seeded_random_set_is_the_same_for_the_same_seed(project, admin_user):
