@@ -374,3 +374,28 @@ def test_the_review_page_says_pending_then_failed_then_shows_the_fetched_image(r
     client.force_login(users["b"])
     html = client.get(pages["b"]).content.decode()
     assert 'data-reference-state="failed"' in html and "HTTP 404" in html
+
+
+def test_the_import_page_takes_an_images_base(
+    refs, project, tmp_path, client, eager_tasks, django_capture_on_commit_callbacks
+):
+    client.force_login(make_user("ada", project=project, role="admin"))
+    coco = json.dumps({"images": [{"id": 1, "file_name": "p.png"}], "annotations": []}).encode()
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    refused = client.post(
+        "/projects/test/imports/new/",
+        {"format": "coco", "file": SimpleUploadedFile("c.json", coco), "images_base": "https://elsewhere.example/x/"},
+        follow=True,
+    )
+    assert "host elsewhere.example is not allowed" in refused.content.decode()
+    assert not ImportBatch.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):  # the import, then its fetch, run here
+        answer = client.post(
+            "/projects/test/imports/new/",
+            {"format": "coco", "file": SimpleUploadedFile("c.json", coco), "images_base": f"{refs.base}/img/"},
+        )
+    batch = ImportBatch.objects.get()
+    assert answer.status_code == 302 and batch.options["images_base"] == f"{refs.base}/img/"
+    ref = ImageReference.objects.get()
+    assert (ref.uri, ref.state) == (f"{refs.base}/img/p.png", State.FETCHED)
