@@ -13,7 +13,7 @@ from feedback.models import Role
 from feedback.permissions import project_access
 from feedback.rest.errors import ErrorSerializer
 
-from .figures import compute
+from .figures import cached
 from .filters import TEXT_MAX, QualityFilters
 
 ROLES = (Role.ADMIN, Role.RESEARCHER)
@@ -79,4 +79,4 @@ class ProjectQuality(APIView):
     def get(self, request, slug):
         project = project_access(request.user, slug, *ROLES).project
         filters = QualityFilters.parse(request.query_params, criteria=list(project.criteria))
-        return Response(compute(project, filters))
+        return Response(cached(project, filters))

@@ -10,7 +10,7 @@ How it stays equal to the rows:
   (``Delta.rows``, then ``Delta.apply``), both read from the rows by the same GROUP BY queries;
 - rows removed by a cascade (a deleted turn, sample, reviewer, revision) or rewritten by one (a
   deleted draft or import sets its column to null) make the whole project's cube be recomputed
-  from its rows when the deleting transaction commits (``recompute_on_commit``): deletions are rare
+  from its rows when the deleting transaction commits (``on_commit``): deletions are rare
   and come from many places, and a recomputation cannot miss one;
 - ``recompute`` (``quality_rebuild``, the migration) writes it from the rows.
 """
@@ -287,17 +287,24 @@ def _create(model: type[Cell], keys: tuple[str, ...], sums: tuple[str, ...], pro
     model._default_manager.bulk_create(made, batch_size=BATCH)
 
 
-def recompute_on_commit(project_id: int, using: str = "default") -> None:
-    """Recomputes the project's cube when the current transaction commits, once however many
-    times it is asked in that transaction (rows deleted by a cascade ask once per row)."""
+def bump(project_id: int) -> None:
+    """A new figures version, in a transaction of its own (after a commit: see ``on_commit``)."""
+    with transaction.atomic():
+        lock(project_id)
+
+
+def on_commit(project_id: int, using: str = "default", *, recompute_cube: bool = True) -> None:
+    """Recomputes the project's cube (or, with ``recompute_cube=False``, only bumps its figures
+    version) when the current transaction commits: once however many times it is asked in that
+    transaction (rows deleted by a cascade ask once per row). Nothing happens if it rolls back."""
     connection = connections[using]
-    pending = getattr(connection, "_quality_recompute", None)
+    pending = getattr(connection, "_quality_on_commit", None)
     # Django makes a new list of commit hooks at every commit and rollback: a set kept beside the
     # list it was made for is this transaction's.
     if pending is None or pending[0] is not connection.run_on_commit:
-        pending = (connection.run_on_commit, set[int]())
-        connection._quality_recompute = pending  # type: ignore[attr-defined]
-    if project_id in pending[1]:
+        pending = (connection.run_on_commit, set[tuple[int, bool]]())
+        connection._quality_on_commit = pending  # type: ignore[attr-defined]
+    if (project_id, recompute_cube) in pending[1]:
         return
-    pending[1].add(project_id)
-    transaction.on_commit(lambda: recompute(project_id), using=using)
+    pending[1].add((project_id, recompute_cube))
+    transaction.on_commit(lambda: (recompute if recompute_cube else bump)(project_id), using=using)

@@ -10,6 +10,8 @@ score of every answered turn, the human's where reviewed, else its latest succes
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
@@ -17,7 +19,8 @@ from typing import Any
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db import connections
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, connections
 from django.db.models import (
     Case,
     CharField,
@@ -49,8 +52,10 @@ from .models import (
     NO_BIN,
     NO_IMPORT,
     NO_SCORE,
+    CachedFigures,
     FinalCell,
     PairCell,
+    QualityState,
     ReviewedScore,
     ReviewedTurn,
     Source,
@@ -63,6 +68,7 @@ BY_RESAMPLES = 200  # bootstrap resamples of a breakdown row's figures (the head
 OVER_TIME_RESAMPLES = 0  # over time: the values only
 UNKNOWN_MODEL = "(unknown)"
 MAX_SCALE = 101  # scores on a project's scale: the rows and columns of a confusion matrix
+CACHED = 50  # cached figures JSONs kept a project (one per filters)
 BY_KEYS = {"prompt_version": "prompt_version", "model": "draft_model", "import": "import_batch_id"}
 
 
@@ -89,6 +95,51 @@ def compute(project: Project, filters: QualityFilters | None = None) -> dict[str
         "reviewers": _reviewers(turns, scores, criteria, labels, cells),
         "models": _models(project, filters, cells, criteria, labels),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Cached figures (the API and the page)
+
+
+def stamp(project: Project) -> str:
+    """What the figures of ``project`` are computed from, as one string, in one query: its figures
+    version (bumped by every change of its summary rows and cube, ``quality.cube.lock``), the
+    latest draft, generation and import anywhere (drafts and generations are only ever added, or
+    deleted with a version bump; an import adds a batch), and the project's own last save
+    (criteria, scale)."""
+    tables = [
+        connection.ops.quote_name(model._meta.db_table) for model in (QualityState, Draft, Generation, ImportBatch)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT version FROM {tables[0]} WHERE project_id = %s), (SELECT MAX(id) FROM {tables[1]}), "  # noqa: S608
+            f"(SELECT MAX(id) FROM {tables[2]}), (SELECT MAX(id) FROM {tables[3]})",
+            [project.pk],
+        )
+        parts = cursor.fetchone()
+    return ":".join(str(part or 0) for part in parts) + f":{project.updated_at.timestamp():.6f}"
+
+
+def cached(project: Project, filters: QualityFilters | None = None) -> dict[str, Any]:
+    """``compute(project, filters)`` as JSON, from the cache while nothing it reads has changed
+    (``stamp``). The stamp is read before computing: a change that lands meanwhile leaves the entry
+    under the older stamp, recomputed at the next request."""
+    filters = filters or QualityFilters()
+    key = hashlib.sha256(json.dumps(filters.as_json(), sort_keys=True).encode()).hexdigest()
+    current = stamp(project)
+    hit = (
+        CachedFigures.objects.filter(project=project, key=key, stamp=current).values_list("figures", flat=True).first()
+    )
+    if hit is not None:
+        return hit
+    figures = json.loads(json.dumps(compute(project, filters), cls=DjangoJSONEncoder))
+    entries = CachedFigures.objects.filter(project=project)
+    entries.exclude(stamp=current).delete()
+    CachedFigures.objects.update_or_create(project=project, key=key, defaults={"stamp": current, "figures": figures})
+    # At most CACHED entries a project (one per filters tried): the oldest go.
+    old = entries.order_by("-created_at", "-pk").values_list("pk", flat=True)[CACHED:]
+    entries.filter(pk__in=list(old)).delete()
+    return figures
 
 
 # --------------------------------------------------------------------------------------------

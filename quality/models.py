@@ -254,3 +254,20 @@ class FinalCell(models.Model):
 
     def __str__(self) -> str:
         return f"{self.n} x {self.criterion} {self.final_score} then {self.next_score}"
+
+
+class CachedFigures(models.Model):
+    """A project's figures JSON under one set of filters, as computed when its inputs had ``stamp``
+    (``quality.figures.cached``): served while the stamp holds, replaced when it changes."""
+
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
+    key = models.CharField(max_length=64, help_text="sha256 of the filters.")
+    stamp = models.CharField(max_length=200, help_text="The figures version and the inputs' latest ids.")
+    figures = models.JSONField()
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "key"], name="cached_figures_once")]
+
+    def __str__(self) -> str:
+        return f"figures of project {self.project_id} ({self.stamp})"

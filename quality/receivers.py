@@ -5,7 +5,9 @@ rows count. Both run inside the saving transaction: the summary commits, or roll
 
 Deletions reach the rows by cascades (a turn, sample, reviewer or revision deleted) or set their
 columns to null (a draft or an import deleted): the project's cube is then recomputed from its rows
-when the deletion commits (``quality.cube``).
+when the deletion commits (``quality.cube``). A deleted draft or generation that no row names still
+changes the figures of the model under study: a new figures version, on commit (the cached figures'
+stamp sees additions by itself).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Any
 from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
 
-from feedback.drafting.models import Draft
-from feedback.models import ImportBatch
+from feedback.drafting.models import Draft, Generation
+from feedback.models import ImportBatch, Turn
 from feedback.review.models import Assignment, Revision
 
 from . import cube, summary
@@ -41,18 +43,24 @@ def on_assignment_saved(
 
 @receiver(pre_delete, sender=ReviewedTurn, dispatch_uid="quality.row_deleted")
 def on_row_deleted(sender: Any, instance: ReviewedTurn, using: str = "default", **kwargs: Any) -> None:
-    cube.recompute_on_commit(instance.project_id, using)
+    cube.on_commit(instance.project_id, using)
 
 
 @receiver(pre_delete, sender=Draft, dispatch_uid="quality.draft_deleted")
-def on_draft_deleted(sender: Any, instance: Draft, using: str = "default", **kwargs: Any) -> None:
-    for project_id in (
-        ReviewedTurn.objects.using(using).filter(draft_id=instance.pk).values_list("project_id", flat=True).distinct()
-    ):
-        cube.recompute_on_commit(project_id, using)
+@receiver(pre_delete, sender=Generation, dispatch_uid="quality.generation_deleted")
+def on_call_deleted(sender: Any, instance: Draft | Generation, using: str = "default", **kwargs: Any) -> None:
+    """A deleted draft sets its reviewed rows' draft to null (the cube is recomputed); any deleted
+    draft or generation changes the figures of the model under study (a new figures version)."""
+    project_id = (
+        Turn.objects.using(using).filter(pk=instance.turn_id).values_list("sample__project_id", flat=True).first()
+    )
+    if project_id is None:
+        return
+    reviewed = sender is Draft and ReviewedTurn.objects.using(using).filter(draft_id=instance.pk).exists()
+    cube.on_commit(project_id, using, recompute_cube=reviewed)
 
 
 @receiver(pre_delete, sender=ImportBatch, dispatch_uid="quality.import_deleted")
 def on_import_deleted(sender: Any, instance: ImportBatch, using: str = "default", **kwargs: Any) -> None:
-    if ReviewedTurn.objects.using(using).filter(import_batch_id=instance.pk).exists():
-        cube.recompute_on_commit(instance.project_id, using)
+    reviewed = ReviewedTurn.objects.using(using).filter(import_batch_id=instance.pk).exists()
+    cube.on_commit(instance.project_id, using, recompute_cube=reviewed)

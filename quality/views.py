@@ -10,7 +10,7 @@ from feedback.models import Role
 from feedback.permissions import project_access
 
 from . import page
-from .figures import compute
+from .figures import cached
 from .filters import QualityFilters
 
 
@@ -21,6 +21,6 @@ def quality_page(request, slug):
         filters = QualityFilters.parse(request.GET, criteria=list(project.criteria))
     except InvalidInput as exc:  # the page still shows the unfiltered figures, under the error
         error, filters = exc, QualityFilters()
-    figures = compute(project, filters)
+    figures = cached(project, filters)
     context = {"project": project, "figures": figures, "tables": page.tables(figures), "error": error}
     return render(request, "quality/quality.html", context, status=400 if error else 200)

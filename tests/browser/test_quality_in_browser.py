@@ -148,7 +148,7 @@ def test_undefined_figures_and_odd_names_draw_without_an_error(live_server, page
     model with no second round, markup in names. The plots leave out what is undefined."""
     import quality.views
 
-    monkeypatch.setattr(quality.views, "compute", lambda project, filters: page_fixture.figures(project.slug))
+    monkeypatch.setattr(quality.views, "cached", lambda project, filters: page_fixture.figures(project.slug))
     make_user("rex", project=project, role=Role.RESEARCHER)
     watch = Watch(page)
     log_in(page, live_server.url, "rex", "pw-rex")

@@ -35,7 +35,7 @@ def fixed_figures(monkeypatch):
         asked.append(filters)
         return page_fixture.figures(project.slug)
 
-    monkeypatch.setattr(quality.views, "compute", compute)
+    monkeypatch.setattr(quality.views, "cached", compute)
     return asked
 
 
