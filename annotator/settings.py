@@ -257,7 +257,7 @@ STORAGE_KINDS = {
 STORAGE_DOWNLOADS = os.environ.get("ANNOTATOR_STORAGE_DOWNLOADS", "signed").strip().lower()
 STORAGE_SIGNED_URL_SECONDS = env_int("ANNOTATOR_STORAGE_SIGNED_URL_SECONDS", 300)
 # Bytes of one part of a multipart upload (S3 wants 5 MiB at least, 10,000 parts at most).
-STORAGE_PART_BYTES = env_int("ANNOTATOR_STORAGE_PART_BYTES", 16 * 1024 * 1024)
+STORAGE_PART_BYTES = env_int("ANNOTATOR_STORAGE_PART_BYTES", 8 * 1024 * 1024)
 
 
 def storage_settings(kind: str, root_setting: str) -> dict:
@@ -282,6 +282,11 @@ def storage_settings(kind: str, root_setting: str) -> dict:
             f"ANNOTATOR_{kind}_STORAGE is s3: set ANNOTATOR_S3_BUCKET or ANNOTATOR_{kind}_S3_BUCKET"
         )
     prefix = os.environ.get(f"ANNOTATOR_{kind}_S3_PREFIX")
+    from botocore.config import Config
+
+    addressing_style = value("ADDRESSING_STYLE") or None
+    # Connections enough for a release's part uploads and its images fetched ahead, on one client.
+    client_config = Config(s3={"addressing_style": addressing_style}, signature_version="s3v4", max_pool_connections=32)
     return {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -289,8 +294,9 @@ def storage_settings(kind: str, root_setting: str) -> dict:
             "location": (kind.lower() if prefix is None else prefix).strip("/"),
             "endpoint_url": value("ENDPOINT_URL") or None,
             "region_name": value("REGION") or None,
-            "addressing_style": value("ADDRESSING_STYLE") or None,
+            "addressing_style": addressing_style,
             "signature_version": "s3v4",
+            "client_config": client_config,
             "default_acl": None,
             "file_overwrite": True,  # names are chosen by the platform (a hash, a token): never renamed
             "querystring_auth": True,

@@ -92,7 +92,13 @@ def s3_key(alias: str, name: str) -> str:
 
 
 def s3_client(alias: str) -> Any:
-    return _s3(alias).connection.meta.client
+    """The store's boto3 client, one for all threads (a client is thread-safe; the store's own
+    connection is made once per thread, and each costs tens of MB of service model)."""
+    backend = _s3(alias)
+    client = getattr(backend, "_shared_client", None)
+    if client is None:
+        client = backend._shared_client = backend.connection.meta.client
+    return client
 
 
 # --- small files ---------------------------------------------------------------------------------

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import logging
 import tarfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from io import BytesIO
 from pathlib import PurePosixPath
+from typing import IO
 
 from feedback import storage
 
@@ -49,6 +52,24 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
+# From an object store, images are fetched this many ahead of the one the tar takes (each a round
+# trip of its own), on as many threads; one of at most PREFETCH_MAX_BYTES is read whole by its
+# thread, a larger one streamed when its turn comes. Memory: PREFETCH x PREFETCH_MAX_BYTES at most.
+PREFETCH = 16
+PREFETCH_MAX_BYTES = 4 * 1024 * 1024
+
+Fetched = tuple[int, IO[bytes]] | None
+
+
+def _fetch(name: str) -> Fetched:
+    opened = storage.open_stream(storage.MEDIA, name)
+    if opened is None or opened[0] > PREFETCH_MAX_BYTES:
+        return opened
+    size, stream = opened
+    with stream:
+        return size, BytesIO(stream.read())
+
+
 class ImagesWriter:
     def __init__(self, sink: ReleaseSink, ctx: ExportContext):
         self.sink = sink
@@ -56,12 +77,16 @@ class ImagesWriter:
         self.missing: list[str] = []
         self.tar: tarfile.TarFile | None = None
         self.record: WrittenFile | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        self.pending: deque[tuple[str, str, Future[Fetched] | None]] = deque()
 
     def _open(self) -> tarfile.TarFile:
         if self.tar is None:
             stream, self.record = self.sink.binary(FILE_NAME, split="", format=FORMAT.name)
             # Open across write() calls; close() ends it (the sink closes the stream).
             self.tar = tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+            if not storage.is_local(storage.MEDIA):
+                self.pool = ThreadPoolExecutor(PREFETCH, thread_name_prefix="images-tar")
         return self.tar
 
     def write(self, sample: ExportSample) -> None:
@@ -72,20 +97,39 @@ class ImagesWriter:
         if not name or name in self.seen:
             return
         self.seen.add(name)
-        tar = self._open()
-        source = storage.open_stream(storage.MEDIA, image.file) if image.file else None
+        self._open()
+        if self.pool is None:
+            self._add(name, image.file_name, storage.open_stream(storage.MEDIA, image.file) if image.file else None)
+            return
+        self.pending.append((name, image.file_name, self.pool.submit(_fetch, image.file) if image.file else None))
+        while len(self.pending) > PREFETCH:
+            self._take()
+
+    def _take(self) -> None:
+        name, file_name, future = self.pending.popleft()
+        self._add(name, file_name, future.result() if future is not None else None)
+
+    def _add(self, name: str, file_name: str, source: Fetched) -> None:
+        """The next image of the tar (in the samples' order, whatever order the fetches end in)."""
+        assert self.tar is not None and self.record is not None
         if source is None:
-            self.missing.append(image.file_name)
+            self.missing.append(file_name)
             return
         size, stream = source
         with stream:
-            tar.addfile(_member(name, size), stream)
-        assert self.record is not None
+            self.tar.addfile(_member(name, size), stream)
         self.record.rows += 1
 
     def close(self) -> None:
         if self.tar is None:
             return
+        try:
+            while self.pending:
+                self._take()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
+                self.pool = None
         if self.missing:
             listing = "".join(f"{name}\n" for name in self.missing).encode()
             self.tar.addfile(_member(MISSING_LIST, len(listing)), BytesIO(listing))
