@@ -28,6 +28,7 @@ from feedback.drafting.models import Draft
 from feedback.errors import Conflict, InvalidInput, NotAllowed, NotFound, summary
 from feedback.models import ImportedFeedback, Project, ProjectMembership, ReviewOrder, Role, Sample
 from feedback.review.claims import lease_end
+from feedback.review.disagreement import adjudication_recheck
 from feedback.review.models import Assignment, Revision
 
 NAME_MAX = 200
@@ -391,6 +392,8 @@ def project_update(*, project: Project, values: dict[str, Any]) -> Project:
             setattr(project, field, cleaned[field])
         if changed:
             project.save(update_fields=[*changed, "updated_at"])
+        if "adjudication_threshold" in changed:
+            adjudication_recheck(project)
     return project
 
 

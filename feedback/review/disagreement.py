@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from feedback.models import Project
 
-from .models import AdjudicationCase, Assignment, Decision, Revision
+from .models import Adjudication, AdjudicationCase, Assignment, Decision, Revision
 
 ACCEPTING = frozenset({Decision.ACCEPTED, Decision.EDITED})
 
@@ -98,3 +98,29 @@ def adjudication_open(*, project: Project, sample_id: int) -> AdjudicationCase |
             )
     except IntegrityError:
         return None  # opened by a concurrent submission
+
+
+def adjudication_recheck(project: Project) -> dict[str, int]:
+    """After a change of the project's threshold: each case still waiting is compared again under
+    the new one. A case none of whose turns disagree any more is closed (deleted: nothing was
+    settled in it; its reviews go straight through); one whose settled turns are all that still
+    disagree is settled; the others keep the turns that still disagree (and those settled). Samples
+    without a case are not re-opened: their reviews agreed when they were in, and may be released."""
+    counts = {"rechecked": 0, "closed": 0, "settled": 0}
+    pending = AdjudicationCase.objects.filter(project=project, settled_at__isnull=True).order_by("id")
+    for case in pending.iterator(chunk_size=500):
+        counts["rechecked"] += 1
+        found = {str(turn_id): reasons for turn_id, reasons in sample_disagreements(project, case.sample_id).items()}
+        done = {str(t) for t in Adjudication.objects.filter(case=case).values_list("turn_id", flat=True)}
+        turns = {**{t: case.turns[t] for t in done if t in case.turns}, **found}
+        if not turns:
+            case.delete()
+            counts["closed"] += 1
+        elif set(turns) <= done:
+            case.turns, case.settled_at = turns, timezone.now()
+            case.save(update_fields=["turns", "settled_at"])
+            counts["settled"] += 1
+        elif turns != case.turns:
+            case.turns = turns
+            case.save(update_fields=["turns"])
+    return counts

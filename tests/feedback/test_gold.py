@@ -342,3 +342,28 @@ def test_nothing_an_annotator_sees_tells_a_check_from_a_review(team):
         "sample",
         "turns",
     }
+
+
+# --- a changed threshold ----------------------------------------------------------------------
+
+
+def test_a_changed_threshold_rechecks_the_waiting_cases(team):
+    make_drafted_samples(team.project, 3)
+    wide = reviewed(team.project, [team.ann], helpfulness=1)  # 1 vs 7: disagrees under any threshold up to 6
+    decide(claim_one(team.project, team.bea), helpfulness=7)
+    narrow = reviewed(team.project, [team.ann], helpfulness=3)  # 3 vs 5: only under a threshold of 2
+    decide(claim_one(team.project, team.bea), helpfulness=5)
+    agreeing = reviewed(team.project, [team.ann, team.bea], helpfulness=4)
+    assert set(AdjudicationCase.objects.values_list("sample_id", flat=True)) == {wide.pk, narrow.pk}
+    response = token_client(team.lead).patch(
+        f"/api/projects/{team.project.slug}/", {"adjudication_threshold": 3}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    # The narrow disagreement goes straight through; the wide one still waits; no case opens.
+    assert set(AdjudicationCase.objects.values_list("sample_id", flat=True)) == {wide.pk}
+    assert not AdjudicationCase.objects.filter(sample=agreeing).exists()
+    rich = {r["id"]: r for r in read_jsonl(folder(build(team.project, ["rich"])) / "rich.jsonl")}
+    assert narrow.external_id in rich and wide.external_id not in rich
+    # Lowered again, a waiting case is not reopened for samples that went through.
+    token_client(team.lead).patch(f"/api/projects/{team.project.slug}/", {"adjudication_threshold": 2}, format="json")
+    assert set(AdjudicationCase.objects.values_list("sample_id", flat=True)) == {wide.pk}
