@@ -5,6 +5,7 @@ refinement). Here because the figures live in this app, which sits above feedbac
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,15 @@ def _agreement(pairs: list[tuple[int, int]], labels: list[int]) -> dict[str, sta
             table[position[draft], position[final]] += 1
     figures = stats.agreement(table, labels, seed=0, resamples=RESAMPLES)
     return {"kappa": figures["kappa"], "within_1": figures["within_1"], "exact": figures["exact"]}
+
+
+def _dollars(amount: Decimal) -> str:
+    """US dollars to the cent's millionth (what a row keeps), without trailing zeros."""
+    return f"{amount:.8f}".rstrip("0").rstrip(".") or "0"
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def trial_figures(trial: Trial) -> dict[str, Any]:
@@ -61,8 +71,8 @@ def trial_figures(trial: Trial) -> dict[str, Any]:
                 "reask_rate": stats.proportion(fig.reasked, finished),
                 "tokens_in": fig.tokens_in,
                 "tokens_out": fig.tokens_out,
-                "cost": str(fig.cost),
-                "latency_ms": {"p50": fig.latency_p50, "p95": fig.latency_p95},
+                "cost": _dollars(fig.cost),
+                "latency_ms": {"p50": _ms(fig.latency_p50), "p95": _ms(fig.latency_p95)},
                 "gold": len(scored),
                 "agreement": _agreement(pooled, labels),
                 "criteria": {c: _agreement(by_criterion[c], labels) for c in criteria},
