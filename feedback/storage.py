@@ -97,8 +97,14 @@ def s3_client(alias: str) -> Any:
     backend = _s3(alias)
     client = getattr(backend, "_shared_client", None)
     if client is None:
-        client = backend._shared_client = backend.connection.meta.client
+        with _client_lock:  # threads starting together would each make a connection otherwise
+            client = getattr(backend, "_shared_client", None)
+            if client is None:
+                client = backend._shared_client = backend.connection.meta.client
     return client
+
+
+_client_lock = threading.Lock()
 
 
 # --- small files ---------------------------------------------------------------------------------
@@ -322,35 +328,50 @@ class _FileSink(_Sink):
         self.stream.close()
 
 
-class _PartSink(_Sink):
-    """One multipart upload: bytes gathered into parts of ``STORAGE_PART_BYTES``, each sent by a
-    thread of its own while the next fills (at most two parts held), completed only by
-    ``complete`` (the object does not exist until then) or dropped by ``abort``."""
+class _Uploader:
+    """Sends the parts of a staging's multipart uploads, ``THREADS`` at a time with one more
+    waiting, whatever the number of files: the parts held in memory do not grow with it."""
 
-    def __init__(self, client: Any, bucket: str, key: str, content_type: str) -> None:
-        self.client, self.bucket, self.key = client, bucket, key
+    THREADS = 2
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[tuple[_PartSink, int, bytes] | None] = queue.Queue(maxsize=1)
+        self.threads = [
+            threading.Thread(target=self._run, name="release parts", daemon=True) for _ in range(self.THREADS)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            sink, number, body = item
+            sink.send(number, body)
+
+    def put(self, sink: _PartSink, number: int, body: bytes) -> None:
+        self.queue.put((sink, number, body))
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
+
+
+class _PartSink(_Sink):
+    """One multipart upload: bytes gathered into parts of ``STORAGE_PART_BYTES`` that the staging's
+    uploader sends while the next fills; completed only by ``complete`` (the object does not exist
+    until then) or dropped by ``abort``."""
+
+    def __init__(self, uploader: _Uploader, client: Any, bucket: str, key: str, content_type: str) -> None:
+        self.uploader, self.client, self.bucket, self.key = uploader, client, bucket, key
         self.part_bytes = max(settings.STORAGE_PART_BYTES, 5 * 1024 * 1024)
         self.upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)["UploadId"]
         self.buffer = bytearray()
         self.number = 0
         self.parts: list[dict] = []
-        self.queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=1)
+        self.pending = 0
+        self.settled = threading.Condition()
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._send, name=f"upload {key}", daemon=True)
-        self.thread.start()
-
-    def _send(self) -> None:
-        while (item := self.queue.get()) is not None:
-            if self.error is not None:
-                continue
-            number, body = item
-            try:
-                answer = self.client.upload_part(
-                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body
-                )
-                self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-            except BaseException as exc:  # handed to the writer at its next part
-                self.error = exc
 
     def write(self, data: memoryview) -> None:
         self.buffer += data
@@ -362,15 +383,35 @@ class _PartSink(_Sink):
         if self.error is not None:
             raise self.error
         self.number += 1
-        self.queue.put((self.number, body))
+        with self.settled:
+            self.pending += 1
+        self.uploader.put(self, self.number, body)
+
+    def send(self, number: int, body: bytes) -> None:
+        """On an uploader thread: one part (skipped once the upload has failed or is aborted)."""
+        try:
+            if self.error is None:
+                answer = self.client.upload_part(
+                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body
+                )
+                self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        except BaseException as exc:  # handed to the writer at its next part, or at close
+            self.error = exc
+        finally:
+            with self.settled:
+                self.pending -= 1
+                self.settled.notify_all()
+
+    def _wait(self) -> None:
+        with self.settled:
+            self.settled.wait_for(lambda: self.pending == 0)
 
     def close(self) -> None:
         """Sends the last part (the only one may be short, even empty) and waits for all."""
         if self.buffer or self.number == 0:
             self._queue_part(bytes(self.buffer))
             self.buffer = bytearray()
-        self.queue.put(None)
-        self.thread.join()
+        self._wait()
         if self.error is not None:
             raise self.error
 
@@ -381,10 +422,8 @@ class _PartSink(_Sink):
         )
 
     def abort(self) -> None:
-        if self.thread.is_alive():
-            self.error = self.error or RuntimeError("aborted")
-            self.queue.put(None)
-            self.thread.join()
+        self.error = self.error or RuntimeError("aborted")
+        self._wait()
         # An upload gone already is fine; the sweep aborts any left behind.
         with contextlib.suppress(Exception):
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
@@ -405,6 +444,7 @@ class Staging:
         self.folder = folder.strip("/")
         self.local = is_local(alias)
         self.sinks: list[_Sink] = []
+        self.uploader: _Uploader | None = None
         if self.local:
             self.final = local_path(alias, self.folder)
             self.partial = self.final.with_name(f".{self.final.name}.{token}.partial")
@@ -417,7 +457,10 @@ class Staging:
             sink = _FileSink(self.partial / path)
         else:
             backend = _s3(self.alias)
+            if self.uploader is None:
+                self.uploader = _Uploader()
             sink = _PartSink(
+                self.uploader,
                 s3_client(self.alias),
                 backend.bucket_name,
                 s3_key(self.alias, f"{self.folder}/{path}"),
@@ -433,6 +476,7 @@ class Staging:
             shutil.rmtree(self.final, ignore_errors=True)
             self.partial.rename(self.final)
             return
+        self._stop()
         for sink in self.sinks:
             assert isinstance(sink, _PartSink)
             sink.complete()
@@ -440,5 +484,11 @@ class Staging:
     def discard(self) -> None:
         for sink in self.sinks:
             sink.abort()
+        self._stop()
         if self.local:
             shutil.rmtree(self.partial, ignore_errors=True)
+
+    def _stop(self) -> None:
+        if self.uploader is not None:
+            self.uploader.stop()
+            self.uploader = None
