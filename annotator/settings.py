@@ -465,6 +465,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "feedback.tasks.import_batch_run_task": {"queue": "default"},
     "feedback.tasks.image_fetch_task": {"queue": "default"},
+    "feedback.tasks.image_fetch_dispatch_task": {"queue": "default"},
     "feedback.tasks.job_dispatch_task": {"queue": "default"},
     "feedback.tasks.job_watch_task": {"queue": "default"},
     "feedback.tasks.job_batch_task": {"queue": "default"},

@@ -127,7 +127,7 @@ def main() -> None:
     size = SMOKE if args.smoke else FULL
     images = args.images or size["images"]
     register = args.register if args.register is not None else size["register"]
-    counts = [int(n) for n in (args.workers or size["workers"]).split(",")]
+    counts = [int(n) for n in (args.workers or size["workers"]).split(",") if int(n) > 0]  # 0: registration only
 
     db = Database.parse(args.database_url)
     lock = db.exclusive(f"broker {args.broker_url}")
@@ -158,7 +158,7 @@ def main() -> None:
             assert refs == register and server.served == 0, (refs, server.served)
             print(
                 f"registration: {register:,} images by reference in {seconds:.1f} s "
-                f"({register / seconds:,.0f} images/s, a fetch task queued per {FETCH_GROUP}); "
+                f"({register / seconds:,.0f} images/s; a worker queues a fetch task per {FETCH_GROUP}); "
                 f"images read: {server.served}"
             )
             flush_redis(args.broker_url)

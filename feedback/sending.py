@@ -19,6 +19,7 @@ from django.db import transaction
 # Task names of the feedback app (exports names its own, in exports/service.py).
 IMPORT_RUN = "feedback.tasks.import_batch_run_task"
 IMAGE_FETCH = "feedback.tasks.image_fetch_task"
+IMAGE_FETCH_DISPATCH = "feedback.tasks.image_fetch_dispatch_task"
 JOB_DISPATCH = "feedback.tasks.job_dispatch_task"
 JOB_WATCH = "feedback.tasks.job_watch_task"
 JOB_BATCH = "feedback.tasks.job_batch_task"

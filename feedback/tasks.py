@@ -10,8 +10,8 @@ from . import recovery
 from .importers.service import import_batch_start
 from .jobs import batch as job_batches
 from .jobs import service as jobs
-from .references.service import reference_fetch
-from .sending import IMAGE_FETCH, IMPORT_RUN, JOB_BATCH, JOB_DISPATCH, JOB_WATCH, LLM_ITEM_RUN
+from .references.service import reference_fetch, send_fetches
+from .sending import IMAGE_FETCH, IMAGE_FETCH_DISPATCH, IMPORT_RUN, JOB_BATCH, JOB_DISPATCH, JOB_WATCH, LLM_ITEM_RUN
 from .workers import heartbeat
 
 
@@ -28,6 +28,12 @@ def image_fetch_task(reference_ids: list[int]) -> None:
     stored, or failed with its reason, or left for a retry."""
     for reference_id in reference_ids:
         reference_fetch(reference_id=reference_id)
+
+
+@shared_task(name=IMAGE_FETCH_DISPATCH, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def image_fetch_dispatch_task(reference_ids: list[int]) -> None:
+    """An import chunk's references, queued as fetch tasks by a worker rather than by the import."""
+    send_fetches(reference_ids)
 
 
 @shared_task(name=LLM_ITEM_RUN, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
