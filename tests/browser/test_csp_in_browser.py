@@ -12,6 +12,7 @@ from demo.setup import demo_setup
 from exports.models import Release
 from feedback.jobs.models import Job
 from feedback.models import ImportBatch, Sample
+from feedback.trials.service import trial_create
 from tests.browser.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,6 +102,9 @@ def test_every_page_runs_under_the_strict_policy_without_a_violation(live_server
     running = ImportBatch.objects.create(project=project, format="native", file_name="big.jsonl", status="running")
     sample = Sample.objects.filter(project=project, image__isnull=False).exclude(image__file="").first()
     assert sample is not None
+    trial = trial_create(  # no worker: it stays running, and its page polls
+        project=project, set={"kind": "random", "n": 2}, variants=[{}, {"temperature": 1.0}]
+    )
 
     pages = {
         "project list": (f"{base}/", False),
@@ -122,6 +126,8 @@ def test_every_page_runs_under_the_strict_policy_without_a_violation(live_server
         "prompts": (f"{base}/projects/{slug}/prompts/", False),
         "prompt": (f"{base}/projects/{slug}/prompts/1/", False),
         "new prompt": (f"{base}/projects/{slug}/prompts/new/", False),
+        "trials": (f"{base}/projects/{slug}/trials/", False),
+        "running trial": (f"{base}/projects/{slug}/trials/{trial.pk}/", True),
         "new project": (f"{base}/projects/new/", False),
         "project settings": (f"{base}/projects/{slug}/settings/", False),
         "members": (f"{base}/projects/{slug}/members/", False),
