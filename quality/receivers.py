@@ -27,7 +27,7 @@ from .models import ReviewedTurn
 
 @receiver(post_save, sender=Revision, dispatch_uid="quality.revision_saved")
 def on_revision_saved(sender: Any, instance: Revision, created: bool, raw: bool = False, **kwargs: Any) -> None:
-    if raw or not created:
+    if raw or not created or instance.assignment.gold:  # a gold check is no review of its sample
         return
     summary.revision_saved(instance)
 
@@ -36,7 +36,7 @@ def on_revision_saved(sender: Any, instance: Revision, created: bool, raw: bool 
 def on_assignment_saved(
     sender: Any, instance: Assignment, created: bool, raw: bool = False, update_fields: Any = None, **kwargs: Any
 ) -> None:
-    if raw or created or (update_fields is not None and "state" not in update_fields):
+    if raw or created or instance.gold or (update_fields is not None and "state" not in update_fields):
         return
     summary.assignment_saved(instance.pk, instance.sample_id, instance.state, instance.project_id)
 

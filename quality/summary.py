@@ -176,7 +176,8 @@ def revision_saved(revision: Revision) -> None:
     )
     submitted = context["state"] == AssignmentState.SUBMITTED
     shared = submitted and (
-        Assignment.objects.filter(sample_id=context["sample_id"], state=AssignmentState.SUBMITTED).count() >= 2
+        Assignment.objects.filter(sample_id=context["sample_id"], state=AssignmentState.SUBMITTED, gold=False).count()
+        >= 2
     )
     existing = (
         ReviewedTurn.objects.filter(assignment_id=revision.assignment_id, turn_id=turn.pk)
@@ -263,7 +264,7 @@ def assignment_saved(assignment_id: int, sample_id: int, state: str, project_id:
 
 
 def _shared(sample_id: int) -> bool:
-    return Assignment.objects.filter(sample_id=sample_id, state=AssignmentState.SUBMITTED).count() >= 2
+    return Assignment.objects.filter(sample_id=sample_id, state=AssignmentState.SUBMITTED, gold=False).count() >= 2
 
 
 def sync_shared(sample_id: int) -> None:
@@ -302,7 +303,7 @@ CHAIN_FIELDS = (
 def _chains(project: Project, generated: dict[int, str], shared: set[int]) -> Iterator[list[Chain]]:
     """The project's chains, one assignment's at a time (each list: one assignment's turns)."""
     revisions = (
-        Revision.objects.filter(assignment__project=project)
+        Revision.objects.filter(assignment__project=project, assignment__gold=False)
         .order_by("assignment_id", "turn_id", "-version")
         .values(*CHAIN_FIELDS)
     )
@@ -403,7 +404,7 @@ def rebuild_project(project: Project, progress=None) -> int:
         .values_list("turn_id", "model")
     )
     shared = set(
-        Assignment.objects.filter(project=project, state=AssignmentState.SUBMITTED)
+        Assignment.objects.filter(project=project, state=AssignmentState.SUBMITTED, gold=False)
         .values("sample_id")
         .annotate(n=Count("id"))
         .filter(n__gte=2)

@@ -10,7 +10,7 @@ from django.test import Client
 
 from feedback.models import Project, Role, Turn
 from feedback.review.gold import gold_mark
-from feedback.review.models import Decision
+from feedback.review.models import Assignment, Decision
 from feedback.review.revisions import revision_create
 from quality.annotators import annotator_detail, annotator_list
 from tests.conftest import make_user, token_client
@@ -119,3 +119,16 @@ def test_the_page_and_api_are_the_admins_and_agree(team):
         other = Client()
         other.force_login(user)
         assert other.get(f"/projects/{slug}/annotators/cid/").status_code == code
+
+
+def test_gold_checks_stay_out_of_the_quality_summary(team):
+    from quality.models import ReviewedTurn
+    from quality.summary import rebuild_project
+
+    checks = set(Assignment.objects.filter(gold=True).values_list("id", flat=True))
+    assert len(checks) == 2
+    rows = ReviewedTurn.objects.filter(project=team.project)
+    assert rows.count() == 4 and not rows.filter(assignment_id__in=checks).exists()
+    assert rows.filter(shared=True).count() == 4, "the gold samples' two reviews, not three"
+    rebuild_project(team.project)
+    assert rows.count() == 4 and not rows.filter(assignment_id__in=checks).exists()
