@@ -21,6 +21,7 @@ from feedback import selectors
 from feedback.drafting.models import CallStatus
 from feedback.jobs.models import Job, JobItem
 from feedback.jobs.selection import Selection, samples_to_respond, turns_to_draft
+from feedback.jobs.selectors import RATE_WINDOW
 from feedback.jobs.service import JobStateError, job_act, job_create
 from feedback.models import ImportBatch, Project, Role, Sample, Turn
 from tests.conftest import make_user, token_client
@@ -288,9 +289,10 @@ def test_csrf_is_enforced_on_the_form_and_the_actions(project, admin_user):
 
 def _busy_job(project, admin_user) -> Job:
     """A running job of 12 turns: 3 done, 2 failed, 1 cancelled, 1 running after an error, 1 queued,
-    4 pending; tokens and cost spent."""
+    4 pending; tokens and cost spent. It started two minutes ago, past the rate's window, so the rate
+    is measured over the whole window whatever the time the test takes."""
     turns = JobTurnFactory.create_numbered(12, sample__project=project)
-    job = set_running(new_job(project, admin_user), total=12)
+    job = set_running(new_job(project, admin_user), total=12, seconds_ago=2 * RATE_WINDOW)
     add_items(job, turns[0:3], "done")
     add_items(job, turns[3:4], "failed", error="HTTP 400: the oldest failure", ago=20)
     add_items(job, turns[4:5], "failed", error="unusable answer after one re-ask: overall: missing", ago=10)
@@ -312,8 +314,8 @@ def test_progress_json_counts_items_rate_eta_and_latest_errors(client, project, 
     assert (progress["done"], progress["failed"], progress["cancelled"]) == (3, 2, 1)
     assert (progress["in_flight"], progress["retrying"]) == (2, 1)
     assert progress["remaining"] == 12 - 6
-    assert progress["rate_per_second"] == 0.1  # 3 done in the 30 seconds since the start
-    assert progress["eta_seconds"] == 60  # 6 remaining at 0.1 a second
+    assert progress["rate_per_second"] == 0.05  # 3 done in the last 60 seconds
+    assert progress["eta_seconds"] == 120  # 6 remaining at 0.05 a second
     assert (progress["tokens_in"], progress["tokens_out"], progress["cost"]) == (1234, 56, "0.0123")
     assert progress["budget"] is None
     errors = progress["latest_errors"]
