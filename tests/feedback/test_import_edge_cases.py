@@ -541,7 +541,7 @@ def test_native_rejects_unknown_fields_naming_them(project, tmp_path):
         (
             3,
             "image.caption",
-            "unknown field (allowed: captions, file_name, height, notes, objects, regions, width)",
+            "unknown field (allowed: captions, file_name, height, notes, objects, ref, regions, width)",
         ),
     ]
     assert list(Sample.objects.values_list("external_id", flat=True)) == ["ok"]
