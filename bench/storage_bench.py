@@ -3,7 +3,8 @@
     .venv/bin/python bench/storage_bench.py [--size 63000] [--images 5000] [--image-kb 24]
         [--rounds 1] [--s3-endpoint http://127.0.0.1:5000] [--database-url URL] [--keep]
     .venv/bin/python bench/storage_bench.py --smoke    # 1,200 samples, 200 images: seconds, no targets
-    .venv/bin/python bench/storage_bench.py --refs     # + image references fetched by 1 vs 4 workers
+
+Image references fetched by 1 vs 4 workers are measured by bench/image_fetch_bench.py.
 
 Set-up: the export benchmark's project (bench/export_bench.py ``Seeder``: every sample two
 reviewed turns, an annotated image) in a PostgreSQL database of its own (dropped and created; its
@@ -226,18 +227,6 @@ def run_build(work: Path, label: str, env: dict[str, str], s3_pid: int | None) -
 
 
 # --------------------------------------------------------------------------------------------
-# 5,000 image references fetched by 1 vs 4 workers (images/s)
-#
-# MARKED PLACE for the image-reference measurement (issue 15, item 2, built with the references):
-# --refs calls this with the parsed arguments and the work folder; it returns the lines to print
-# (and raises on a failed fetch). Until it is filled in, it says so and measures nothing.
-
-
-def run_reference_fetch(args: argparse.Namespace, work: Path) -> list[str]:
-    return ["--refs: the image-reference fetch measurement (1 vs 4 workers) is not part of this bench yet"]
-
-
-# --------------------------------------------------------------------------------------------
 # Report
 
 
@@ -343,7 +332,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--image-kb", type=int, default=24, help="size of each image file, about (24 KB)")
     parser.add_argument("--rounds", type=int, default=1, help="builds to each store, alternating (1)")
     parser.add_argument("--s3-endpoint", default=DEFAULT_S3_ENDPOINT, help=f"the S3 server ({DEFAULT_S3_ENDPOINT})")
-    parser.add_argument("--refs", action="store_true", help="also fetch image references with 1 and 4 workers")
     add_common_arguments(parser, database_url=DEFAULT_DATABASE_URL)
     args = parser.parse_args(argv)
     if args.smoke:
@@ -421,9 +409,6 @@ def main(argv: list[str]) -> int:
                         flush=True,
                     )
             ok = print_report(rows, args.size, args.smoke)
-            if args.refs:
-                for line in run_reference_fetch(args, work):
-                    print(line)
         except KeyboardInterrupt:
             print("\ninterrupted; cleaning up", file=sys.stderr)
             return 130
