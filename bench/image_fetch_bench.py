@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -41,8 +42,16 @@ from _harness import (
     migrate,
 )
 
-FULL = {"images": 5000, "register": 118_287, "workers": "1,4"}
-SMOKE = {"images": 200, "register": 2000, "workers": "1,2"}
+
+@dataclass(frozen=True)
+class Size:
+    images: int  # references fetched per run
+    register: int  # images registered by reference
+    workers: str  # worker counts to compare
+
+
+FULL = Size(images=5000, register=118_287, workers="1,4")
+SMOKE = Size(images=200, register=2000, workers="1,2")
 
 
 class ImageServer(ThreadingHTTPServer):
@@ -118,16 +127,16 @@ def main() -> None:
         database_url="postgres://postgres@127.0.0.1:5432/annotator_refs_bench",
         broker_url="redis://127.0.0.1:6379/7",
     )
-    parser.add_argument("--images", type=int, help=f"references fetched per run (default {FULL['images']:,})")
-    parser.add_argument("--register", type=int, help=f"images registered by reference (default {FULL['register']:,})")
-    parser.add_argument("--workers", help=f"worker counts to compare (default {FULL['workers']})")
+    parser.add_argument("--images", type=int, help=f"references fetched per run (default {FULL.images:,})")
+    parser.add_argument("--register", type=int, help=f"images registered by reference (default {FULL.register:,})")
+    parser.add_argument("--workers", help=f"worker counts to compare (default {FULL.workers})")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the image server's latency (default 50)")
     args = parser.parse_args()
     size = SMOKE if args.smoke else FULL
-    images = args.images or size["images"]
-    register = args.register if args.register is not None else size["register"]
-    counts = [int(n) for n in (args.workers or size["workers"]).split(",") if int(n) > 0]  # 0: registration only
+    images = args.images or size.images
+    register = args.register if args.register is not None else size.register
+    counts = [int(n) for n in (args.workers or size.workers).split(",") if int(n) > 0]  # 0: registration only
 
     db = Database.parse(args.database_url)
     lock = db.exclusive(f"broker {args.broker_url}")

@@ -30,6 +30,11 @@ pytestmark = pytest.mark.django_db
 
 
 def decide(assignment: Assignment, *, decision: str = Decision.EDITED, critique: str = "", **scores: int) -> None:
+    record(assignment, decision=decision, critique=critique, scores=scores)
+
+
+def record(assignment: Assignment, *, decision: str, critique: str, scores: dict[str, int]) -> None:
+    """Submits the same revision of every answered turn: ``scores`` over the factory's."""
     reviewer = assignment.reviewer
     for turn in Turn.objects.filter(sample_id=assignment.sample_id, model_response__isnull=False).order_by("index"):
         fields: dict[str, Any] = {
@@ -48,7 +53,7 @@ def reviewed(project: Project, reviewers, **scores: int) -> Sample:
         assignment = claim_one(project, reviewer)
         sample = sample or assignment.sample
         assert assignment.sample == sample
-        decide(assignment, critique="The answer names the red bus.", **scores)
+        record(assignment, decision=Decision.EDITED, critique="The answer names the red bus.", scores=scores)
     assert sample is not None
     return sample
 

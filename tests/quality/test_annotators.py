@@ -20,9 +20,16 @@ from tests.feedback.review_helpers import claim_one, configure, make_drafted_sam
 pytestmark = pytest.mark.django_db
 
 
+def detail(project: Project, username: str) -> dict:
+    """The annotator's figures, who must have some."""
+    figures = annotator_detail(project, username)
+    assert figures is not None
+    return figures
+
+
 def decide(assignment, *, decision=Decision.EDITED, critique="The answer names the red bus.", ms=0, **scores):
     for turn in Turn.objects.filter(sample_id=assignment.sample_id, model_response__isnull=False).order_by("index"):
-        extra = {"reason": "Wrong colour."} if decision == Decision.REJECTED else {}
+        reason = "Wrong colour." if decision == Decision.REJECTED else ""
         revision_create(
             assignment=assignment,
             turn=turn,
@@ -32,7 +39,7 @@ def decide(assignment, *, decision=Decision.EDITED, critique="The answer names t
             critique=critique,
             scores={**SCORES, **scores},
             time_spent_ms=ms,
-            **extra,
+            reason=reason,
         )
 
 
@@ -87,7 +94,7 @@ def test_a_rejection_against_an_accepted_answer_disagrees(team):
     check = claim_one(team.project, dan)
     assert check.gold
     decide(check, decision=Decision.REJECTED, helpfulness=5)
-    gold = annotator_detail(team.project, "dan")["gold"]
+    gold = detail(team.project, "dan")["gold"]
     assert gold["decision_agreement"]["value"] == 0.0 and gold["exact"]["value"] == 1.0
 
 
@@ -102,13 +109,13 @@ def test_the_page_and_api_are_the_admins_and_agree(team):
     slug = team.project.slug
     api = token_client(team.lead).get(f"/api/projects/{slug}/annotators/cid/")
     assert api.status_code == 200
-    assert api.json()["gold"]["exact"] == annotator_detail(team.project, "cid")["gold"]["exact"]
+    assert api.json()["gold"]["exact"] == detail(team.project, "cid")["gold"]["exact"]
     listing = token_client(team.lead).get(f"/api/projects/{slug}/annotators/").json()
     assert {row["annotator"] for row in listing} == {"ann", "bea", "cid"}
     client = Client()
     client.force_login(team.lead)
     page = client.get(f"/projects/{slug}/annotators/cid/").content.decode()
-    exact = annotator_detail(team.project, "cid")["gold"]["exact"]["value"]
+    exact = detail(team.project, "cid")["gold"]["exact"]["value"]
     assert f"{exact:.2f}" in page and "6000 ms" in page
     assert "cid" in client.get(f"/projects/{slug}/annotators/").content.decode()
     assert token_client(team.lead).get(f"/api/projects/{slug}/annotators/nobody/").status_code == 404

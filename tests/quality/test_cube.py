@@ -106,9 +106,7 @@ def test_an_edit_after_submission_moves_its_cells(reviewed, admin_user):
     project, ann, *_ = reviewed
     before = compute(project)
     version = cube.version(project.pk)
-    row = (
-        ReviewedTurn.objects.filter(project=project, reviewer=ann, submitted=True, turn_index=0).order_by("pk").first()
-    )
+    row = ReviewedTurn.objects.filter(project=project, reviewer=ann, submitted=True, turn_index=0).order_by("pk")[0]
     assignment = Assignment.objects.get(pk=row.assignment_id)
     revision_create(
         assignment=assignment,
@@ -132,7 +130,9 @@ def test_an_edit_after_submission_moves_its_cells(reviewed, admin_user):
 def test_a_review_reopened_and_submitted_again_leaves_and_rejoins_the_cube(reviewed):
     project, ann, *_ = reviewed
     submitted = compute(project)
-    assignment = Assignment.objects.filter(project=project, reviewer=ann, state=AssignmentState.SUBMITTED).first()
+    assignment = Assignment.objects.filter(project=project, reviewer=ann, state=AssignmentState.SUBMITTED).order_by(
+        "pk"
+    )[0]
     assignment.state = AssignmentState.LEASED
     assignment.save(update_fields=["state"])
     assert_in_step(project)
@@ -163,7 +163,7 @@ def test_an_adjudication_changes_no_figure(reviewed, admin_user):
     version = cube.version(project.pk)
     case = AdjudicationCase.objects.get(project=project)  # the rejected and the edited review of sample 1
     turn = Turn.objects.get(pk=int(next(iter(case.turns))))
-    chosen = ReviewedTurn.objects.filter(turn=turn).order_by("pk").first()
+    chosen = ReviewedTurn.objects.filter(turn=turn).order_by("pk")[0]
     adjudication_save(
         project=project, sample=turn.sample, turn=turn, adjudicator=admin_user, revision_id=chosen.revision_id
     )
