@@ -183,8 +183,9 @@ class TurnCell(models.Model):
         return f"{self.n} turns of project {self.project_id} on {self.day}"
 
 
-class PairCell(models.Model):
-    """Draft and final scores of a criterion, both given, of submitted turns not rejected, counted."""
+class CriterionCell(models.Model):
+    """What the cells of one criterion's scores are counted by: the project, the day, the criterion and
+    the columns the figures filter on; ``n`` is the count."""
 
     project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
@@ -193,9 +194,17 @@ class PairCell(models.Model):
     draft_model = models.CharField(max_length=200, blank=True)
     responder_model = models.CharField(max_length=200, blank=True)
     import_key = models.BigIntegerField()
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class PairCell(CriterionCell):
+    """Draft and final scores of a criterion, both given, of submitted turns not rejected, counted."""
+
     draft_score = models.SmallIntegerField()
     final_score = models.SmallIntegerField()
-    n = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -219,20 +228,12 @@ class PairCell(models.Model):
         return f"{self.n} x {self.criterion} {self.draft_score} → {self.final_score}"
 
 
-class FinalCell(models.Model):
+class FinalCell(CriterionCell):
     """Final scores of a criterion of submitted turns, with the same reviewer's final score of the
     next turn (NO_SCORE: none), counted."""
 
-    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
-    day = models.DateField()
-    criterion = models.CharField(max_length=50)
-    prompt_version = models.CharField(max_length=50, blank=True)
-    draft_model = models.CharField(max_length=200, blank=True)
-    responder_model = models.CharField(max_length=200, blank=True)
-    import_key = models.BigIntegerField()
     final_score = models.SmallIntegerField()
     next_score = models.IntegerField(help_text="NO_SCORE: no score of the next turn.")
-    n = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
