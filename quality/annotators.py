@@ -27,6 +27,7 @@ from feedback.review.disagreement import ACCEPTING
 from feedback.review.models import Assignment, GoldSample, Revision
 
 from . import stats
+from .summary import score_of
 
 # Gold checks scored per request, the most recent first.
 MAX_CHECKS = 20_000
@@ -65,7 +66,7 @@ class Scored:
         self.decisions_agree += (expected.get("decision") in ACCEPTING) == (get("decision") in ACCEPTING)
         wanted, scores = expected.get("scores") or {}, get("scores") or {}
         for criterion in criteria:
-            a, b = _score(wanted.get(criterion)), _score(scores.get(criterion))
+            a, b = score_of(wanted.get(criterion)), score_of(scores.get(criterion))
             if a is not None and b is not None:
                 self.pairs.append((a, b))
                 self.by_criterion[criterion].append((a, b))
@@ -91,15 +92,6 @@ class Scored:
                 if (pairs := self.by_criterion.get(criterion))
             }
         return out
-
-
-def _score(value: Any) -> int | None:
-    if value in (None, "") or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _rate(pairs: list[tuple[int, int]], within: int) -> stats.Fig:
