@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -84,6 +85,10 @@ class WorkerProcess:
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
+                # A node name of its own: two workers of one name share a pidbox queue, which RabbitMQ
+                # declares exclusive, so the second would fail to start there.
+                "--hostname",
+                f"test-{uuid.uuid4().hex[:8]}@%h",
             ],
             cwd=ROOT,
             env=env,

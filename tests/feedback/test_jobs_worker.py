@@ -202,15 +202,15 @@ def test_the_budget_cap_holds(project, admin_user, job_env, llm_simulator, tmp_p
         wait_until_settled(worker, job, timeout=90, states=(Job.State.PAUSED, *Job.FINAL_STATES))
         assert job.state == Job.State.PAUSED, "the budget ran out before the job"
         assert "budget" in job.stop_reason
-        spent = Draft.objects.filter(job=job).aggregate(total=Sum("cost"))["total"]
-        assert job.cost == spent <= budget
-        drafted = Draft.objects.filter(job=job).count()
-        assert 0 < drafted < 80
-        # Messages already on the broker hand their items back without a call.
+        # Calls under way when the budget ran out finish and are stored (each reserved its worst-case
+        # cost first); messages still on the broker hand their items back without a call.
         assert worker.wait_for(
             lambda: not JobItem.objects.filter(job=job, state__in=JobItem.IN_FLIGHT).exists(), timeout=30
         )
-        assert Draft.objects.filter(job=job).count() == drafted
+        job.refresh_from_db()
+        spent = Draft.objects.filter(job=job).aggregate(total=Sum("cost"))["total"]
+        assert job.cost == spent <= budget
+        assert 0 < Draft.objects.filter(job=job).count() < 80
 
         service.job_resume(job=job, budget="1.00")
         wait_until_settled(worker, job, timeout=90)
