@@ -44,9 +44,12 @@ from feedback.models import Project
 from feedback.review.models import Decision
 
 from .models import (
+    FINAL_CELL_KEYS,
     NO_BIN,
     NO_IMPORT,
     NO_SCORE,
+    PAIR_CELL_KEYS,
+    TURN_CELL_KEYS,
     FinalCell,
     PairCell,
     QualityState,
@@ -59,41 +62,11 @@ BINS = 10  # edit distance bins: [0, 0.1), ..., [0.9, 1]
 CHUNK = 200  # cells looked up per query when applying a delta
 BATCH = 2000
 
-TURN_KEYS = (
-    "day",
-    "reviewer_id",
-    "decision",
-    "drafted",
-    "prompt_version",
-    "draft_model",
-    "responder_model",
-    "responder_source",
-    "import_key",
-    "critique_bin",
-    "refinement_bin",
-)
+TURN_KEYS = TURN_CELL_KEYS
 TURN_SUMS = ("n", "cd_n", "cd_sum", "cd_sq", "rd_sum", "rd_sq")
-PAIR_KEYS = (
-    "day",
-    "criterion",
-    "prompt_version",
-    "draft_model",
-    "responder_model",
-    "import_key",
-    "draft_score",
-    "final_score",
-)
+PAIR_KEYS = PAIR_CELL_KEYS
 # ``next_key`` in the queries (the rows have a ``next_score`` column): ``next_score`` in the cells.
-FINAL_KEYS = (
-    "day",
-    "criterion",
-    "prompt_version",
-    "draft_model",
-    "responder_model",
-    "import_key",
-    "final_score",
-    "next_key",
-)
+FINAL_KEYS = (*FINAL_CELL_KEYS[:-1], "next_key")
 COUNTS = ("n",)
 
 

@@ -135,6 +135,43 @@ class QualityState(models.Model):
         return f"quality of project {self.project_id}: version {self.version}"
 
 
+# What each cell is counted by, beside its project: the unique key of its table, and the GROUP BY
+# of quality.cube.
+TURN_CELL_KEYS = (
+    "day",
+    "reviewer_id",
+    "decision",
+    "drafted",
+    "prompt_version",
+    "draft_model",
+    "responder_model",
+    "responder_source",
+    "import_key",
+    "critique_bin",
+    "refinement_bin",
+)
+PAIR_CELL_KEYS = (
+    "day",
+    "criterion",
+    "prompt_version",
+    "draft_model",
+    "responder_model",
+    "import_key",
+    "draft_score",
+    "final_score",
+)
+FINAL_CELL_KEYS = (
+    "day",
+    "criterion",
+    "prompt_version",
+    "draft_model",
+    "responder_model",
+    "import_key",
+    "final_score",
+    "next_score",
+)
+
+
 class TurnCell(models.Model):
     """Submitted reviewed turns counted by day (UTC) of the review, reviewer, decision, whether it
     started from a draft, the grouping columns and the edit distance bins, with the distances' sums."""
@@ -161,20 +198,7 @@ class TurnCell(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=[
-                    "project",
-                    "day",
-                    "reviewer_id",
-                    "decision",
-                    "drafted",
-                    "prompt_version",
-                    "draft_model",
-                    "responder_model",
-                    "responder_source",
-                    "import_key",
-                    "critique_bin",
-                    "refinement_bin",
-                ],
+                fields=["project", *TURN_CELL_KEYS],
                 name="turn_cell_once",
             )
         ]
@@ -209,17 +233,7 @@ class PairCell(CriterionCell):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=[
-                    "project",
-                    "day",
-                    "criterion",
-                    "prompt_version",
-                    "draft_model",
-                    "responder_model",
-                    "import_key",
-                    "draft_score",
-                    "final_score",
-                ],
+                fields=["project", *PAIR_CELL_KEYS],
                 name="pair_cell_once",
             )
         ]
@@ -238,17 +252,7 @@ class FinalCell(CriterionCell):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=[
-                    "project",
-                    "day",
-                    "criterion",
-                    "prompt_version",
-                    "draft_model",
-                    "responder_model",
-                    "import_key",
-                    "final_score",
-                    "next_score",
-                ],
+                fields=["project", *FINAL_CELL_KEYS],
                 name="final_cell_once",
             )
         ]
