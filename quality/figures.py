@@ -13,14 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.db.models import (
     Case,
     CharField,
@@ -70,6 +71,9 @@ UNKNOWN_MODEL = "(unknown)"
 MAX_SCALE = 101  # scores on a project's scale: the rows and columns of a confusion matrix
 CACHED = 50  # cached figures JSONs kept a project (one per filters)
 BY_KEYS = {"prompt_version": "prompt_version", "model": "draft_model", "import": "import_batch_id"}
+# PostgreSQL's memory for each sort and hash of the figures' queries: their per-turn GROUP BYs fit in
+# it at 63,000 samples, where the server's default (4 MB) spills them to disk.
+WORK_MEM = "64MB"
 
 
 def compute(project: Project, filters: QualityFilters | None = None) -> dict[str, Any]:
@@ -84,17 +88,36 @@ def compute(project: Project, filters: QualityFilters | None = None) -> dict[str
     turns = _filtered(ReviewedTurn.objects.filter(project=project), filters)
     scores = _filtered(ReviewedScore.objects.filter(project=project, criterion__in=criteria), filters)
     cells = _Cells(project, filters, criteria)
-    options = _options(project)
-    drafter = _drafter(cells, criteria, labels, options["imports"])
-    return {
-        "project": project.slug,
-        "filters": filters.as_json(),
-        "options": options,
-        "scale": {"min": project.score_min, "max": project.score_max},
-        "drafter": drafter,
-        "reviewers": _reviewers(turns, scores, criteria, labels, cells),
-        "models": _models(project, filters, cells, criteria, labels),
-    }
+    with _work_memory(turns.db):
+        options = _options(project)
+        drafter = _drafter(cells, criteria, labels, options["imports"])
+        return {
+            "project": project.slug,
+            "filters": filters.as_json(),
+            "options": options,
+            "scale": {"min": project.score_min, "max": project.score_max},
+            "drafter": drafter,
+            "reviewers": _reviewers(turns, scores, criteria, labels, cells),
+            "models": _models(project, filters, cells, criteria, labels),
+        }
+
+
+@contextmanager
+def _work_memory(using: str) -> Iterator[None]:
+    """On PostgreSQL, a transaction (or savepoint) whose queries may use ``WORK_MEM`` each:
+    ``set_config`` local to the transaction, set back on the way out, and undone with it by a
+    rollback, so an enclosing transaction keeps its own. Elsewhere nothing."""
+    db = connections[using]
+    if db.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(using=using):
+        with db.cursor() as cursor:
+            cursor.execute("SELECT current_setting('work_mem'), set_config('work_mem', %s, true)", [WORK_MEM])
+            before = cursor.fetchone()[0]
+        yield
+        with db.cursor() as cursor:
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [before])
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,17 +523,18 @@ def _annotators(turns, shared_scores, cells: _Cells) -> list[dict[str, Any]]:
         "GROUP BY reviewer_id, assignment_id) AS r GROUP BY reviewer_id, seconds",
     ):
         durations[reviewer].append((int(seconds or 0), int(n)))
-    sql, params = shared_scores.values(
-        "turn_id", "criterion", "assignment_id", "reviewer_id", "final_score"
-    ).query.sql_with_params()
-    with connections[shared_scores.db].cursor() as cursor:
-        cursor.execute(
-            "SELECT a.reviewer_id, SUM(CASE WHEN a.final_score = b.final_score THEN 1 ELSE 0 END), COUNT(*) "  # noqa: S608
-            f"FROM ({sql}) AS a JOIN ({sql}) AS b ON a.turn_id = b.turn_id AND a.criterion = b.criterion "
-            "AND a.assignment_id <> b.assignment_id GROUP BY a.reviewer_id",
-            [*params, *params],
+    # Each score against the others of its unit (a turn's criterion, one row per review): the same
+    # score as this one in (count of its score in the unit) - 1 of the (count in the unit) - 1.
+    agreement = {
+        reviewer: (int(k), int(n))
+        for reviewer, k, n in _run(
+            shared_scores.values("turn_id", "criterion", "reviewer_id", "final_score"),
+            "SELECT reviewer_id, SUM(same - 1), SUM(unit - 1) FROM (SELECT reviewer_id, "
+            "COUNT(*) OVER (PARTITION BY turn_id, criterion, final_score) AS same, "
+            "COUNT(*) OVER (PARTITION BY turn_id, criterion) AS unit FROM ({inner}) AS s) AS w "
+            "WHERE unit >= 2 GROUP BY reviewer_id",
         )
-        agreement = {reviewer: (int(k), int(n)) for reviewer, k, n in cursor.fetchall()}
+    }
     names = dict(get_user_model().objects.filter(pk__in=list(per)).values_list("pk", "username"))
     out = []
     for reviewer, r in per.items():

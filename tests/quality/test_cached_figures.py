@@ -143,3 +143,34 @@ def test_the_api_and_the_page_serve_the_cached_figures(reviewed, researcher_user
     page = client.get(reverse("quality:page", kwargs={"slug": project.slug}))
     assert page.status_code == 200
     assert page.context["figures"] == fresh(project)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="work_mem is a PostgreSQL setting")
+def test_the_figures_queries_run_with_more_work_memory_and_leave_the_setting_as_it_was(reviewed, monkeypatch):
+    from quality import figures
+
+    project, *_ = reviewed
+    seen: list[str] = []
+    reviewers = figures._reviewers
+
+    def spying(*args, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW work_mem")
+            seen.append(cursor.fetchone()[0])
+        return reviewers(*args, **kwargs)
+
+    monkeypatch.setattr(figures, "_reviewers", spying)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('work_mem', '3MB', true)")
+    compute(project)
+    assert seen == [figures.WORK_MEM]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone()[0] == "3MB"
+    # A compute that fails leaves it too (rolled back with its savepoint).
+    monkeypatch.setattr(figures, "_models", lambda *args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        compute(project)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone()[0] == "3MB"
