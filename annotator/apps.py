@@ -8,6 +8,7 @@ class AnnotatorConfig(AppConfig):
     verbose_name = "Annotator"
 
     def ready(self) -> None:
-        from .tokens import connect_signals
+        from . import passwords, tokens
 
-        connect_signals()
+        tokens.connect_signals()
+        passwords.connect_signals()

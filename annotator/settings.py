@@ -142,6 +142,8 @@ MIDDLEWARE = [
     # An htmx refresh that gets a redirect (to the login page) moves the whole page (feedback/polling.py).
     "feedback.polling.HtmxRedirectMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # A session signed in with a one-time password reaches only the password page (annotator/passwords.py).
+    "annotator.passwords.OneTimePasswordMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # The services' refusals on pages: a message and back to the form, or a 4xx page (feedback/errors.py).
     "feedback.middleware.ServiceErrorMiddleware",

@@ -10,7 +10,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from feedback.rest.errors import error_body
+
 from .lockout import lockout_message
+from .passwords import REQUIRED, must_change
 from .tokens import current_token
 
 
@@ -30,6 +33,8 @@ class ObtainToken(ObtainAuthToken):
                 return Response({"detail": lockout_message()}, status=status.HTTP_429_TOO_MANY_REQUESTS)
             return Response(serializer.errors, status=status.HTTP_400_BAD_REQUEST)
         user = serializer.validated_data["user"]
+        if must_change(user):  # a token would let a one-time password go on working
+            return Response(error_body(REQUIRED, "password_change_required"), status=status.HTTP_403_FORBIDDEN)
         # A token is a login: the lockout's failure count for this user and address starts over.
         user_logged_in.send(sender=user.__class__, request=request._request, user=user)
         token = current_token(user)

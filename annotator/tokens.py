@@ -18,6 +18,8 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
+from feedback.models import OneTimePassword
+
 TOKEN_EXPIRED = "Token expired: obtain a new one from /api/auth/token/."  # noqa: S105 (a message)
 
 
@@ -71,6 +73,7 @@ def _note_password_change(sender, instance, raw: bool = False, update_fields=Non
 def _drop_token_after_password_change(sender, instance, **kwargs) -> None:
     if getattr(instance, "_annotator_password_changed", False):
         Token.objects.filter(user=instance).delete()
+        OneTimePassword.objects.filter(user=instance).delete()  # the user's own now (annotator.passwords)
         instance._annotator_password_changed = False
 
 

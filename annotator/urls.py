@@ -7,6 +7,7 @@ from django.urls import URLPattern, include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from annotator.health import healthz
+from annotator.passwords import PasswordChange
 from annotator.token_view import ObtainToken
 
 # Each app contributes its own API routes; all are mounted under /api/.
@@ -39,6 +40,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/password/", PasswordChange.as_view(), name="password_change"),
     path("admin/", admin.site.urls),
     path("api/", include(api_routes())),
     path("", include("feedback.urls")),

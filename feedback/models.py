@@ -168,6 +168,18 @@ class ProjectMembership(models.Model):
         return f"{self.user} — {self.role} in {self.project}"
 
 
+class OneTimePassword(models.Model):
+    """The user's password was chosen by someone else (a superuser adding them as a member with
+    *Create the user*, or ``project_member --create``): until it changes, they can only choose their
+    own (``annotator.passwords``). Removed by any change of the password (``annotator.tokens``)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"one-time password of user {self.user_id}"
+
+
 class Image(models.Model):
     """A project's image, known by its original file name.
 

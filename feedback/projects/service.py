@@ -26,7 +26,15 @@ from feedback.drafting import connections
 from feedback.drafting import versions as prompt_versions
 from feedback.drafting.models import Draft
 from feedback.errors import Conflict, InvalidInput, NotAllowed, NotFound, summary
-from feedback.models import ImportedFeedback, Project, ProjectMembership, ReviewOrder, Role, Sample
+from feedback.models import (
+    ImportedFeedback,
+    OneTimePassword,
+    Project,
+    ProjectMembership,
+    ReviewOrder,
+    Role,
+    Sample,
+)
 from feedback.review.claims import lease_end
 from feedback.review.disagreement import adjudication_recheck
 from feedback.review.models import Assignment, Revision
@@ -454,6 +462,7 @@ def member_add(
                 raise InvalidInput("username", f"{username!r} exists already: add it without creating a user")
             password = secrets.token_urlsafe(12)
             user = users.create_user(username=username, password=password)
+            OneTimePassword.objects.create(user=user)
         else:
             found = users.filter(username=username).first()
             if found is None:

@@ -47,4 +47,6 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         self.stdout.write(f"{username} added to {project.slug} as {role}.")
         if password:
-            self.stdout.write(f"One-time password for {username} (shown only now): {password}")
+            self.stdout.write(
+                f"One-time password for {username} (shown only now): {password} — they choose their own at first login"
+            )
