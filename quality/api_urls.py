@@ -8,6 +8,7 @@ urlpatterns = [
     path("projects/<slug:slug>/quality/", api.ProjectQuality.as_view(), name="api-quality"),
     path("projects/<slug:slug>/trials/", trial_api.TrialList.as_view(), name="api-trial-list"),
     path("projects/<slug:slug>/trials/<int:pk>/", trial_api.TrialDetail.as_view(), name="api-trial-detail"),
+    path("projects/<slug:slug>/trials/<int:pk>/cancel/", trial_api.TrialCancel.as_view(), name="api-trial-cancel"),
     path(
         "projects/<slug:slug>/trials/<int:pk>/variants/<str:label>/promote/",
         trial_api.TrialPromote.as_view(),

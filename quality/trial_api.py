@@ -89,7 +89,8 @@ class TrialFiguresSerializer(serializers.Serializer):
     variants = serializers.ListField(
         child=serializers.DictField(),
         help_text="Per variant: label, prompt_version, connection, model, temperature, send_image, drafts, done, "
-        "failed, open, failure_rate, repair_rate, reask_rate, tokens_in, tokens_out, cost, latency_ms {p50, p95}, "
+        "failed, cancelled (not drafted: the trial was cancelled), open, failure_rate, repair_rate, reask_rate, "
+        "tokens_in, tokens_out, cost, latency_ms {p50, p95}, "
         "gold (turns with a human final), agreement {kappa, within_1, exact}, criteria {criterion: agreement}, "
         "critique_distance, refinement_distance; rates and agreement as figures {value, n, ci, undefined}.",
     )
@@ -149,6 +150,23 @@ class TrialDetail(APIView):
     @extend_schema(responses={200: TrialFiguresSerializer}, description="The trial's figures, per variant.")
     def get(self, request, slug, pk):
         project = project_access(request.user, slug, *READERS).project
+        return Response(trial_figures(service.trial_get(project, pk)))
+
+
+class TrialCancel(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            200: TrialFiguresSerializer,
+            403: OpenApiResponse(ErrorSerializer, description="Not an admin of the project."),
+            409: OpenApiResponse(ErrorSerializer, description="The trial is not running (completed or cancelled)."),
+        },
+        description="Stop a running trial: drafts not yet under way are cancelled and never sent; those under way "
+        "finish and count.",
+    )
+    def post(self, request, slug, pk):
+        project = project_access(request.user, slug, Role.ADMIN).project
+        service.trial_cancel(trial=service.trial_get(project, pk))
         return Response(trial_figures(service.trial_get(project, pk)))
 
 

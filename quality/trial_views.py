@@ -1,6 +1,6 @@
 """Trial pages: the list with the new-trial form, and a trial's page with each variant's figures,
-the drafts of any sample side by side, and the button that makes a variant the project's default.
-Admins launch and promote; researchers read."""
+the drafts of any sample side by side, and the buttons that cancel a running trial and make a
+variant the project's default. Admins launch, cancel and promote; researchers read."""
 
 from __future__ import annotations
 
@@ -81,6 +81,14 @@ def trial_detail(request, slug, pk):
         context,
         polling=trial.state == Trial.State.RUNNING,
     )
+
+
+@require_POST
+def trial_cancel(request, slug, pk):
+    project = project_access(request.user, slug, Role.ADMIN).project
+    trial = service.trial_cancel(trial=service.trial_get(project, pk))  # a Conflict: a message and back
+    messages.info(request, f"Trial #{trial.pk} is cancelled: nothing more is sent; drafts under way finish.")
+    return redirect("quality:trial-detail", slug=project.slug, pk=trial.pk)
 
 
 @require_POST

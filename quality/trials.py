@@ -65,6 +65,7 @@ def trial_figures(trial: Trial) -> dict[str, Any]:
                 "drafts": fig.total,
                 "done": fig.done,
                 "failed": fig.failed,
+                "cancelled": fig.cancelled,
                 "open": fig.open,
                 "failure_rate": stats.proportion(fig.failed, finished),
                 "repair_rate": stats.proportion(fig.repaired, finished),

@@ -10,6 +10,7 @@ urlpatterns = [
     path("projects/<slug:slug>/quality/", views.quality_page, name="page"),
     path("projects/<slug:slug>/trials/", trial_views.trial_list, name="trial-list"),
     path("projects/<slug:slug>/trials/<int:pk>/", trial_views.trial_detail, name="trial-detail"),
+    path("projects/<slug:slug>/trials/<int:pk>/cancel/", trial_views.trial_cancel, name="trial-cancel"),
     path(
         "projects/<slug:slug>/trials/<int:pk>/variants/<str:label>/promote/",
         trial_views.trial_promote,

@@ -20,6 +20,7 @@ class Trial(models.Model):
     class State(models.TextChoices):
         RUNNING = "running", "Running"
         COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
 
     project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="trials")
     name = models.CharField(max_length=100, blank=True)
@@ -82,6 +83,7 @@ class TrialDraft(models.Model):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled with its trial"
 
     IN_FLIGHT = (State.QUEUED, State.RUNNING)
     OPEN = (State.PENDING, State.QUEUED, State.RUNNING)

@@ -53,6 +53,7 @@ class VariantFigures:
     total: int = 0
     done: int = 0
     failed: int = 0
+    cancelled: int = 0
     repaired: int = 0
     reasked: int = 0
     tokens_in: int = 0
@@ -67,7 +68,7 @@ class VariantFigures:
 
     @property
     def open(self) -> int:
-        return self.total - self.finished
+        return self.total - self.finished - self.cancelled
 
 
 def variant_figures(trial: Trial) -> list[VariantFigures]:
@@ -82,6 +83,7 @@ def variant_figures(trial: Trial) -> list[VariantFigures]:
             total=Count("id"),
             done=Count("id", filter=Q(state=TrialDraft.State.DONE)),
             failed=Count("id", filter=Q(state=TrialDraft.State.FAILED)),
+            cancelled=Count("id", filter=Q(state=TrialDraft.State.CANCELLED)),
             repaired=Count("id", filter=Q(status=CallStatus.REPAIRED)),
             reasked=Count("id", filter=Q(status=CallStatus.REASKED)),
             tokens_in=Sum("tokens_in"),
@@ -104,6 +106,7 @@ def variant_figures(trial: Trial) -> list[VariantFigures]:
                 total=row.get("total", 0),
                 done=row.get("done", 0),
                 failed=row.get("failed", 0),
+                cancelled=row.get("cancelled", 0),
                 repaired=row.get("repaired", 0),
                 reasked=row.get("reasked", 0),
                 tokens_in=row.get("tokens_in") or 0,

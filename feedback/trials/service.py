@@ -245,10 +245,15 @@ def _fill(trial_id: int, limit: int | None = None) -> int:
 def trial_item_run(*, draft_id: int, token: str) -> None:
     """Draft one turn with one variant. A stale message (its token replaced) does nothing."""
     now = timezone.now()
-    claimed = TrialDraft.objects.filter(pk=draft_id, token=token, state__in=TrialDraft.IN_FLIGHT).update(
+    mine = TrialDraft.objects.filter(pk=draft_id, token=token, state__in=TrialDraft.IN_FLIGHT)
+    claimed = mine.filter(variant__trial__state=Trial.State.RUNNING).update(
         state=TrialDraft.State.RUNNING, updated_at=now, lease_until=now + _running_lease()
     )
     if not claimed:
+        # Sent again just as its trial was cancelled (``_again`` racing ``trial_cancel``): it goes with it.
+        mine.filter(state=TrialDraft.State.QUEUED).exclude(variant__trial__state=Trial.State.RUNNING).update(
+            state=TrialDraft.State.CANCELLED, token="", lease_until=None, updated_at=now
+        )
         return
     row = TrialDraft.objects.select_related("variant__trial__project", "turn__sample__image").get(pk=draft_id)
     project = row.variant.trial.project
@@ -299,6 +304,27 @@ def trial_item_run(*, draft_id: int, token: str) -> None:
     _store(row, token, state=state, attempts=row.attempts + 1, **values)
 
 
+def trial_cancel(*, trial: Trial) -> Trial:
+    """Stops a running trial, so that it spends nothing more: its drafts not yet under way are
+    cancelled (a message already queued for one finds it so and does nothing); those under way
+    finish and are kept (none is sent again, even after a rate limit), and the figures compare
+    whatever came back. Only a running trial can be cancelled (Conflict)."""
+    with transaction.atomic():
+        locked = Trial.objects.select_for_update().get(pk=trial.pk)
+        if locked.state != Trial.State.RUNNING:
+            raise Conflict(f"the trial is {locked.get_state_display().lower()}: only a running trial can be cancelled")
+        now = timezone.now()
+        rows = TrialDraft.objects.filter(variant__trial_id=locked.pk)
+        # Not under way, or under way no more (its worker lost: past its lease, no watcher will send it again).
+        rows.filter(
+            Q(state__in=(TrialDraft.State.PENDING, TrialDraft.State.QUEUED))
+            | Q(state=TrialDraft.State.RUNNING, lease_until__lt=now)
+        ).update(state=TrialDraft.State.CANCELLED, token="", lease_until=None, updated_at=now)
+        locked.state, locked.finished_at = Trial.State.CANCELLED, now
+        locked.save(update_fields=["state", "finished_at"])
+    return locked
+
+
 def _again(row: TrialDraft, token: str, delay: float, *, error: str, attempt: bool = False) -> None:
     new_token = uuid.uuid4().hex
     changes: dict[str, Any] = {
@@ -309,9 +335,12 @@ def _again(row: TrialDraft, token: str, delay: float, *, error: str, attempt: bo
     }
     if attempt:
         changes["attempts"] = row.attempts + 1
+    mine = TrialDraft.objects.filter(pk=row.pk, token=token)
     with transaction.atomic():
-        if TrialDraft.objects.filter(pk=row.pk, token=token).update(updated_at=timezone.now(), **changes):
+        if mine.filter(variant__trial__state=Trial.State.RUNNING).update(updated_at=timezone.now(), **changes):
             send(TRIAL_ITEM_RUN, row.pk, new_token, countdown=delay + random.uniform(0, 0.5))
+        else:  # its trial was cancelled meanwhile: it is not tried again
+            mine.update(state=TrialDraft.State.CANCELLED, token="", lease_until=None, updated_at=timezone.now())
 
 
 def _store(row: TrialDraft, token: str, **values: Any) -> None:
@@ -392,6 +421,8 @@ def trial_promote(*, trial: Trial, variant: TrialVariant) -> Project:
     (through the project's settings, checked as any change of them is)."""
     if variant.trial_id != trial.pk:
         raise NotFound("No such variant in this trial.")
+    if trial.state == Trial.State.CANCELLED:
+        raise Conflict("the trial was cancelled before every draft was in: run a trial to its end to promote a variant")
     if trial.state != Trial.State.COMPLETED:
         raise Conflict("the trial is still running: promote a variant once every draft is in")
     cs = CallSettings.from_dict(variant.llm_settings)

@@ -495,3 +495,103 @@ def test_researchers_and_annotators_see_what_their_role_allows(project, research
     annotator = Client()
     annotator.force_login(annotator_user)
     assert annotator.get(url).status_code == 403
+
+
+# --- cancelling ---------------------------------------------------------------------------------
+
+
+def test_cancelling_stops_what_is_not_under_way_and_keeps_what_came_back(
+    project, admin_user, simulated, settings, django_capture_on_commit_callbacks
+):
+    settings.JOB_WINDOW = 3
+    SampleFactory.create_numbered(4, project=project, turns=1)
+    trial = service.trial_create(
+        project=project, user=admin_user, set={"kind": "random", "n": 4}, variants=[{}, {"temperature": 1.0}]
+    )
+    rows = TrialDraft.objects.filter(variant__trial=trial).order_by("pk")
+    first, second, third = rows[0], rows[1], rows[2]
+    service.trial_item_run(draft_id=first.pk, token=first.token)  # done; the fourth row is sent
+    # The second is under way (claimed by a worker), the rest queued or pending.
+    TrialDraft.objects.filter(pk=second.pk).update(state=TrialDraft.State.RUNNING)
+    cancelled = service.trial_cancel(trial=trial)
+    assert cancelled.state == Trial.State.CANCELLED and cancelled.finished_at is not None
+    assert list(rows.values_list("state", flat=True)) == ["done", "running"] + ["cancelled"] * 6
+    # A queued message delivered now finds its draft cancelled: no call.
+    service.trial_item_run(draft_id=third.pk, token=third.token)
+    assert TrialDraft.objects.get(pk=third.pk).calls == 0
+    # The draft under way meets a rate limit: it is not tried again, and nothing is sent.
+    with django_capture_on_commit_callbacks() as sent:
+        service._again(TrialDraft.objects.get(pk=second.pk), second.token, 1.0, error="")
+    assert not sent and TrialDraft.objects.get(pk=second.pk).state == TrialDraft.State.CANCELLED
+    figures = trial_figures(Trial.objects.get(pk=trial.pk))
+    assert [(v["done"], v["cancelled"], v["open"]) for v in figures["variants"]] == [(1, 3, 0), (0, 4, 0)]
+    with pytest.raises(Conflict, match="cancelled: only a running trial"):
+        service.trial_cancel(trial=trial)
+    with pytest.raises(Conflict, match="was cancelled"):
+        service.trial_promote(trial=Trial.objects.get(pk=trial.pk), variant=first.variant)
+    with django_capture_on_commit_callbacks(execute=True) as watched:
+        service.trial_watch(trial_id=trial.pk)
+    assert not watched  # no watcher goes on for a cancelled trial
+
+
+def test_a_draft_under_way_when_its_trial_is_cancelled_is_kept(project, admin_user, simulated):
+    SampleFactory.create_numbered(1, project=project, turns=1)
+    trial = service.trial_create(
+        project=project, user=admin_user, set={"kind": "random", "n": 1}, variants=[{}, {"temperature": 1.0}]
+    )
+    row = TrialDraft.objects.filter(variant__trial=trial).order_by("pk").first()
+    assert row is not None
+    TrialDraft.objects.filter(pk=row.pk).update(state=TrialDraft.State.RUNNING)
+    service.trial_cancel(trial=trial)
+    service._store(TrialDraft.objects.get(pk=row.pk), row.token, state=TrialDraft.State.DONE, calls=1)
+    assert TrialDraft.objects.get(pk=row.pk).state == TrialDraft.State.DONE
+    assert Trial.objects.get(pk=trial.pk).state == Trial.State.CANCELLED
+
+
+def test_admins_cancel_a_trial_through_the_api_and_the_page_others_may_not(
+    project, admin_user, researcher_user, simulated
+):
+    SampleFactory.create_numbered(2, project=project, turns=1)
+    variants = [{}, {"temperature": 1.0}]
+    make = {"project": project, "user": admin_user, "set": {"kind": "random", "n": 2}, "variants": variants}
+    by_api, by_page = service.trial_create(**make), service.trial_create(**make)  # eager, not yet run
+    api_url = reverse("api-trial-cancel", args=[project.slug, by_api.pk])
+    assert token_client(researcher_user).post(api_url).status_code == 403
+    done = token_client(admin_user).post(api_url)
+    assert done.status_code == 200 and done.json()["state"] == "cancelled"
+    assert [v["cancelled"] for v in done.json()["variants"]] == [2, 2]
+    again = token_client(admin_user).post(api_url)
+    assert again.status_code == 409 and again.json()["code"] == "conflict"
+    page = Client()
+    page.force_login(admin_user)
+    detail = reverse("quality:trial-detail", args=[project.slug, by_page.pk])
+    assert b'id="trial-cancel"' in page.get(detail).content
+    reader = Client()
+    reader.force_login(researcher_user)
+    assert b'id="trial-cancel"' not in reader.get(detail).content
+    assert reader.post(reverse("quality:trial-cancel", args=[project.slug, by_page.pk])).status_code == 403
+    posted = page.post(reverse("quality:trial-cancel", args=[project.slug, by_page.pk]), follow=True)
+    assert posted.status_code == 200 and b"is cancelled" in posted.content
+    assert b'id="trial-cancel"' not in posted.content and b"(2 cancelled)" in posted.content
+    assert Trial.objects.get(pk=by_page.pk).state == Trial.State.CANCELLED
+
+
+def test_cancelling_also_ends_drafts_whose_worker_was_lost_and_a_message_sent_in_the_race(
+    project, admin_user, simulated
+):
+    SampleFactory.create_numbered(2, project=project, turns=1)
+    trial = service.trial_create(
+        project=project, user=admin_user, set={"kind": "random", "n": 2}, variants=[{}, {"temperature": 1.0}]
+    )
+    rows = TrialDraft.objects.filter(variant__trial=trial).order_by("pk")
+    lost, raced = rows[0], rows[1]
+    past = timezone.now() - timedelta(seconds=1)
+    TrialDraft.objects.filter(pk=lost.pk).update(state=TrialDraft.State.RUNNING, lease_until=past)
+    TrialDraft.objects.filter(pk=raced.pk).update(state=TrialDraft.State.RUNNING)
+    service.trial_cancel(trial=trial)
+    assert TrialDraft.objects.get(pk=lost.pk).state == TrialDraft.State.CANCELLED
+    # A rate-limited retry that slipped past the cancellation: its message calls nothing.
+    TrialDraft.objects.filter(pk=raced.pk).update(state=TrialDraft.State.QUEUED, token="late")
+    service.trial_item_run(draft_id=raced.pk, token="late")
+    late = TrialDraft.objects.get(pk=raced.pk)
+    assert late.state == TrialDraft.State.CANCELLED and late.calls == 0
