@@ -27,7 +27,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import Resolver404, resolve, reverse, reverse_lazy
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from feedback.models import OneTimePassword
 from feedback.rest.errors import error_body
@@ -67,8 +67,9 @@ class PasswordChange(PasswordChangeView):
     success_url = reverse_lazy("feedback:project-list")
 
     def get_success_url(self) -> str:
-        wanted = self.request.POST.get("next", "")
-        if wanted.startswith("/") and not wanted.startswith("//") and len(wanted) <= 2000:
+        wanted = self.request.POST.get("next", "")[:2000]
+        request = self.request
+        if wanted and url_has_allowed_host_and_scheme(wanted, {request.get_host()}, require_https=request.is_secure()):
             return wanted
         return str(self.success_url)
 

@@ -62,11 +62,15 @@ def test_choosing_a_password_ends_it_and_goes_where_the_user_was_going(fresh):
     assert client.get("/api/projects/").status_code == 200
     assert Client().post("/api/auth/token/", {"username": "fresh", "password": NEW}).status_code == 200
     # An address elsewhere is no place to go back to.
-    again = client.post(
-        "/account/password/",
-        {"old_password": NEW, "new_password1": NEW + "x", "new_password2": NEW + "x", "next": "//elsewhere.example/"},
-    )
-    assert again.status_code == 302 and again["Location"] == "/"
+    current = NEW
+    for elsewhere in ("//elsewhere.example/", "/\\elsewhere.example/", "https://elsewhere.example/"):
+        chosen = current + "x"
+        again = client.post(
+            "/account/password/",
+            {"old_password": current, "new_password1": chosen, "new_password2": chosen, "next": elsewhere},
+        )
+        assert again.status_code == 302 and again["Location"] == "/", elsewhere
+        current = chosen
 
 
 def test_the_password_page_bounds_its_fields_and_refuses_the_same_password(fresh):
