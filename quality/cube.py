@@ -41,7 +41,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Floor, Least, TruncDate
 
 from feedback.models import Project
-from feedback.review.models import Decision
+from feedback.review.models import Decision, QueueState
 
 from .models import (
     FINAL_CELL_KEYS,
@@ -217,7 +217,13 @@ def _apply(model: type[Cell], keys: tuple[str, ...], sums: tuple[str, ...], proj
 
 def lock(project_id: int) -> None:
     """Bumps the project's figures version and holds its row lock to the end of the transaction:
-    call it, inside a transaction, before writing the project's summary rows or cells."""
+    call it, inside a transaction, before writing the project's summary rows or cells.
+
+    The project's queue state (``QueueState``) is locked first: a review submitted takes that lock
+    before its assignment's save reaches the receivers here, and a review whose last decision
+    submits it takes this one first (its revision's save) and that one after. Taken in one order
+    by every writer, two reviews finishing at once wait for each other instead of deadlocking."""
+    list(QueueState.objects.select_for_update().filter(project_id=project_id).values_list("pk"))
     states = QualityState.objects.filter(project_id=project_id)
     if not states.update(version=F("version") + 1):
         QualityState.objects.get_or_create(project_id=project_id)
